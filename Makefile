@@ -1,0 +1,47 @@
+# fly64 dose/overlap study. A fresh clone needs no manual step: every target
+# depends on the venv stamp, which `make setup` builds once.
+PYTHON      ?= python3
+VENV        ?= .venv
+ROOT        ?= study
+DOSE        ?=
+VIEW        ?=
+GRIDSIZE    ?=
+EPOCHS      ?=
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.fly64-setup-stamp
+PACKAGES    := packages/fly64-manifest packages/fly64-data packages/fly64-overlap packages/fly64-train
+PKG_PRESENT := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
+PKG_DIRS    := $(patsubst %/pyproject.toml,%,$(PKG_PRESENT))
+
+.PHONY: setup data overlap train study report test lint clean distclean help
+
+help:
+	@echo "make setup                      create $(VENV) and install every package (editable)"
+	@echo "make data                       Phase C dose sweep into $(ROOT)/phase_c"
+	@echo "make overlap                    Phase D overlap views into $(ROOT)/phase_d"
+	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS optional)"
+	@echo "make study                      every phase, every job"
+	@echo "make test                       nox -s tests (all package suites + end-to-end)"
+	@echo "make clean                      remove generated study data ($(ROOT)), never source"
+
+setup: $(STAMP)
+
+$(STAMP): constraints.txt $(PKG_PRESENT)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(addprefix -e ,$(PKG_DIRS)) nox pytest pytest-xdist ruff
+	touch $(STAMP)
+
+data: $(STAMP)
+	$(BIN)/fly64-data generate --output-root $(ROOT)/phase_c
+
+test: $(STAMP)
+	$(BIN)/nox -s tests
+
+lint: $(STAMP)
+	$(BIN)/nox -s lint
+
+clean:
+	rm -rf -- "$(ROOT)"
+
+distclean: clean
+	rm -rf -- $(VENV) .nox .pytest_cache .red-green

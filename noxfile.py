@@ -1,0 +1,104 @@
+"""Project sessions: tests, collect, red, green, lint.
+
+Sessions run in the environment that ``make setup`` built (``.venv``) instead of
+creating their own: torch alone is over a gigabyte, and every install path must
+go through the one root ``constraints.txt`` anyway. Run them as ``make test`` or
+``.venv/bin/nox -s <session>``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = sorted(p for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists())
+SELECTORS_FILE = ROOT / "tests" / "selectors.toml"
+RED_GREEN_LOGS = ROOT / ".red-green"
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "none"
+
+
+def _test_dirs() -> list[str]:
+    dirs = [str(p / "tests") for p in PACKAGES if (p / "tests").is_dir()]
+    dirs.append(str(ROOT / "tests"))
+    return dirs
+
+
+def _selectors() -> dict[str, list[str]]:
+    with SELECTORS_FILE.open("rb") as fh:
+        table = tomllib.load(fh).get("selectors", {})
+    return {name: list(ids) for name, ids in table.items()}
+
+
+def _collected_count(session: nox.Session, *targets: str) -> int:
+    out = session.run(
+        sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+        *targets, silent=True, success_codes=[0, 5],
+    )
+    match = re.search(r"(\d+) tests? collected", out or "")
+    return int(match.group(1)) if match else 0
+
+
+@nox.session(python=False)
+def tests(session: nox.Session) -> None:
+    """Every package suite plus the cross-package end-to-end tests, in parallel."""
+    args = session.posargs or ["-n", "auto"]
+    session.run(sys.executable, "-m", "pytest", *args, *_test_dirs())
+
+
+@nox.session(python=False)
+def collect(session: nox.Session) -> None:
+    """Fail if any package, or any registered selector, collects zero tests."""
+    empty = []
+    for target in [*(p / "tests" for p in PACKAGES), ROOT / "tests"]:
+        count = _collected_count(session, str(target))
+        session.log(f"{target.relative_to(ROOT)}: {count} tests")
+        if count == 0:
+            empty.append(str(target.relative_to(ROOT)))
+    for name, ids in _selectors().items():
+        count = _collected_count(session, *ids)
+        session.log(f"selector {name}: {count} tests")
+        if count == 0:
+            empty.append(f"selector {name}")
+    if empty:
+        session.error("collected zero tests: " + ", ".join(empty))
+
+
+def _run_selector(session: nox.Session, expect_pass: bool) -> None:
+    if len(session.posargs) != 1:
+        session.error(f"usage: nox -s {session.name} -- SELECTOR (one of {sorted(_selectors())})")
+    name = session.posargs[0]
+    selectors = _selectors()
+    if name not in selectors:
+        session.error(f"unknown selector {name!r} in {SELECTORS_FILE.name}; known: {sorted(selectors)}")
+    RED_GREEN_LOGS.mkdir(exist_ok=True)
+    log = RED_GREEN_LOGS / f"{session.name}-{name}.log"
+    codes = [0] if expect_pass else list(range(1, 256))
+    with log.open("w") as fh:
+        session.run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *selectors[name],
+                    stdout=fh, stderr=fh, success_codes=codes)
+    session.log(f"{name}: {'passed' if expect_pass else 'failed as expected'} (log: {log.relative_to(ROOT)})")
+
+
+@nox.session(python=False)
+def red(session: nox.Session) -> None:
+    """Run a named selector and require it to FAIL (write the test first)."""
+    _run_selector(session, expect_pass=False)
+
+
+@nox.session(python=False)
+def green(session: nox.Session) -> None:
+    """Run a named selector and require it to pass."""
+    _run_selector(session, expect_pass=True)
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff over packages, tests, benchmarks and this file."""
+    session.run(sys.executable, "-m", "ruff", "check", "packages", "tests", "benchmarks", "noxfile.py")

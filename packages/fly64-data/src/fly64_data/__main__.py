@@ -1,0 +1,3 @@
+from fly64_data.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from fly64_manifest.cli import main
+
+raise SystemExit(main())
