@@ -31,8 +31,21 @@ $(STAMP): constraints.txt $(PKG_PRESENT)
 	$(BIN)/python -m pip install --quiet -c constraints.txt $(addprefix -e ,$(PKG_DIRS)) nox pytest pytest-xdist ruff
 	touch $(STAMP)
 
+PHASE_C := $(ROOT)/phase_c/run_manifest.json
+PHASE_D := $(ROOT)/phase_d/overlap_manifest.json
+
 data: $(STAMP)
 	$(BIN)/fly64-data generate --output-root $(ROOT)/phase_c
+
+overlap: $(STAMP) $(PHASE_C)
+	$(BIN)/fly64-overlap --phase-c-root $(ROOT)/phase_c --output-root $(ROOT)/phase_d
+
+# File targets let `make overlap` / `make train` build missing upstream data once.
+$(PHASE_C): | $(STAMP)
+	$(BIN)/fly64-data generate --output-root $(ROOT)/phase_c
+
+$(PHASE_D): $(PHASE_C) | $(STAMP)
+	$(BIN)/fly64-overlap --phase-c-root $(ROOT)/phase_c --output-root $(ROOT)/phase_d
 
 test: $(STAMP)
 	$(BIN)/nox -s tests

@@ -13,10 +13,17 @@ from jsonschema import Draft202012Validator
 
 from fly64_manifest.io import ManifestError, read_json
 
-#: Artifact kind -> schema file name inside ``fly64_manifest/schemas``.
-KINDS: dict[str, str] = {
-    "run_manifest": "run_manifest.schema.json",
-}
+_SUFFIX = ".schema.json"
+
+
+def _discover_kinds() -> dict[str, str]:
+    folder = resources.files("fly64_manifest").joinpath("schemas")
+    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(_SUFFIX))
+    return {name[: -len(_SUFFIX)]: name for name in names}
+
+
+#: Artifact kind -> schema file name; a kind is ``schemas/<kind>.schema.json``.
+KINDS: dict[str, str] = _discover_kinds()
 
 
 @cache
