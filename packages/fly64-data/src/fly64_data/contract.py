@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fly64_manifest import atomic_write
 
 SCHEMA_VERSION = "1.0"
 
@@ -180,17 +180,8 @@ def write_dataset(path: str | os.PathLike, arrays: Mapping[str, Any], meta: Mapp
         validate_dataset(payload)
     except ContractError as exc:
         raise ContractError(f"{path}: refusing to write: {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_npz_deterministic(fh, payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as fh:
+        _write_npz_deterministic(fh, payload)
     return path
 
 
@@ -202,3 +193,4 @@ def _write_npz_deterministic(fh: Any, payload: Mapping[str, Any]) -> None:
             info.compress_type = zipfile.ZIP_STORED
             with zf.open(info, mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(payload[key]), allow_pickle=False)
+

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 class ManifestError(ValueError):
@@ -24,28 +26,43 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def write_json(path: str | os.PathLike, obj: Any, kind: str | None = None) -> Path:
-    """Validate ``obj`` against schema ``kind`` (if given), then write it atomically.
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
-    The document goes to a temporary file in the destination folder, is flushed
-    to disk, and replaces ``path`` by rename, so a reader never sees half a file
-    and a failure leaves the previous version in place.
+    A reader never sees half a file, and on any failure the temporary file is
+    removed and the previous version of ``path`` (if any) stays untouched.
     """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any, kind: str | None = None) -> Path:
+    """Validate ``obj`` against schema ``kind`` (if given), then write it atomically."""
     from fly64_manifest.schema import validate
 
     path = Path(path)
     if kind is not None:
         validate(obj, kind, source=str(path))
     text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        fh.write(text)
     return path
+
+
+def _default_mode() -> int:
+    """Permissions a plain ``open()`` would give (mkstemp's are owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
