@@ -106,7 +106,7 @@ def synthetic_object(size: int = DEFAULT_OBJECT_SIZE, seed: int = 42) -> np.ndar
 
 
 def synthetic_probe(n: int = 128) -> np.ndarray:
-    """A focused-beam probe: soft circular aperture (radius ~0.19 N) with defocus and coma.
+    """A focused-beam probe: soft circular aperture (radius ~0.19 N), defocus, coma, astigmatism.
 
     The coma term makes the probe not centro-symmetric, which removes the
     twin-image ambiguity a single-pattern model could otherwise fall into.
@@ -118,7 +118,9 @@ def synthetic_probe(n: int = 128) -> np.ndarray:
     r0 = 0.19 * n
     amplitude = 0.5 * (1.0 - np.tanh((r - r0) / (0.025 * n)))
     rho = r / r0
-    phase = 1.2 * rho**2 + 0.6 * rho**3 * np.cos(theta) + 0.3 * rho**2 * np.cos(2 * theta)
+    # Defocus spreads the far field over the detector (as a real focused beam
+    # slightly out of focus does); coma and astigmatism break the symmetry.
+    phase = 8.0 * rho**2 + 2.0 * rho**3 * np.cos(theta) + 1.0 * rho**2 * np.cos(2 * theta)
     return (amplitude * np.exp(1j * phase)).astype(np.complex64)
 
 

@@ -181,7 +181,8 @@ def _merge_previous(previous_path: Path, manifest: dict[str, Any]) -> list[dict[
     try:
         previous = validate(previous_path, "run_manifest")
     except ManifestError as exc:
-        raise ValueError(f"{previous_path}: existing manifest is unreadable ({exc}); use a fresh --output-root")
+        raise ValueError(f"{previous_path}: existing manifest is unreadable ({exc}); "
+                         "use a fresh --output-root") from None
     same = (previous["base_sample"]["sha256"] == manifest["base_sample"]["sha256"]
             and previous["parameters"]["patch_size"] == manifest["parameters"]["patch_size"])
     if not same:

@@ -5,4 +5,6 @@ from fly64_manifest.schema import KINDS, load_schema, validate
 
 __version__ = "0.1.0"
 
-__all__ = ["KINDS", "atomic_write", "ManifestError", "load_schema", "read_json", "validate", "write_json", "__version__"]
+__all__ = [
+    "KINDS", "ManifestError", "atomic_write", "load_schema", "read_json", "validate", "write_json", "__version__",
+]
