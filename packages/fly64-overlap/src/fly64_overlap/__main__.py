@@ -1,0 +1,3 @@
+from fly64_overlap.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""``fly64-overlap``: build the dense and sparse overlap views of a Phase C run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from fly64_data.contract import ContractError
+from fly64_data.design import get_study_design
+from fly64_manifest import ManifestError
+
+from fly64_overlap import __version__
+from fly64_overlap.views import OverlapConfig, OverlapError, build_views, default_min_positions
+
+PROG = "fly64-overlap"
+EXIT_DATA = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump), so errors read the same everywhere."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    design = get_study_design()
+    views = ", ".join(f"{name} (f = {f:g}, S = {design.spacing_thresholds[name]:g} px)"
+                      for name, f in design.overlap_views.items())
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Phase D of the fly64 study: derive the overlap views of every Phase C dose.\n\n"
+            f"views: {views}\n\n"
+            "For each dose, view and split (train, test) the scan positions are thinned to a subset\n"
+            "at least S = (1 - f) N apart (greedy in an order fixed by the design's subsampling seed,\n"
+            "so the same inputs always give the same views). The overlap actually reached is then\n"
+            "measured: probe diameter from probeGuess (95 % encircled |P|^2), nearest-neighbour,\n"
+            "image-based and gs2 group-based disc-overlap fractions."
+        ),
+        epilog=(
+            "output:\n"
+            "  <output-root>/dose_<int>/<view>/<view>_train.npz, <view>_test.npz, <view>_metrics.json\n"
+            "  <output-root>/overlap_manifest.json (every dose x view: ok, or skipped with a reason)\n"
+            "  A view whose train or test split keeps fewer than --min-positions positions is skipped\n"
+            "  and recorded in the manifest; that is not an error.\n\n"
+            "examples:\n"
+            "  fly64-overlap --phase-c-root study/phase_c --output-root study/phase_d\n"
+            "  fly64-overlap --phase-c-root study/phase_c --output-root study/phase_d --dose 1000 --view dense\n\n"
+            "exit status: 0 success, 1 bad or missing data (one line naming the file), 2 bad command line"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--phase-c-root", "--phase_c_root", dest="phase_c_root", type=Path, required=True,
+                        metavar="DIR", help="Phase C output folder (holds run_manifest.json and dose_<int>/)")
+    parser.add_argument("--output-root", "--output_root", dest="output_root", type=Path, required=True,
+                        metavar="DIR", help="folder to write the views into (created if missing)")
+    parser.add_argument("--dose", dest="doses", type=_positive_float, action="extend", nargs="+",
+                        metavar="D",
+                        help="Phase C dose(s) to process, in photons per pattern, e.g. --dose 1000 10000 "
+                             "(default: every dose in the run)")
+    parser.add_argument("--view", dest="views", action="extend", nargs="+", choices=list(design.overlap_views),
+                        metavar="VIEW", help=f"view(s) to build: {' | '.join(design.overlap_views)} "
+                                             "(default: all)")
+    parser.add_argument("--min-positions", "--min_positions", dest="min_positions", type=_positive_int,
+                        default=default_min_positions(design), metavar="K",
+                        help="fewest positions a split may keep before the view is skipped (default: "
+                             f"{default_min_positions(design)} = neighbor_count K + 1, the smallest split "
+                             "in which a gs2 group can be formed)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    args = build_parser().parse_args(argv)
+    config = OverlapConfig(
+        phase_c_root=args.phase_c_root,
+        output_root=args.output_root,
+        doses=tuple(args.doses) if args.doses else None,
+        views=tuple(dict.fromkeys(args.views)) if args.views else None,
+        min_positions=args.min_positions,
+        show_progress=sys.stderr.isatty(),
+    )
+    try:
+        manifest = build_views(config)
+    except (OverlapError, ContractError, ManifestError, OSError) as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_DATA
+    ok = [e for e in manifest["views"] if e["status"] == "ok"]
+    print(f"{PROG}: {len(ok)} view(s) written, {manifest['skipped_count']} skipped -> "
+          f"{Path(args.output_root) / 'overlap_manifest.json'}")
+    for skipped in manifest["skipped_views"]:
+        print(f"{PROG}: skipped dose {skipped['dose']:g} {skipped['view']}: {skipped['reason']}")
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
