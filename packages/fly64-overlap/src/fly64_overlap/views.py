@@ -232,9 +232,9 @@ def _build_view(dose: float, view: str, splits: dict[str, _SplitInput], config: 
     floor = config.effective_min_positions
     short = [s for s in SPLITS if selections[s].kept < floor]
     if short:
-        detail = "; ".join(f"{s} split keeps {selections[s].kept} of {splits[s].n}" for s in short)
+        detail = ", ".join(f"{s} keeps {selections[s].kept} of {splits[s].n} positions" for s in short)
         entry["status"] = "skipped"
-        entry["reason"] = (f"{detail} positions at spacing {spacing:g} px, fewer than --min-positions {floor} "
+        entry["reason"] = (f"at spacing {spacing:g} px {detail}, fewer than --min-positions {floor} "
                            f"(a gs2 group needs a seed and its K={design.neighbor_count} nearest neighbours)")
         return entry
 
