@@ -1,10 +1,43 @@
-"""Schemas and validation for the fly64 study's JSON artifacts."""
+"""Schemas, typed read-only loaders and verification for the fly64 study's JSON artifacts.
 
-from fly64_manifest.io import ManifestError, atomic_write, read_json, write_json
-from fly64_manifest.schema import KINDS, load_schema, validate
+Depends on jsonschema only (no numpy or torch), so comparison code can import it anywhere::
 
-__version__ = "0.1.0"
+    from fly64_manifest import Study
+    study = Study("study")
+    for job in study.jobs: ...
+    problems = study.verify()
+"""
+
+from fly64_manifest.io import ManifestError, atomic_write, read_json, sha256_file, write_json
+from fly64_manifest.loaders import (
+    load_overlap_manifest,
+    load_overlap_metrics,
+    load_run_manifest,
+    load_skip_summary,
+    load_training_manifest,
+)
+from fly64_manifest.models import (
+    DoseData,
+    FileRecord,
+    OverlapManifest,
+    OverlapView,
+    Producer,
+    RunManifest,
+    SkippedView,
+    SkipSummary,
+    TrainingJob,
+    TrainingManifest,
+)
+from fly64_manifest.schema import KINDS, load_schema, schema_version, validate
+from fly64_manifest.study import Lineage, Study
+from fly64_manifest.verify import Problem, verify
+
+__version__ = "0.2.0"
 
 __all__ = [
-    "KINDS", "ManifestError", "atomic_write", "load_schema", "read_json", "validate", "write_json", "__version__",
+    "KINDS", "DoseData", "FileRecord", "Lineage", "ManifestError", "OverlapManifest", "OverlapView", "Problem",
+    "Producer", "RunManifest", "SkipSummary", "SkippedView", "Study", "TrainingJob", "TrainingManifest",
+    "__version__", "atomic_write", "load_overlap_manifest", "load_overlap_metrics", "load_run_manifest",
+    "load_schema", "load_skip_summary", "load_training_manifest", "read_json", "schema_version",
+    "sha256_file", "validate", "verify", "write_json",
 ]

@@ -1,7 +1,8 @@
-"""Atomic JSON reading and writing."""
+"""Atomic JSON reading and writing, and file hashing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -16,6 +17,7 @@ class ManifestError(ValueError):
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """Parse the JSON file at ``path``; raise :class:`ManifestError` naming it if that fails."""
     path = Path(path)
     try:
         with path.open("r", encoding="utf-8") as fh:
@@ -24,6 +26,8 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ManifestError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read ({type(exc).__name__})") from None
 
 
 @contextmanager
@@ -66,3 +70,17 @@ def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> tuple[str, int]:
+    """Return ``(sha256 hex digest, size in bytes)`` of a file, read in chunks.
+
+    Bundles and NPZ files can be large; reading in fixed chunks keeps memory flat.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

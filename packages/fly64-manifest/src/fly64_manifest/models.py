@@ -1,0 +1,342 @@
+"""Frozen, typed views of the study's manifests.
+
+Every path here is absolute and already checked to lie inside the root that owns
+it. JSON objects are exposed as read-only mappings and arrays as tuples, so code
+holding a manifest cannot change what it believes the study recorded. ``raw`` keeps
+the whole validated document, including fields newer minor versions add.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from fly64_manifest.io import ManifestError
+
+#: The three views of the study, in report order.
+VIEWS: tuple[str, ...] = ("baseline", "dense", "sparse")
+
+
+def freeze(value: Any) -> Any:
+    """Read-only deep copy of a JSON value: dicts -> ``MappingProxyType``, lists -> tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain ``dict``/``list`` copy of a frozen JSON value (for ``json.dumps``)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+def same_dose(a: float, b: float) -> bool:
+    """Doses are recorded as JSON numbers; compare 1000 and 1000.0 as equal."""
+    return float(a) == float(b)
+
+
+@dataclass(frozen=True)
+class Producer:
+    """Package that wrote a document."""
+
+    package: str
+    version: str
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A data file recorded by Phase C or D, with the hash taken when it was written.
+
+    Attributes
+    ----------
+    path : Path
+        Absolute path.
+    recorded : str
+        The path as written in the manifest.
+    sha256, size_bytes, n_positions
+        As recorded (``None`` where the manifest does not record them).
+    """
+
+    path: Path
+    recorded: str
+    sha256: str | None
+    size_bytes: int | None
+    n_positions: int | None
+
+
+@dataclass(frozen=True)
+class SkippedView:
+    """A (dose, view) that has no data or job, and why. Phase D records no gridsize (``None``)."""
+
+    dose: float
+    view: str
+    gridsize: int | None
+    reason: str
+
+    @property
+    def key(self) -> tuple[float, str, int | None]:
+        return (float(self.dose), self.view, self.gridsize)
+
+
+# --------------------------------------------------------------------------- Phase C
+
+
+@dataclass(frozen=True)
+class DoseData:
+    """One dose of the Phase C sweep."""
+
+    dose: float
+    directory: Path
+    measured_mean_counts: float
+    intensity_scale: float
+    noise_seed: int
+    files: Mapping[str, FileRecord]
+
+    @property
+    def train(self) -> FileRecord:
+        return self.files["train"]
+
+    @property
+    def test(self) -> FileRecord:
+        return self.files["test"]
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """Phase C ``run_manifest.json``."""
+
+    path: Path
+    root: Path
+    schema_version: str
+    created: str
+    producer: Producer
+    doses: tuple[DoseData, ...]
+    raw: Mapping[str, Any] = field(repr=False)
+
+    def dose(self, dose: float) -> DoseData:
+        """The record of ``dose``; :class:`ManifestError` if the sweep has none."""
+        for entry in self.doses:
+            if same_dose(entry.dose, dose):
+                return entry
+        raise ManifestError(f"{self.path}: no dose {dose:g} (have {[d.dose for d in self.doses]})")
+
+    def files(self) -> tuple[FileRecord, ...]:
+        """Every recorded data file."""
+        return tuple(rec for entry in self.doses for rec in entry.files.values())
+
+
+# --------------------------------------------------------------------------- Phase D
+
+
+@dataclass(frozen=True)
+class OverlapView:
+    """One written (dose, view) of Phase D: its data files and measured-overlap metrics file.
+
+    ``files`` maps a split name (``train``/``test``) to its record; ``metrics_file``
+    is the record of ``<view>_metrics.json``, read with :meth:`OverlapManifest.metrics`.
+    ``raw`` holds the whole entry (counts, measured_overlap, sources, ...).
+    """
+
+    dose: float
+    view: str
+    files: Mapping[str, FileRecord]
+    metrics_file: FileRecord | None
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def metrics_path(self) -> Path | None:
+        return None if self.metrics_file is None else self.metrics_file.path
+
+    @property
+    def train(self) -> FileRecord | None:
+        return self.files.get("train")
+
+    @property
+    def test(self) -> FileRecord | None:
+        return self.files.get("test")
+
+
+@dataclass(frozen=True)
+class OverlapManifest:
+    """Phase D ``overlap_manifest.json``: the views written and the views skipped."""
+
+    path: Path
+    root: Path
+    schema_version: str | None
+    views: tuple[OverlapView, ...]
+    skipped_views: tuple[SkippedView, ...]
+    raw: Mapping[str, Any] = field(repr=False)
+
+    def view(self, dose: float, view: str) -> OverlapView:
+        """The written view for ``(dose, view)``; :class:`ManifestError` if absent or skipped."""
+        for entry in self.views:
+            if entry.view == view and same_dose(entry.dose, dose):
+                return entry
+        for skip in self.skipped_views:
+            if skip.view == view and same_dose(skip.dose, dose):
+                raise ManifestError(f"{self.path}: view {view} at dose {dose:g} was skipped: {skip.reason}")
+        raise ManifestError(f"{self.path}: no view {view} at dose {dose:g}")
+
+    def files(self) -> tuple[FileRecord, ...]:
+        """Every recorded file: data files and metrics files."""
+        return tuple(
+            rec for entry in self.views
+            for rec in (*entry.files.values(), *([entry.metrics_file] if entry.metrics_file else []))
+        )
+
+    def metrics(self, dose: float, view: str) -> Mapping[str, Any]:
+        """The validated ``<view>_metrics.json`` of ``(dose, view)``, read-only."""
+        from fly64_manifest.loaders import load_overlap_metrics
+
+        entry = self.view(dose, view)
+        if entry.metrics_path is None:
+            raise ManifestError(f"{self.path}: view {view} at dose {dose:g} records no metrics file")
+        return load_overlap_metrics(entry.metrics_path)
+
+
+# --------------------------------------------------------------------------- Phase E
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One trained (or attempted) model: a (dose, view, gridsize) of Phase E.
+
+    Attributes
+    ----------
+    dose, view, gridsize
+        The job key.
+    status : str
+        ``success``, ``failed``, ``dry_run`` or ``skipped``.
+    job_dir : Path
+        Absolute ``<artifact root>/dose_<int>/<view>/gs<g>``.
+    bundle_path : Path or None
+        Absolute path of ``wts.h5.zip``; with ``bundle_sha256`` and
+        ``bundle_size_bytes`` as recorded when it was written.
+    train_data_path, test_data_path : Path
+        Absolute paths of the data the model was trained and evaluated on.
+    metrics : Mapping or None
+        Evaluation scores, e.g. ``metrics["phase"]["ssim"]``; see :meth:`metric`.
+    """
+
+    dose: float
+    view: str
+    gridsize: int
+    status: str
+    job_dir: Path
+    data_root: str
+    train_data_path: Path
+    test_data_path: Path
+    log_path: Path
+    checkpoint_path: Path | None
+    bundle_path: Path | None
+    bundle_sha256: str | None
+    bundle_size_bytes: int | None
+    final_loss: float | None
+    epochs_completed: int
+    metrics: Mapping[str, Any] | None
+    error: str | None
+    duration_s: float
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def key(self) -> tuple[float, str, int]:
+        return (float(self.dose), self.view, self.gridsize)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def paths(self) -> Mapping[str, Path | None]:
+        """Every path of the job by name (absolute; ``None`` where not recorded)."""
+        return MappingProxyType({
+            "job_dir": self.job_dir,
+            "train_data": self.train_data_path,
+            "test_data": self.test_data_path,
+            "log": self.log_path,
+            "checkpoint": self.checkpoint_path,
+            "bundle": self.bundle_path,
+        })
+
+    def metric(self, component: str, name: str) -> float | None:
+        """``metrics[component][name]`` or ``None`` when the job has no such score."""
+        if self.metrics is None:
+            return None
+        value = self.metrics.get(component, {})
+        return value.get(name) if isinstance(value, Mapping) else None
+
+
+@dataclass(frozen=True)
+class SkipSummary:
+    """Phase E ``skip_summary.json``."""
+
+    path: Path
+    schema_version: str
+    timestamp: str
+    skipped_views: tuple[SkippedView, ...]
+    skipped_count: int
+
+
+@dataclass(frozen=True)
+class TrainingManifest:
+    """Phase E ``training_manifest.json``.
+
+    ``root`` is the artifact root: the folder holding the file, whatever the
+    recorded ``artifact_root`` says (a study can be moved as a whole).
+    """
+
+    path: Path
+    root: Path
+    schema_version: str
+    timestamp: str
+    producer: Producer
+    phase_c_root: Path
+    phase_d_root: Path
+    artifact_root: Path
+    filters: Mapping[str, tuple | None]
+    backend: str
+    dry_run: bool
+    jobs: tuple[TrainingJob, ...]
+    skipped_views: tuple[SkippedView, ...]
+    skipped_count: int
+    skip_summary_path: Path
+    raw: Mapping[str, Any] = field(repr=False)
+
+    def job(self, dose: float, view: str, gridsize: int | None = None) -> TrainingJob:
+        """The job of ``(dose, view)`` (and ``gridsize`` when a view was trained at several).
+
+        Raises
+        ------
+        ManifestError
+            No such job (saying so if the view was skipped), or several gridsizes match.
+        """
+        found = [
+            j for j in self.jobs
+            if j.view == view and same_dose(j.dose, dose) and (gridsize is None or j.gridsize == gridsize)
+        ]
+        if len(found) == 1:
+            return found[0]
+        what = f"{view} at dose {dose:g}" + (f" gs{gridsize}" if gridsize is not None else "")
+        if found:
+            raise ManifestError(f"{self.path}: several jobs for {what}; pass gridsize")
+        for skip in self.skipped_views:
+            if skip.view == view and same_dose(skip.dose, dose):
+                raise ManifestError(f"{self.path}: {what} was skipped: {skip.reason}")
+        raise ManifestError(f"{self.path}: no job for {what}")
+
+    def jobs_with_status(self, status: str) -> tuple[TrainingJob, ...]:
+        """Jobs whose status is ``status`` (``success``, ``failed``, ``dry_run``, ``skipped``)."""
+        return tuple(j for j in self.jobs if j.status == status)
+
+    @property
+    def doses(self) -> tuple[float, ...]:
+        """The distinct doses with a job or a skip, ascending."""
+        return tuple(sorted({float(j.dose) for j in self.jobs} | {float(s.dose) for s in self.skipped_views}))
