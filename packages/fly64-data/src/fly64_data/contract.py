@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fly64_manifest import atomic_write
 
 SCHEMA_VERSION = "1.0"
