@@ -1,0 +1,3 @@
+from fly64_train.cli import main
+
+raise SystemExit(main())

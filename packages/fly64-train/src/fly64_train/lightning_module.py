@@ -1,0 +1,67 @@
+"""The LightningModule wrapping :class:`~fly64_train.model.PtychoPINN`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from fly64_train.model import ModelConfig, PtychoPINN
+
+
+class PtychoPINNModule(L.LightningModule):
+    """Self-supervised PtychoPINN training: Poisson NLL of the observed diffraction.
+
+    Parameters
+    ----------
+    model_config : dict
+        :class:`ModelConfig` fields.
+    probe : (N, N) complex array
+        Fixed probe of the forward model (kept as a buffer, not a hyperparameter).
+    intensity_scale : float
+        The dataset's recorded ``s``; fixed.
+    lr : float
+        Adam learning rate.
+    plateau_factor, plateau_patience : float, int
+        ReduceLROnPlateau settings on the monitored loss.
+    monitor : str
+        ``"val_loss"`` when there is validation data, else ``"train_loss"``.
+    """
+
+    def __init__(self, model_config: dict[str, Any], probe: np.ndarray, intensity_scale: float,
+                 lr: float = 1e-3, plateau_factor: float = 0.5, plateau_patience: int = 2,
+                 monitor: str = "val_loss") -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["probe"])
+        self.model = PtychoPINN(ModelConfig.from_dict(model_config), probe, intensity_scale)
+
+    def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
+        return self.model.predict_object(diffraction)
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        offsets = batch["offsets"] if batch["diffraction"].shape[1] > 1 else None
+        return self.model.loss(batch["diffraction"], offsets)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch["diffraction"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch["diffraction"].shape[0])
+        return loss
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.model.predict_object(batch["diffraction"])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.hparams.plateau_factor, patience=self.hparams.plateau_patience)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor, "interval": "epoch"}}

@@ -1,0 +1,203 @@
+"""PtychoPINN: a CNN that maps diffraction to object patches, followed by fixed physics.
+
+The CNN (:class:`ObjectCNN`) is an encoder with two decoders: amplitude through
+a sigmoid, phase through ``pi * tanh``. It predicts an (N/2) x (N/2) object
+patch that is placed in the central support of an N x N frame (zeros
+outside). :class:`PtychoPINN` adds the probe and the physics layers so that
+the same module both reconstructs (``predict_object``) and simulates
+(``forward_intensity``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fly64_train import physics
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a PtychoPINN model.
+
+    Attributes
+    ----------
+    patch_size : int
+        N, the diffraction and object patch side (a multiple of ``2**depth``).
+    gridsize : int
+        1 or 2; the model sees and predicts ``gridsize**2`` patterns per group.
+    base_width : int
+        Channels of the first encoder level; level ``i`` has ``base_width * 2**i``.
+    depth : int
+        Number of 2x poolings in the encoder (the decoders upsample ``depth - 1``
+        times, ending at N/2).
+    convs_per_level : int
+        3x3 convolutions per encoder/decoder level.
+    support_fraction : float
+        Side of the predicted object support as a fraction of N.
+    """
+
+    patch_size: int = 128
+    gridsize: int = 1
+    base_width: int = 16
+    depth: int = 3
+    convs_per_level: int = 2
+    support_fraction: float = 0.5
+
+    @property
+    def group_size(self) -> int:
+        return self.gridsize**2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def check(self) -> None:
+        n, d = self.patch_size, self.depth
+        if d < 1 or n % (2**d):
+            raise ValueError(f"patch_size {n} must be divisible by 2**depth = {2**d}")
+        if abs(self.support_fraction - 0.5) > 1e-12:
+            raise ValueError(f"support_fraction must be 0.5 (the decoders end at N/2), got {self.support_fraction}")
+        if self.gridsize < 1 or self.base_width < 1 or self.convs_per_level < 1:
+            raise ValueError("gridsize, base_width and convs_per_level must be >= 1")
+
+
+def _conv_block(cin: int, cout: int, count: int) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for i in range(count):
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1), nn.ReLU(inplace=True)]
+    return layers
+
+
+class _Decoder(nn.Sequential):
+    def __init__(self, cfg: ModelConfig, channels_in: int) -> None:
+        layers: list[nn.Module] = []
+        cin = channels_in
+        for level in reversed(range(cfg.depth - 1)):
+            cout = cfg.base_width * 2**level
+            layers += _conv_block(cin, cout, cfg.convs_per_level)
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            cin = cout
+        layers += _conv_block(cin, cfg.base_width, 1)
+        layers.append(nn.Conv2d(cfg.base_width, cfg.group_size, 3, padding=1))
+        super().__init__(*layers)
+
+
+class ObjectCNN(nn.Module):
+    """Diffraction amplitudes (B, C, N, N) -> complex object patches (B, C, N, N).
+
+    The input is multiplied by a fixed ``input_scale`` so that activations do
+    not depend on the probe's power; the output is zero outside the support.
+    """
+
+    def __init__(self, cfg: ModelConfig, input_scale: float = 1.0) -> None:
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        enc: list[nn.Module] = []
+        cin = cfg.group_size
+        for level in range(cfg.depth):
+            cout = cfg.base_width * 2**level
+            enc += _conv_block(cin, cout, cfg.convs_per_level)
+            enc.append(nn.AvgPool2d(2))
+            cin = cout
+        self.encoder = nn.Sequential(*enc)
+        self.amplitude = _Decoder(cfg, cin)
+        self.phase = _Decoder(cfg, cin)
+        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform weights and zero biases, as in the original PtychoPINN."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(diffraction * self.input_scale)
+        amp = torch.sigmoid(self.amplitude(features))
+        phase = math.pi * torch.tanh(self.phase(features))
+        n = self.cfg.patch_size
+        pad = (n - amp.shape[-1]) // 2
+        obj = torch.polar(amp, phase)
+        return F.pad(obj, (pad, pad, pad, pad))
+
+
+class PtychoPINN(nn.Module):
+    """The CNN plus the fixed probe, support and physics of the forward model.
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+    probe : (N, N) complex array
+        The probe used by the forward model (fixed, not learned).
+    intensity_scale : float
+        The dataset's recorded scale ``s`` (counts = s^2 * intensity).
+    """
+
+    def __init__(self, cfg: ModelConfig, probe: np.ndarray | torch.Tensor, intensity_scale: float) -> None:
+        super().__init__()
+        probe_t = torch.as_tensor(np.asarray(probe), dtype=torch.complex64)
+        n = cfg.patch_size
+        if tuple(probe_t.shape) != (n, n):
+            raise ValueError(f"probe shape {tuple(probe_t.shape)} does not match patch_size {n}")
+        power = float((probe_t.abs() ** 2).sum())
+        if not power > 0:
+            raise ValueError("probe is identically zero")
+        # |F(P*O)| per pixel is about sqrt(sum |P|^2) / N for |O| ~ 1: scale inputs to O(1).
+        self.cnn = ObjectCNN(cfg, input_scale=n / math.sqrt(power))
+        self.cfg = cfg
+        self.register_buffer("probe", probe_t)
+        self.register_buffer("support", physics.support_mask(n, cfg.support_fraction))
+        self.register_buffer("intensity_scale", torch.tensor(float(intensity_scale), dtype=torch.float32))
+
+    def predict_object(self, diffraction: torch.Tensor) -> torch.Tensor:
+        """Object patches (B, C, N, N) complex, zero outside the central support."""
+        return self.cnn(diffraction)
+
+    def forward_intensity(self, obj_patches: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted far-field intensity of given object patches (merging gs2 groups)."""
+        return physics.forward_intensity(obj_patches, self.probe, offsets, self.support)
+
+    def forward(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """Diffraction -> predicted intensity: the self-supervised autoencoder path."""
+        return self.forward_intensity(self.predict_object(diffraction), offsets)
+
+    def loss(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """Poisson NLL in counts of the observed ``diffraction`` under the model's prediction."""
+        return physics.poisson_nll(self(diffraction, offsets), diffraction, self.intensity_scale)
+
+
+def gflop_per_group(cfg: ModelConfig) -> float:
+    """Forward GFLOP of the CNN for one group (2 per multiply-add, convolutions only)."""
+    n, w, c = cfg.patch_size, cfg.base_width, cfg.group_size
+    flops = 0.0
+    cin, size = c, n
+    for level in range(cfg.depth):
+        cout = w * 2**level
+        for i in range(cfg.convs_per_level):
+            flops += 2 * 9 * (cin if i == 0 else cout) * cout * size * size
+        cin, size = cout, size // 2
+    dec = 0.0
+    dcin = cin
+    for level in reversed(range(cfg.depth - 1)):
+        cout = w * 2**level
+        for i in range(cfg.convs_per_level):
+            dec += 2 * 9 * (dcin if i == 0 else cout) * cout * size * size
+        dcin, size = cout, size * 2
+    dec += 2 * 9 * dcin * w * size * size + 2 * 9 * w * c * size * size
+    return (flops + 2 * dec) / 1e9

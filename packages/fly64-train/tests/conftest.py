@@ -1,0 +1,69 @@
+"""Tiny real DATA-001 datasets made with the simulator's own physics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fly64_data.contract import utc_now, write_dataset
+from fly64_data.physics import extract_patches, far_field_intensity
+from fly64_data.sample import raster_scan, synthetic_object, synthetic_probe
+
+TINY_N = 32
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # The machine is shared: one intra-op thread keeps parallel test workers from fighting.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def simulate(n: int = TINY_N, object_size: int = 128, step: float = 8.0, dose: float | None = 1e4,
+             seed: int = 7) -> dict[str, np.ndarray | float]:
+    """Object, probe, positions, patches and diffraction; ``dose=None`` gives noiseless data."""
+    obj = synthetic_object(object_size, seed)
+    probe = synthetic_probe(n)
+    x, y = raster_scan(obj.shape, n, step, seed)
+    patches = extract_patches(obj, y, x, n)
+    intensity = far_field_intensity(probe * patches).astype(np.float64)
+    total = float(intensity.sum(axis=(1, 2)).mean())
+    scale = float(np.sqrt((dose or 1e4) / total))
+    if dose is None:
+        diffraction = np.sqrt(intensity).astype(np.float32)
+    else:
+        counts = np.random.default_rng(seed).poisson(intensity * scale**2)
+        diffraction = (np.sqrt(counts) / scale).astype(np.float32)
+    return {"object": obj, "probe": probe, "x": x, "y": y, "Y": patches, "intensity": intensity,
+            "diffraction": diffraction, "scale": scale}
+
+
+def write_npz(path: Path, sim: dict, rows: np.ndarray | None = None, **meta_overrides) -> Path:
+    rows = np.arange(sim["x"].size) if rows is None else rows
+    arrays = {
+        "diffraction": sim["diffraction"][rows], "Y": sim["Y"][rows],
+        "objectGuess": sim["object"], "probeGuess": sim["probe"],
+        "xcoords": sim["x"][rows].astype(np.float64), "ycoords": sim["y"][rows].astype(np.float64),
+        "scan_index": rows.astype(np.int64),
+    }
+    meta = {"schema_version": "1.0", "created": utc_now(), "producer": {"package": "tests", "version": "0"},
+            "dose": 1e4, "measured_mean_counts": 1e4, "intensity_scale": sim["scale"], "N": int(sim["probe"].shape[0]),
+            "seeds": {"simulation": 7}, "sources": [], "data_transformations": []}
+    meta.update(meta_overrides)
+    return write_dataset(path, arrays, meta)
+
+
+@pytest.fixture(scope="session")
+def tiny_sim() -> dict:
+    return simulate()
+
+
+@pytest.fixture(scope="session")
+def tiny_npz(tmp_path_factory, tiny_sim) -> Path:
+    """A noisy N = 32 training NPZ with the positions of the upper half of the scan."""
+    train = np.flatnonzero(tiny_sim["y"] < np.median(tiny_sim["y"]) + 1)
+    return write_npz(tmp_path_factory.mktemp("data") / "patched_train.npz", tiny_sim, train)
