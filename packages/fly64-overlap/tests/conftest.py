@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fly64_data.contract import sha256_file, write_dataset
 from fly64_data.physics import extract_patches, far_field_intensity
 from fly64_manifest import write_json

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from fly64_overlap.metrics import MetricsConfig, disc_overlap_fraction, measure_overlap
 from fly64_overlap.probe import measure_probe_diameter
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
-from fly64_overlap.selection import select_min_spacing, visiting_order
 from scipy.spatial.distance import pdist, squareform
+
+from fly64_overlap.selection import select_min_spacing, visiting_order
 
 
 def _jittered_raster(n_side, step=20.0, jitter=2.0, seed=0):

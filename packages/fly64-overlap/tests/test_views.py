@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import pdist
+
 from fly64_data.contract import sha256_file, validate_dataset, write_dataset
 from fly64_manifest import validate, write_json
 from fly64_overlap.cli import main
 from fly64_overlap.views import SPLITS
-from scipy.spatial.distance import pdist
 
 N = 16  # patch size of the conftest trees
 DENSE_S, SPARSE_S = 0.3 * N, 0.8 * N

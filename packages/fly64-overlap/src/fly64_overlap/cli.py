@@ -11,7 +11,6 @@ from typing import NoReturn
 from fly64_data.contract import ContractError
 from fly64_data.design import get_study_design
 from fly64_manifest import ManifestError
-
 from fly64_overlap import __version__
 from fly64_overlap.views import OverlapConfig, OverlapError, build_views, default_min_positions
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
+
 from fly64_data.contract import ContractError, load_npz, sha256_file, utc_now, validate_dataset, write_dataset
 from fly64_data.design import StudyDesign, dose_dirname, get_study_design
 from fly64_manifest import ManifestError, validate, write_json
-from tqdm import tqdm
-
 from fly64_overlap import __version__
 from fly64_overlap.metrics import MetricsConfig, measure_overlap
 from fly64_overlap.probe import ENERGY_FRACTION, ProbeDiameter, measure_probe_diameter
