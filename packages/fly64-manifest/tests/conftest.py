@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fly64_manifest import read_json, write_json
 
 DOSES = (1000.0, 10000.0)

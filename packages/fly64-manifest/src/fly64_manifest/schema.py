@@ -87,6 +87,9 @@ def _describe(err: ValidationError) -> str:
         # writer meant (a string that is not a valid path, not "also not null").
         meaningful = [e for e in err.context if e.validator != "type"] or list(err.context)
         return _describe(min(meaningful, key=lambda e: len(e.relative_path)))
+    if "then" in err.absolute_schema_path:
+        # if/then rules tie fields to a status (a successful job must record its bundle).
+        return f"{err.message} (required by the entry's status)"
     return err.message
 
 

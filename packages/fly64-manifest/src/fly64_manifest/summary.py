@@ -56,10 +56,13 @@ def format_table(rows: list[dict[str, Any]], metrics: tuple[tuple[str, str], ...
     cells = [[header for _, header in columns]]
     for row in rows:
         line = [_cell(row.get(key)) for key, _ in columns]
+        line[0] = f"{row['dose']:g}"  # doses are photon counts: 10000, not 1e+04
         if row["status"] == "skipped_view":
             line[4:] = [row.get("reason", "")]  # a skipped view has no results; say why instead
         cells.append(line)
-    widths = [max(len(line[i]) for line in cells if i < len(line)) for i in range(len(columns))]
+    # A skipped view's trailing reason spans the result columns, so it does not set their widths.
+    widths = [max(len(line[i]) for line in cells if len(line) == len(columns) or i < len(line) - 1)
+              for i in range(len(columns))]
     out = []
     for line in cells:
         if len(line) < len(columns):
