@@ -162,6 +162,20 @@ def test_file_failing_the_contract_leaves_output_untouched(phase_c, tmp_path, ca
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_failed_first_run_leaves_no_output_folder(phase_c, tmp_path, capsys):
+    bad = phase_c / "dose_1000" / "patched_train.npz"
+    arrays = _load(bad)
+    arrays.pop("Y")
+    np.savez(bad, **arrays)
+    run_manifest = json.loads((phase_c / "run_manifest.json").read_text())
+    run_manifest["doses"][0]["files"]["train"]["sha256"] = sha256_file(bad)
+    write_json(phase_c / "run_manifest.json", run_manifest, "run_manifest")
+    out = tmp_path / "new" / "phase_d"
+    assert _run(phase_c, out) == 1
+    assert "missing key 'Y'" in _one_error_line(capsys)
+    assert not out.exists()
+
+
 def test_file_changed_after_phase_c_is_refused(phase_c, tmp_path, capsys):
     train = phase_c / "dose_1000" / "patched_train.npz"
     arrays = _load(train)

@@ -313,11 +313,13 @@ def build_views(config: OverlapConfig) -> dict[str, Any]:
     root = Path(config.output_root)
     if root.exists() and not root.is_dir():
         raise OverlapError(f"{root}: output root exists and is not a folder")
+    made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / MANIFEST_NAME
-    previous = _previous_entries(manifest_path, run_sha)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    staging: Path | None = None
     try:
+        previous = _previous_entries(manifest_path, run_sha)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
         entries = []
         progress = tqdm(total=len(records) * len(views), desc="Phase D views", unit="view",
                         disable=not config.show_progress)
@@ -337,8 +339,13 @@ def build_views(config: OverlapConfig) -> dict[str, Any]:
         manifest = _manifest(design, config, run_manifest, run_sha, created, previous, entries)
         write_json(staging / MANIFEST_NAME, manifest, "overlap_manifest")
         _commit(staging, root, entries)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if made_root and not any(root.iterdir()):
+            root.rmdir()  # a failed first run leaves no empty output folder behind
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 
