@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from fly64_manifest import KINDS, ManifestError, load_schema, validate, write_json
 from fly64_manifest.cli import main
 
