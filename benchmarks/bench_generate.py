@@ -48,7 +48,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        run_sweep(sample, design, SweepConfig(Path(tmp), design.dose_list, 20.0, 960))
+        run_sweep(sample, design, SweepConfig(Path(tmp), design.dose_list, 20.0, 1152))
         elapsed = time.perf_counter() - t0
         size_mb = sum(p.stat().st_size for p in Path(tmp).rglob("*.npz")) / 2**20
     print(f"full sweep: {len(design.dose_list)} doses x {n} patterns = {total} in {elapsed:.2f} s "

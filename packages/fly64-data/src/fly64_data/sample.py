@@ -18,7 +18,7 @@ from scipy import ndimage
 from fly64_data.contract import ContractError, load_npz
 
 EMBEDDED_SOURCE = "embedded:fly64-synthetic-v1"
-DEFAULT_OBJECT_SIZE = 960
+DEFAULT_OBJECT_SIZE = 1152
 DEFAULT_SCAN_STEP = 20.0
 SCAN_JITTER = 2.0  # uniform +-px jitter of each raster position
 SCAN_MARGIN = 4  # px kept between the outermost patch and the object edge
