@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,17 @@ import pytest
 SMALL = ["--patch-size", "32", "--object-size", "192", "--scan-step", "8"]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which(args[0])
+def _script(name: str) -> str:
+    """A console script of the environment running the tests (the venv need not be on PATH)."""
+    beside = Path(sys.executable).parent / name
+    exe = str(beside) if beside.exists() else shutil.which(name)
     if exe is None:
-        pytest.fail(f"console script {args[0]} is not installed (run `make setup`)")
-    return subprocess.run([exe, *args[1:]], capture_output=True, text=True, check=False)
+        pytest.fail(f"console script {name} is not installed (run `make setup`)")
+    return exe
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([_script(args[0]), *args[1:]], capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")
