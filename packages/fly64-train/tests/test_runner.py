@@ -1,0 +1,164 @@
+"""The Phase E runner on a real tiny study (Phase C and D written by their own CLIs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fly64_data.cli import main as data_main
+from fly64_data.contract import sha256_file
+from fly64_manifest import validate
+from fly64_overlap.cli import main as overlap_main
+from fly64_train.matrix import build_matrix, filter_jobs
+from fly64_train.runner import StudyRunConfig, plan, run_study
+from fly64_train.study_cli import main as train_main
+
+TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--no-evaluate",
+              "--deterministic"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("study")
+    assert data_main(["generate", "--output-root", str(root / "phase_c"), "--patch-size", "32",
+                      "--object-size", "192", "--scan-step", "8"]) == 0
+    assert overlap_main(["--phase-c-root", str(root / "phase_c"), "--output-root", str(root / "phase_d")]) == 0
+    return root
+
+
+def _roots(study: Path, artifact: Path) -> list[str]:
+    return ["--phase-c-root", str(study / "phase_c"), "--phase-d-root", str(study / "phase_d"),
+            "--artifact-root", str(artifact)]
+
+
+def _manifest(artifact: Path) -> dict:
+    return validate(artifact / "training_manifest.json", "training_manifest")
+
+
+@pytest.mark.parametrize(
+    "filters, count",
+    [({}, 9), ({"doses": [1000.0]}, 3), ({"views": ["dense"]}, 3), ({"gridsizes": [2]}, 6),
+     ({"doses": [1e4], "views": ["sparse"], "gridsizes": [2]}, 1), ({"views": ["baseline"], "gridsizes": [2]}, 0)],
+)
+def test_matrix_and_filters(study, tmp_path, filters, count):
+    from fly64_data.design import get_study_design
+
+    assert len(build_matrix(get_study_design())) == 9
+    cfg = StudyRunConfig(study / "phase_c", study / "phase_d", tmp_path, **filters)
+    runnable, skipped = plan(cfg)
+    assert len(runnable) == count and skipped == []
+    assert len(filter_jobs(build_matrix(get_study_design()), filters.get("doses"), filters.get("views"),
+                           filters.get("gridsizes"))) == count
+
+
+def test_dry_run_writes_logs_and_both_manifests_and_trains_nothing(study, tmp_path, capsys):
+    artifact = tmp_path / "e"
+    assert train_main([*_roots(study, artifact), "--dry-run"]) == 0
+    manifest = _manifest(artifact)
+    assert manifest["dry_run"] is True and len(manifest["jobs"]) == 9
+    assert {j["result"]["status"] for j in manifest["jobs"]} == {"dry_run"}
+    for job in manifest["jobs"]:
+        log = (artifact / job["job_dir"] / job["log_path"]).read_text()
+        assert "dry run" in log and job["train_data_path"] in log
+    assert not list(artifact.rglob("*.zip")) and not list(artifact.rglob("*.ckpt"))
+    validate(artifact / "skip_summary.json", "skip_summary")
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("(9 jobs, 0 skipped)")
+
+
+def test_missing_sparse_view_is_skipped_and_recorded_identically(study, tmp_path):
+    phase_d = tmp_path / "phase_d"
+    shutil.copytree(study / "phase_d", phase_d)
+    shutil.rmtree(phase_d / "dose_10000" / "sparse")
+    artifact = tmp_path / "e"
+    assert train_main(["--phase-c-root", str(study / "phase_c"), "--phase-d-root", str(phase_d),
+                       "--artifact-root", str(artifact), "--dry-run"]) == 0
+    manifest = _manifest(artifact)
+    summary = validate(artifact / "skip_summary.json", "skip_summary")
+    assert manifest["skipped_views"] == summary["skipped_views"]
+    assert manifest["skipped_count"] == summary["skipped_count"] == 1
+    skip = manifest["skipped_views"][0]
+    assert (skip["dose"], skip["view"], skip["gridsize"]) == (10000.0, "sparse", 2)
+    assert "not found" in skip["reason"] and "sparse" in skip["reason"]
+    assert manifest["skip_summary_path"] == "skip_summary.json"
+    assert len(manifest["jobs"]) == 8
+
+
+def test_upsert_keeps_jobs_of_earlier_runs(study, tmp_path):
+    artifact = tmp_path / "e"
+    assert train_main([*_roots(study, artifact), "--dry-run", "--dose", "1000", "--view", "baseline"]) == 0
+    assert train_main([*_roots(study, artifact), "--dry-run", "--dose", "1000", "--view", "dense"]) == 0
+    jobs = {(j["dose"], j["view"]) for j in _manifest(artifact)["jobs"]}
+    assert jobs == {(1000.0, "baseline"), (1000.0, "dense")}
+
+
+def test_real_training_through_the_cli(study, tmp_path, capsys):
+    artifact = tmp_path / "e"
+    assert train_main([*_roots(study, artifact), "--dose", "1000", "--view", "baseline", "dense",
+                       *TINY_TRAIN]) == 0
+    out = capsys.readouterr().out
+    manifest = _manifest(artifact)
+    assert [j["view"] for j in manifest["jobs"]] == ["baseline", "dense"]
+    for job in manifest["jobs"]:
+        result = job["result"]
+        assert result["status"] == "success" and result["epochs_completed"] >= 1
+        bundle = artifact / job["job_dir"] / result["bundle_path"]
+        assert result["bundle_sha256"] == sha256_file(bundle)
+        assert result["bundle_size_bytes"] == bundle.stat().st_size
+        assert (artifact / job["job_dir"] / result["checkpoint_path"]).is_file()
+        line = next(x for x in out.splitlines() if f"view {job['view']} " in x and "bundle" in x)
+        match = re.search(r"dose (\S+) view (\S+) gs(\d): bundle (\S+) sha256 ([0-9a-f]{64}) size (\d+) bytes", line)
+        assert match and float(match[1]) == job["dose"] and match[2] == job["view"]
+        assert Path(match[4]) == bundle
+        assert match[5] == result["bundle_sha256"] and int(match[6]) == result["bundle_size_bytes"]
+    assert f"{artifact / 'training_manifest.json'} (2 jobs, 0 skipped)" in out.splitlines()[-1]
+
+
+def test_a_failing_job_is_recorded_and_the_others_still_run(study, tmp_path, capsys):
+    phase_d = tmp_path / "phase_d"
+    shutil.copytree(study / "phase_d", phase_d)
+    broken = phase_d / "dose_1000" / "dense" / "dense_train.npz"
+    broken.write_bytes(broken.read_bytes()[:4000])
+    artifact = tmp_path / "e"
+    code = train_main(["--phase-c-root", str(study / "phase_c"), "--phase-d-root", str(phase_d),
+                       "--artifact-root", str(artifact), "--dose", "1000", "--view", "baseline", "dense",
+                       *TINY_TRAIN])
+    assert code == 1
+    jobs = {j["view"]: j["result"] for j in _manifest(artifact)["jobs"]}
+    assert jobs["baseline"]["status"] == "success"
+    assert jobs["dense"]["status"] == "failed" and "dense_train.npz" in jobs["dense"]["error"]
+    assert "FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [(["--dose", "500"], "--dose 500 is not in the study design"),
+                                           (["--view", "medium"], "--view medium is not in the study design")])
+def test_unknown_dose_or_view_is_a_usage_error(study, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        train_main([*_roots(study, tmp_path / "e"), *args])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def test_missing_phase_c_file_is_an_error_with_nothing_written(study, tmp_path, capsys):
+    phase_c = tmp_path / "phase_c"
+    shutil.copytree(study / "phase_c", phase_c)
+    (phase_c / "dose_1000" / "patched_test.npz").unlink()
+    artifact = tmp_path / "e"
+    assert train_main(["--phase-c-root", str(phase_c), "--phase-d-root", str(study / "phase_d"),
+                       "--artifact-root", str(artifact), "--dry-run"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "patched_test.npz" in err and "Phase C file not found" in err and "\n" not in err
+    assert not artifact.exists()
+
+
+def test_run_study_returns_outcome(study, tmp_path):
+    out = io.StringIO()
+    cfg = StudyRunConfig(study / "phase_c", study / "phase_d", tmp_path / "e", doses=[1e5], dry_run=True)
+    outcome = run_study(cfg, out=out)
+    assert outcome.failed == 0 and len(outcome.jobs) == 3
+    assert json.loads(outcome.manifest_path.read_text())["filters"]["dose"] == [1e5]
