@@ -1,4 +1,4 @@
-"""``fly64-train`` command line (one job; the study runner adds its own subcommands)."""
+"""``fly64-train`` command line: the Phase E study runner (default) and ``train-one``."""
 
 from __future__ import annotations
 
@@ -36,7 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+SUBCOMMANDS = ("train-one",)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch: ``fly64-train <subcommand> ...`` or, by default, the Phase E study runner."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("--version",)):
+        from fly64_train.study_cli import main as study_main
+
+        return study_main(argv)
     args = _parser().parse_args(argv)
     if args.command == "train-one":
         return _train_one(args)
