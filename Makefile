@@ -40,6 +40,19 @@ data: $(STAMP)
 overlap: $(STAMP) $(PHASE_C)
 	$(BIN)/fly64-overlap --phase-c-root $(ROOT)/phase_c --output-root $(ROOT)/phase_d
 
+# Filters for `make train`; empty means every job.
+TRAIN_ARGS = $(if $(DOSE),--dose $(DOSE)) $(if $(VIEW),--view $(VIEW)) $(if $(GRIDSIZE),--gridsize $(GRIDSIZE)) \
+             $(if $(EPOCHS),--max-epochs $(EPOCHS))
+# A baseline-only run needs no Phase D views.
+TRAIN_NEEDS = $(PHASE_C) $(if $(filter-out baseline,$(or $(VIEW),all)),$(PHASE_D))
+PHASE_E_ARGS = --phase-c-root $(ROOT)/phase_c --phase-d-root $(ROOT)/phase_d --artifact-root $(ROOT)/phase_e
+
+train: $(STAMP) $(TRAIN_NEEDS)
+	$(BIN)/fly64-train $(PHASE_E_ARGS) $(TRAIN_ARGS)
+
+study: $(STAMP) $(PHASE_D)
+	$(BIN)/fly64-train $(PHASE_E_ARGS) $(if $(EPOCHS),--max-epochs $(EPOCHS))
+
 # File targets let `make overlap` / `make train` build missing upstream data once.
 $(PHASE_C): | $(STAMP)
 	$(BIN)/fly64-data generate --output-root $(ROOT)/phase_c
