@@ -8,7 +8,6 @@ shape/dtype.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fly64_manifest import atomic_write
+from fly64_manifest import sha256_file as file_digest
 
 SCHEMA_VERSION = "1.0"
 
@@ -161,12 +161,9 @@ def utc_now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in chunks)."""
+    return file_digest(path)[0]
 
 
 def write_dataset(path: str | os.PathLike, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
