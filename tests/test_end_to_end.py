@@ -1,4 +1,8 @@
-"""Cross-package end-to-end: the console scripts chained as a user runs them."""
+"""Cross-package end-to-end: the console scripts chained as a user (and `make`) runs them.
+
+Phase C -> Phase D -> Phase E on a tiny study written by the real writers, then
+the downstream checks of fly64-manifest on what they produced.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import numpy as np
 import pytest
 
 SMALL = ["--patch-size", "32", "--object-size", "192", "--scan-step", "8"]
+TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--deterministic"]
 
 
 def _script(name: str) -> str:
@@ -28,14 +33,22 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def phase_c(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("study") / "phase_c"
-    proc = _run("fly64-data", "generate", "--output-root", str(root), *SMALL)
-    assert proc.returncode == 0, proc.stderr
+def study(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("study")
+    steps = [
+        ("fly64-data", "generate", "--output-root", str(root / "phase_c"), *SMALL),
+        ("fly64-overlap", "--phase-c-root", str(root / "phase_c"), "--output-root", str(root / "phase_d")),
+        ("fly64-train", "--phase-c-root", str(root / "phase_c"), "--phase-d-root", str(root / "phase_d"),
+         "--artifact-root", str(root / "phase_e"), "--dose", "1000", *TINY_TRAIN),
+    ]
+    for step in steps:
+        proc = _run(*step)
+        assert proc.returncode == 0, f"{step[0]} failed:\n{proc.stdout}\n{proc.stderr}"
     return root
 
 
-def test_phase_c_outputs_validate_with_the_manifest_cli(phase_c):
+def test_phase_c_outputs_validate_with_the_manifest_cli(study):
+    phase_c = study / "phase_c"
     proc = _run("fly64-manifest", "validate", str(phase_c / "run_manifest.json"))
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((phase_c / "run_manifest.json").read_text())
@@ -46,3 +59,40 @@ def test_phase_c_outputs_validate_with_the_manifest_cli(phase_c):
                 assert npz["diffraction"].shape[0] == frec["n_positions"]
             proc = _run("fly64-data", "validate", str(path))
             assert proc.returncode == 0, proc.stderr
+
+
+def test_every_manifest_validates(study):
+    for path in [study / "phase_c/run_manifest.json", study / "phase_d/overlap_manifest.json",
+                 study / "phase_e/training_manifest.json", study / "phase_e/skip_summary.json",
+                 *study.glob("phase_d/dose_*/*/*_metrics.json")]:
+        proc = _run("fly64-manifest", "validate", str(path))
+        assert proc.returncode == 0, f"{path}: {proc.stderr}"
+
+
+def test_downstream_study_view_ties_the_phases_together(study):
+    from fly64_manifest import Study
+
+    s = Study(study)
+    assert s.verify() == []
+    jobs = {(job.dose, job.view): job for job in s.jobs}
+    assert set(jobs) == {(1000.0, "baseline"), (1000.0, "dense"), (1000.0, "sparse")}
+    for job in jobs.values():
+        assert job.status == "success" and job.bundle_path.is_file()
+        lineage = s.lineage(job)
+        assert lineage is not None
+    proc = _run("fly64-manifest", "verify", str(study))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _run("fly64-manifest", "summary", str(study), "--json")
+    assert proc.returncode == 0 and len(json.loads(proc.stdout)) == 3
+
+
+def test_verify_catches_a_modified_bundle(study, tmp_path):
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    bundle = next(copy.glob("phase_e/dose_1000/baseline/gs1/wts.h5.zip"))
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    proc = _run("fly64-manifest", "verify", str(copy))
+    assert proc.returncode == 1
+    assert "wts.h5.zip" in proc.stdout + proc.stderr and "sha256" in (proc.stdout + proc.stderr)
