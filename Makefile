@@ -20,7 +20,8 @@ help:
 	@echo "make data                       Phase C dose sweep into $(ROOT)/phase_c"
 	@echo "make overlap                    Phase D overlap views into $(ROOT)/phase_d"
 	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS optional)"
-	@echo "make study                      every phase, every job"
+	@echo "make study                      every phase, every job, evaluation and the report (MAX_TIME=DD:HH:MM:SS per job)"
+	@echo "make report                     $(ROOT)/report: table, metrics.csv and figures from $(ROOT)/phase_e"
 	@echo "make test                       nox -s tests (all package suites + end-to-end)"
 	@echo "make clean                      remove generated study data ($(ROOT)), never source"
 
@@ -51,7 +52,11 @@ train: $(STAMP) $(TRAIN_NEEDS)
 	$(BIN)/fly64-train $(PHASE_E_ARGS) $(TRAIN_ARGS)
 
 study: $(STAMP) $(PHASE_D)
-	$(BIN)/fly64-train $(PHASE_E_ARGS) $(if $(EPOCHS),--max-epochs $(EPOCHS))
+	$(BIN)/fly64-train $(PHASE_E_ARGS) $(if $(EPOCHS),--max-epochs $(EPOCHS)) $(if $(MAX_TIME),--max-time $(MAX_TIME))
+	$(BIN)/fly64-train report --artifact-root $(ROOT)/phase_e --output $(ROOT)/report
+
+report: $(STAMP)
+	$(BIN)/fly64-train report --artifact-root $(ROOT)/phase_e --output $(ROOT)/report
 
 # File targets let `make overlap` / `make train` build missing upstream data once.
 $(PHASE_C): | $(STAMP)

@@ -33,10 +33,51 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints/last.ckpt exists")
     one.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: only on a terminal)")
+    _add_evaluate(sub)
+    _add_report(sub)
     return parser
 
 
-SUBCOMMANDS = ("train-one",)
+EVALUATE_EPILOG = """\
+Re-scores the bundle of every successful job in <artifact-root>/training_manifest.json on the job's
+test split: rewrites <job dir>/reconstruction.npz and reconstruction.png and updates the job's
+"metrics" in the manifest (atomically, under the runner's lock). A bundle whose sha256 differs from
+the manifest is refused. Metric definitions: docs/evaluation.md.
+
+example:
+  fly64-train evaluate --artifact-root study/phase_e --dose 1000 --view dense"""
+
+REPORT_EPILOG = """\
+Writes report.md (dose x view table), metrics.csv, metric_vs_dose.png, reconstructions.png and
+reconstructions_amplitude.png into --output, from the manifest and each job's reconstruction.npz.
+
+example:
+  fly64-train report --artifact-root study/phase_e --output study/report"""
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evaluate", help="re-evaluate existing bundles and update the manifest's metrics",
+                        description="Phase E+: reconstruct each job's test split from its bundle and score it "
+                                    "against the ground truth.",
+                        epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("--artifact-root", "--artifact_root", required=True,
+                    help="Phase E folder holding training_manifest.json")
+    ev.add_argument("--dose", nargs="+", type=float, metavar="D", help="only these doses (default: all)")
+    ev.add_argument("--view", nargs="+", metavar="VIEW", help="only these views: baseline dense sparse")
+    ev.add_argument("--batch-size", "--batch_size", type=int, default=32, metavar="N",
+                    help="groups per forward pass (default: 32)")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    rep = sub.add_parser("report", help="write the study report (table, metrics.csv, figures)",
+                         description="The fly64 study report from a Phase E artifact root.",
+                         epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("--artifact-root", "--artifact_root", required=True,
+                     help="Phase E folder holding training_manifest.json")
+    rep.add_argument("--output", required=True, help="folder for the report files (created if needed)")
+
+
+SUBCOMMANDS = ("train-one", "evaluate", "report")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +90,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train-one":
         return _train_one(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if args.command == "report":
+        return _report(args)
     return 2
+
+
+def _error(message: str) -> int:
+    print(f"fly64-train: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 1
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fly64_data.contract import ContractError
+    from fly64_data.design import get_study_design
+    from fly64_manifest import ManifestError, load_training_manifest, sha256_file
+    from fly64_train.bundle import BundleError
+    from fly64_train.evaluate import EvaluationConfig, evaluate_job
+    from fly64_train.runner import update_job_metrics
+
+    try:
+        manifest = load_training_manifest(args.artifact_root)
+    except ManifestError as exc:
+        return _error(str(exc))
+    design = get_study_design()
+    doses = None if args.dose is None else {float(d) for d in args.dose}
+    jobs = [j for j in manifest.jobs_with_status("success")
+            if (doses is None or float(j.dose) in doses) and (args.view is None or j.view in args.view)]
+    if not jobs:
+        return _error(f"{manifest.path}: no successful job matches the filters")
+    sigma = float(design.metrics_config.get("ms_ssim_sigma", 1.0))
+    updates = {}
+    for job in jobs:
+        where = f"dose {job.dose:g} {job.view} gs{job.gridsize}"
+        try:
+            digest, _ = sha256_file(job.bundle_path)
+            if digest != job.bundle_sha256:
+                return _error(f"{job.bundle_path}: sha256 {digest} does not match the manifest's "
+                              f"{job.bundle_sha256}")
+            metrics = evaluate_job(job.bundle_path, job.test_data_path, job.job_dir,
+                                   EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size),
+                                   title=f"{where} (test split)")
+        except FileNotFoundError as exc:
+            return _error(f"{exc.filename}: file not found")
+        except (BundleError, ContractError, ValueError, OSError) as exc:
+            return _error(str(exc))
+        updates[job.key] = metrics
+        amp, ph = metrics["amplitude"], metrics["phase"]
+        print(f"{where}: amplitude SSIM {amp['ssim']:.3f} MS-SSIM {amp['ms_ssim']:.3f}; "
+              f"phase SSIM {ph['ssim']:.3f} MS-SSIM {ph['ms_ssim']:.3f} -> {job.job_dir}")
+    path = update_job_metrics(manifest.root, updates)
+    print(f"manifest: {path} ({len(updates)} job(s) evaluated)")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fly64_manifest import ManifestError
+    from fly64_train.report import write_report
+
+    try:
+        report = write_report(args.artifact_root, args.output)
+    except ManifestError as exc:
+        return _error(str(exc))
+    except (ValueError, OSError) as exc:
+        return _error(f"{args.output}: {exc}")
+    for path in report.files.values():
+        print(path)
+    return 0
 
 
 def _train_one(args: argparse.Namespace) -> int:

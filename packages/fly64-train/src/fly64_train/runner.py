@@ -177,19 +177,61 @@ def _train_and_evaluate(item: Resolved, train_cfg: dict[str, Any], cfg: StudyRun
                   checkpoint_path=summary.get("checkpoint_path"), bundle_path=summary["bundle_path"],
                   bundle_sha256=summary["bundle_sha256"], bundle_size_bytes=summary["bundle_size_bytes"])
     if cfg.evaluate:
-        result["metrics"] = _evaluate(item, Path(train_cfg["job_dir"]), summary, log)
+        result["metrics"] = _evaluate(item, Path(train_cfg["job_dir"]), summary, log, train_cfg)
     return result
 
 
-def _evaluate(item: Resolved, job_dir: Path, summary: dict[str, Any], log: logging.Logger) -> dict[str, Any] | None:
-    """Score the bundle on the test split, if the evaluation module is available."""
+def _evaluate(item: Resolved, job_dir: Path, summary: dict[str, Any], log: logging.Logger,
+              train_cfg: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Score the bundle on the test split; ``None`` if evaluation is unavailable or fails.
+
+    An evaluation failure does not fail the job (its bundle is good): the
+    traceback goes to ``train.log``, ``metrics`` stays null, and
+    ``fly64-train evaluate`` can score the bundle later.
+    """
     try:
-        from fly64_train.evaluate import evaluate_job
+        from fly64_train.evaluate import EvaluationConfig, evaluate_job
     except ImportError:
         return None
-    metrics = evaluate_job(job_dir / summary["bundle_path"], item.test_path, job_dir)
+    train_cfg = train_cfg or {}
+    sigma = float(get_study_design().metrics_config.get("ms_ssim_sigma", 1.0))
+    cfg = EvaluationConfig(ms_ssim_sigma=sigma, neighbor_count=train_cfg.get("neighbor_count"),
+                           grouping_seed=train_cfg.get("grouping_seed"))
+    try:
+        metrics = evaluate_job(job_dir / summary["bundle_path"], item.test_path, job_dir, cfg,
+                               title=f"{item.job.label()} (test split)")
+    except Exception:  # noqa: BLE001 - a scoring problem must not turn a trained job into a failed one
+        log.error("evaluation FAILED (metrics left null):\n%s", traceback.format_exc())
+        return None
     log.info("metrics: %s", json.dumps(metrics, sort_keys=True))
     return metrics
+
+
+def update_job_metrics(artifact_root: str | os.PathLike,
+                       metrics: dict[tuple[float, str, int], dict[str, Any] | None]) -> Path:
+    """Set ``result.metrics`` of existing manifest entries (keyed by dose, view, gridsize).
+
+    Read-modify-write under the root lock, validated and atomic like every
+    manifest write; entries not named in ``metrics`` are left as they are.
+
+    Raises
+    ------
+    KeyError
+        If a key names no job of the manifest (nothing is written then).
+    """
+    root = Path(artifact_root)
+    path = root / MANIFEST_NAME
+    with _root_lock(root):
+        manifest = read_json(path)
+        by_key = {_key(job): job for job in manifest["jobs"]}
+        missing = [k for k in metrics if (float(k[0]), k[1], int(k[2])) not in by_key]
+        if missing:
+            raise KeyError(f"{path}: no job for {missing[0]}")
+        for key, value in metrics.items():
+            by_key[(float(key[0]), key[1], int(key[2]))]["result"]["metrics"] = value
+        manifest["timestamp"] = _utc_now()
+        write_json(path, manifest, "training_manifest")
+    return path
 
 
 @contextlib.contextmanager

@@ -1,0 +1,242 @@
+"""Phase E+ evaluation (SPEC §8): reconstruct a test split from a bundle and score it.
+
+Steps, for one bundle and one DATA-001 test NPZ:
+
+1. Predict the object patch at every test position (batched; diffraction read
+   lazily by :func:`fly64_train.stitch.predict_patches`).
+2. Stitch the patches in the object frame with weights ``|P|^2 * support``
+   (:func:`fly64_train.stitch.stitch`).
+3. Coverage: a pixel is *covered* when its summed weight is at least
+   ``coverage_fraction`` (default 0.1) of one probe footprint's peak weight,
+   i.e. some probe lit it with at least 10 % of its peak intensity. The scored
+   region is the bounding box of the covered pixels (the scanned region plus
+   the probe's reach, not the whole object and not the other split).
+4. Alignment, fitted on covered pixels only: the amplitude's global scale (least
+   squares) and the phase's offset and linear ramp (see
+   :func:`fly64_train.metrics.align_phase`). No sub-pixel shift is applied:
+   positions are known exactly, so a shift would be a real error; the shift
+   measured by ``skimage.registration.phase_cross_correlation`` is recorded as a
+   diagnostic (``shift_px``).
+5. Uncovered pixels inside the region (gaps between the footprints of a sparse
+   scan) are filled with the mean of the covered aligned values: a reconstruction
+   knows nothing there, and a flat guess is the neutral stand-in. The covered
+   fraction is recorded (``coverage``) so gaps are visible in the report.
+6. Score amplitude and phase against ``objectGuess`` on the region
+   (:func:`fly64_train.metrics.score_pair`).
+
+:func:`evaluate_job` does all that for a training job and writes
+``reconstruction.npz`` and ``reconstruction.png`` into the job directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fly64_train.metrics import ComponentScores, PhaseAlignment, align_amplitude, align_phase, score_pair
+
+RECONSTRUCTION_NPZ = "reconstruction.npz"
+RECONSTRUCTION_PNG = "reconstruction.png"
+FRC_UNIT = "cycles/pixel"
+
+
+@dataclass
+class EvaluationConfig:
+    """How to reconstruct and score.
+
+    Attributes
+    ----------
+    ms_ssim_sigma : float
+        Gaussian window sigma of MS-SSIM (the design's ``metrics_config``).
+    neighbor_count, grouping_seed : int, optional
+        gs2 grouping of the test positions; default: what the bundle was trained
+        with (its recorded config), else the study design's.
+    batch_size : int
+        Groups per forward pass.
+    coverage_fraction : float
+        Threshold of the coverage mask, as a fraction of one footprint's peak weight.
+    """
+
+    ms_ssim_sigma: float = 1.0
+    neighbor_count: int | None = None
+    grouping_seed: int | None = None
+    batch_size: int = 32
+    coverage_fraction: float = 0.1
+
+
+@dataclass
+class Evaluation:
+    """One reconstruction, aligned and scored on its region (arrays are region-sized)."""
+
+    amplitude: np.ndarray
+    phase: np.ndarray
+    amplitude_true: np.ndarray
+    phase_true: np.ndarray
+    covered: np.ndarray
+    stitched: np.ndarray
+    region: tuple[int, int, int, int]
+    amplitude_scores: ComponentScores
+    phase_scores: ComponentScores
+    amplitude_scale: float
+    phase_alignment: PhaseAlignment
+    shift_px: tuple[float, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def coverage(self) -> float:
+        return float(self.covered.mean())
+
+    def metrics(self) -> dict[str, Any]:
+        """The manifest's ``metrics`` object (schema ``training_manifest`` #/$defs/metrics).
+
+        FRC crossings are in cycles/pixel (Nyquist 0.5) and null when the curve
+        never falls below the threshold; PSNR is null only for a perfect match.
+        """
+        r0, r1, c0, c1 = self.region
+        return {
+            "amplitude": self.amplitude_scores.as_json(),
+            "phase": self.phase_scores.as_json(),
+            "frc_unit": FRC_UNIT,
+            "coverage": round(self.coverage, 6),
+            "region": {"row0": r0, "row1": r1, "col0": c0, "col1": c1},
+            "alignment": {
+                "amplitude_scale": round(self.amplitude_scale, 6),
+                "phase_offset_rad": round(float(self.phase_alignment.offset), 6),
+                "phase_ramp_rad_per_px": [round(float(self.phase_alignment.gy), 8),
+                                          round(float(self.phase_alignment.gx), 8)],
+                "shift_px": [round(float(s), 3) for s in self.shift_px],
+            },
+            **self.extra,
+        }
+
+
+def coverage_mask(weight: np.ndarray, footprint_peak: float, fraction: float = 0.1) -> np.ndarray:
+    """Pixels lit by the scan with at least ``fraction`` of one footprint's peak weight."""
+    return weight >= fraction * footprint_peak
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """``(row0, row1, col0, col1)`` (half-open) of the True pixels of ``mask``."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("no pixel is covered by the scan: nothing to evaluate")
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def score_stitched(stitched: np.ndarray, weight: np.ndarray, truth: np.ndarray, footprint_peak: float,
+                   cfg: EvaluationConfig | None = None) -> Evaluation:
+    """Crop, align, fill and score a stitched object against the ground truth (steps 3-6)."""
+    from skimage.registration import phase_cross_correlation
+
+    cfg = cfg or EvaluationConfig()
+    covered_full = coverage_mask(weight, footprint_peak, cfg.coverage_fraction)
+    r0, r1, c0, c1 = bounding_box(covered_full)
+    crop = (slice(r0, r1), slice(c0, c1))
+    image, ref, covered = stitched[crop], truth[crop], covered_full[crop]
+    amp_true = np.abs(ref).astype(np.float64)
+    phase_true = np.angle(ref).astype(np.float64)
+
+    amp, scale = align_amplitude(np.abs(image), amp_true, covered)
+    phase, plane = align_phase(np.angle(image), phase_true, covered)
+    amp = np.where(covered, amp, amp[covered].mean())
+    phase = np.where(covered, phase, phase[covered].mean())
+
+    shift, _, _ = phase_cross_correlation(amp_true, amp, upsample_factor=10, normalization=None)
+    return Evaluation(
+        amplitude=amp, phase=phase, amplitude_true=amp_true, phase_true=phase_true, covered=covered,
+        stitched=image.astype(np.complex64), region=(r0, r1, c0, c1),
+        amplitude_scores=score_pair(amp, amp_true, cfg.ms_ssim_sigma),
+        phase_scores=score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True),
+        amplitude_scale=scale, phase_alignment=plane, shift_px=(float(shift[0]), float(shift[1])),
+    )
+
+
+def reconstruct(model: Any, test_path: str | os.PathLike,
+                cfg: EvaluationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Predict and stitch a test split: ``(stitched, weight, objectGuess, footprint peak weight)``."""
+    from fly64_train.dataset import npz_members
+    from fly64_train.stitch import predict_patches, stitch
+
+    neighbor_count = 7 if cfg.neighbor_count is None else cfg.neighbor_count
+    seed = 123 if cfg.grouping_seed is None else cfg.grouping_seed
+    # predict_patches validates the file (DATA-001) before reading any pattern.
+    patches, y, x = predict_patches(model, test_path, neighbor_count, seed, cfg.batch_size)
+    readers = npz_members(test_path)
+    truth = readers["objectGuess"].read_all()
+    probe = readers["probeGuess"].read_all()
+    weight = (np.abs(probe).astype(np.float64) ** 2) * model.support.cpu().numpy().astype(np.float64)
+    image, summed = stitch(patches, y, x, truth.shape, weight)
+    return image, summed, truth, float(weight.max())
+
+
+def _grouping_from_bundle(bundle_path: Path, cfg: EvaluationConfig) -> EvaluationConfig:
+    from fly64_data.design import get_study_design
+    from fly64_train.bundle import read_manifest
+
+    recorded = read_manifest(bundle_path).get("config", {}) or {}
+    design = get_study_design()
+    neighbor = cfg.neighbor_count if cfg.neighbor_count is not None else recorded.get(
+        "neighbor_count", design.neighbor_count)
+    seed = cfg.grouping_seed if cfg.grouping_seed is not None else recorded.get(
+        "grouping_seed", int(design.rng_seeds["grouping"]))
+    return EvaluationConfig(cfg.ms_ssim_sigma, int(neighbor), int(seed), cfg.batch_size, cfg.coverage_fraction)
+
+
+def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike,
+                    cfg: EvaluationConfig | None = None) -> Evaluation:
+    """Load a bundle, reconstruct ``test_path`` and score it against its ``objectGuess``."""
+    import torch
+
+    from fly64_train.bundle import load_bundle
+
+    bundle_path = Path(bundle_path)
+    cfg = _grouping_from_bundle(bundle_path, cfg or EvaluationConfig())
+    model = load_bundle(bundle_path)
+    with torch.inference_mode():
+        image, weight, truth, peak = reconstruct(model, test_path, cfg)
+    return score_stitched(image, weight, truth, peak, cfg)
+
+
+def save_reconstruction(evaluation: Evaluation, path: str | os.PathLike) -> Path:
+    """Write the region's arrays and FRC curves as a compressed NPZ (no pickled objects), atomically."""
+    from fly64_manifest import atomic_write
+
+    amp_frc, ph_frc = evaluation.amplitude_scores.frc_curve, evaluation.phase_scores.frc_curve
+    arrays = {
+        "amplitude": evaluation.amplitude.astype(np.float32),
+        "phase": evaluation.phase.astype(np.float32),
+        "amplitude_true": evaluation.amplitude_true.astype(np.float32),
+        "phase_true": evaluation.phase_true.astype(np.float32),
+        "covered": evaluation.covered,
+        "stitched": evaluation.stitched,
+        "region": np.asarray(evaluation.region, dtype=np.int64),
+        "frc_frequency": amp_frc.frequency,
+        "frc_amplitude": amp_frc.curve,
+        "frc_phase": ph_frc.curve,
+    }
+    path = Path(path)
+    with atomic_write(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
+def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, job_dir: str | os.PathLike,
+                 cfg: EvaluationConfig | None = None, title: str | None = None) -> dict[str, Any]:
+    """Evaluate a training job's bundle on its test split; write ``reconstruction.{npz,png}`` in ``job_dir``.
+
+    Returns
+    -------
+    dict
+        The manifest ``metrics`` object (see :meth:`Evaluation.metrics`).
+    """
+    from fly64_train.figures import plot_reconstruction
+
+    job_dir = Path(job_dir)
+    evaluation = evaluate_bundle(bundle_path, test_path, cfg)
+    save_reconstruction(evaluation, job_dir / RECONSTRUCTION_NPZ)
+    plot_reconstruction(evaluation, job_dir / RECONSTRUCTION_PNG, title=title or str(job_dir))
+    return evaluation.metrics()
