@@ -11,6 +11,9 @@ from fly64_data.contract import utc_now, write_dataset
 from fly64_data.physics import extract_patches, far_field_intensity
 from fly64_data.sample import raster_scan, synthetic_object, synthetic_probe
 
+from fly64_train.job import TrainConfig
+from fly64_train.model import ModelConfig
+
 TINY_N = 32
 
 
@@ -67,3 +70,32 @@ def tiny_npz(tmp_path_factory, tiny_sim) -> Path:
     """A noisy N = 32 training NPZ with the positions of the upper half of the scan."""
     train = np.flatnonzero(tiny_sim["y"] < np.median(tiny_sim["y"]) + 1)
     return write_npz(tmp_path_factory.mktemp("data") / "patched_train.npz", tiny_sim, train)
+
+
+TINY_MODEL = ModelConfig(base_width=4, depth=3, convs_per_level=1)
+
+
+def tiny_config(train_path, job_dir, gridsize=1, **kw) -> TrainConfig:
+    """Seconds-long deterministic training settings for N = 32."""
+    base = dict(train_path=str(train_path), job_dir=str(job_dir), gridsize=gridsize, max_epochs=2,
+                batch_size=16, model=TINY_MODEL, deterministic=True, progress_bar=False, val_fraction=0.1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def read_losses(job_dir: Path, log_path: str) -> list[tuple[str, str]]:
+    """(epoch, train_loss) rows of a CSV log."""
+    import csv
+
+    with (Path(job_dir) / log_path).open() as fh:
+        return [(row["epoch"], row["train_loss"]) for row in csv.DictReader(fh) if row.get("train_loss")]
+
+
+@pytest.fixture(scope="session")
+def make_config():
+    return tiny_config
+
+
+@pytest.fixture(scope="session")
+def losses_of():
+    return read_losses

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from fly64_data.contract import PER_POSITION_KEYS, ContractError, validate_dataset
+from fly64_data.contract import PER_POSITION_KEYS, REQUIRED_KEYS, ContractError, validate_dataset
 
 from fly64_train.grouping import Groups
 
@@ -243,6 +243,10 @@ def _validate_in_chunks(readers: dict[str, ArrayReader], gridsize: int, neighbor
                         chunk: int) -> dict[str, Any]:
     whole = {key: r.read_all() for key, r in readers.items() if key not in PER_POSITION_KEYS}
     per_pos = {key: r for key, r in readers.items() if key in PER_POSITION_KEYS}
+    if any(key not in readers for key in REQUIRED_KEYS):
+        # Let the contract's own validator word the missing-key error.
+        validate_dataset({**whole, **{k: r.read_rows(slice(0, 1)) for k, r in per_pos.items()}},
+                         gridsize, neighbor_count)
     n = len(per_pos["diffraction"]) if "diffraction" in per_pos and per_pos["diffraction"].shape else 0
     for key, reader in per_pos.items():
         if not reader.shape or reader.shape[0] != n:

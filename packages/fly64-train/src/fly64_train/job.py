@@ -230,4 +230,7 @@ def _rel(path: str | os.PathLike | None, root: Path) -> str | None:
 
 
 def _json_config(cfg: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in cfg.to_dict().items() if v is None or isinstance(v, (str, int, float, bool, dict))}
+    # job_dir is where the bundle sits, not a property of the model: leaving it out keeps
+    # bundles of identical runs byte-identical and free of absolute paths.
+    return {k: v for k, v in cfg.to_dict().items()
+            if k != "job_dir" and (v is None or isinstance(v, (str, int, float, bool, dict)))}

@@ -41,6 +41,16 @@ class ModelConfig:
         3x3 convolutions per encoder/decoder level.
     support_fraction : float
         Side of the predicted object support as a fraction of N.
+    amplitude_max : float
+        Amplitude is ``amplitude_max * sigmoid(.)``. A transmission object is
+        close to 1 wherever the beam meets vacuum; with a plain sigmoid (max 1)
+        training drives those logits to saturation, gradients vanish and the
+        decoder collapses to a constant. 2 puts 1 at the sigmoid's steepest point.
+    batch_norm : bool
+        BatchNorm after each hidden convolution. With Glorot init and ReLU the
+        signal variance halves per layer; without normalisation the input's
+        contribution vanishes under the biases and the CNN predicts one
+        object for every pattern.
     """
 
     patch_size: int = 128
@@ -49,6 +59,8 @@ class ModelConfig:
     depth: int = 3
     convs_per_level: int = 2
     support_fraction: float = 0.5
+    amplitude_max: float = 2.0
+    batch_norm: bool = True
 
     @property
     def group_size(self) -> int:
@@ -75,10 +87,13 @@ class ModelConfig:
             raise ValueError("gridsize, base_width and convs_per_level must be >= 1")
 
 
-def _conv_block(cin: int, cout: int, count: int) -> list[nn.Module]:
+def _conv_block(cin: int, cout: int, count: int, norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for i in range(count):
-        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=not norm))
+        if norm:
+            layers.append(nn.BatchNorm2d(cout))
+        layers.append(nn.ReLU(inplace=True))
     return layers
 
 
@@ -88,10 +103,10 @@ class _Decoder(nn.Sequential):
         cin = channels_in
         for level in reversed(range(cfg.depth - 1)):
             cout = cfg.base_width * 2**level
-            layers += _conv_block(cin, cout, cfg.convs_per_level)
+            layers += _conv_block(cin, cout, cfg.convs_per_level, cfg.batch_norm)
             layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
             cin = cout
-        layers += _conv_block(cin, cfg.base_width, 1)
+        layers += _conv_block(cin, cfg.base_width, 1, cfg.batch_norm)
         layers.append(nn.Conv2d(cfg.base_width, cfg.group_size, 3, padding=1))
         super().__init__(*layers)
 
@@ -111,7 +126,7 @@ class ObjectCNN(nn.Module):
         cin = cfg.group_size
         for level in range(cfg.depth):
             cout = cfg.base_width * 2**level
-            enc += _conv_block(cin, cout, cfg.convs_per_level)
+            enc += _conv_block(cin, cout, cfg.convs_per_level, cfg.batch_norm)
             enc.append(nn.AvgPool2d(2))
             cin = cout
         self.encoder = nn.Sequential(*enc)
@@ -125,11 +140,12 @@ class ObjectCNN(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
         features = self.encoder(diffraction * self.input_scale)
-        amp = torch.sigmoid(self.amplitude(features))
+        amp = self.cfg.amplitude_max * torch.sigmoid(self.amplitude(features))
         phase = math.pi * torch.tanh(self.phase(features))
         n = self.cfg.patch_size
         pad = (n - amp.shape[-1]) // 2

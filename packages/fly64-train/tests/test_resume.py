@@ -1,0 +1,60 @@
+"""A run killed after its first epoch continues from checkpoints/last.ckpt."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+from fly64_train.job import train_job
+
+
+KILLED_RUN = textwrap.dedent("""
+    import json, os, signal, sys
+    import lightning as L
+    import torch
+    from fly64_train.job import TrainConfig, train_job
+
+    torch.set_num_threads(1)
+
+    class KillAtSecondEpoch(L.Callback):
+        # SIGKILL, not an exception: nothing gets a chance to clean up, as with a real crash.
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    train_job(TrainConfig.from_dict(json.loads(sys.argv[1])), callbacks=[KillAtSecondEpoch()])
+""")
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path, tiny_npz, make_config, losses_of):
+    job_dir = tmp_path / "job"
+    cfg = make_config(tiny_npz, job_dir, max_epochs=3)
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(cfg.to_dict())],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    last = job_dir / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    assert saved["epoch"] == 0
+    steps_per_epoch = saved["global_step"]
+    assert steps_per_epoch > 0
+
+    result = train_job(cfg)
+    assert result["resumed_from"] == "checkpoints/last.ckpt"
+    assert result["epochs_completed"] == 3
+    assert result["global_step"] == 3 * steps_per_epoch
+    # The restarted run logged epochs 1 and 2 only: it did not start from scratch.
+    assert [e for e, _ in losses_of(job_dir, result["log_path"])] == ["1", "2"]
+    assert result["log_path"] != "logs/version_0/metrics.csv"
+    assert math.isfinite(result["final_loss"])
+
+
+def test_no_resume_starts_from_scratch(tmp_path, tiny_npz, make_config):
+    job_dir = tmp_path / "job"
+    train_job(make_config(tiny_npz, job_dir, max_epochs=1))
+    again = train_job(make_config(tiny_npz, job_dir, max_epochs=1, resume=False))
+    assert again["resumed_from"] is None and again["epochs_completed"] == 1
