@@ -9,11 +9,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from fly64_manifest import validate
 
+from fly64_data.sample import synthetic_probe
+from fly64_manifest import validate
 from fly64_train.bundle import BundleError, load_bundle, read_manifest, save_bundle
 from fly64_train.model import ModelConfig, PtychoPINN
-from fly64_data.sample import synthetic_probe
 
 
 @pytest.fixture()

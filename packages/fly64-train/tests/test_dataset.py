@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fly64_data.contract import ContractError
 
+from fly64_data.contract import ContractError
 from fly64_train.dataset import GroupDataset, npz_members, open_dataset
 from fly64_train.grouping import make_groups
 from fly64_train.job import TrainConfig, train_job

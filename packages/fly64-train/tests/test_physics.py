@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from fly64_data.physics import extract_patches as np_extract
 from fly64_data.physics import far_field_intensity
-
 from fly64_train import physics
 from fly64_train.grouping import make_groups
 

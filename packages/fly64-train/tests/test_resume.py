@@ -12,7 +12,6 @@ import torch
 
 from fly64_train.job import train_job
 
-
 KILLED_RUN = textwrap.dedent("""
     import json, os, signal, sys
     import lightning as L

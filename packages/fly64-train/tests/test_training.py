@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from fly64_train.bundle import load_bundle, read_manifest
-from fly64_train.job import TrainConfig, train_job
+from fly64_train.job import train_job
 from fly64_train.lightning_module import PtychoPINNModule
+
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["gs1", "gs2"])
 def trained(request, tmp_path_factory, tiny_npz, make_config):

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from fly64_data.contract import PER_POSITION_KEYS, REQUIRED_KEYS, ContractError, validate_dataset
 
+from fly64_data.contract import PER_POSITION_KEYS, REQUIRED_KEYS, ContractError, validate_dataset
 from fly64_train.grouping import Groups
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")

@@ -131,9 +131,9 @@ def train_job(config: TrainConfig | dict[str, Any], callbacks: list[Any] | None 
         If the dataset fails DATA-001 (before any training).
     """
     import lightning as L
-    from fly64_data.contract import sha256_file
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from fly64_data.contract import sha256_file
     from fly64_train.bundle import BUNDLE_NAME, save_bundle
     from fly64_train.datamodule import Fly64DataModule
     from fly64_train.lightning_module import PtychoPINNModule

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from fly64_data import physics as conv
 
 #: Denominator floor of the merge; below it a canvas pixel counts as uncovered.

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from fly64_data.physics import resample
 from scipy import ndimage
 
+from fly64_data.physics import resample
 from fly64_train.dataset import open_dataset
 from fly64_train.grouping import make_groups
 from fly64_train.model import PtychoPINN
