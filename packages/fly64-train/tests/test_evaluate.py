@@ -80,6 +80,9 @@ def test_sub_pixel_positions_stitch_back_to_within_interpolation_blur():
     assert ev.amplitude_scores.ssim > 0.95 and ev.phase_scores.ssim > 0.95 and ev.coverage > 0.9
     assert ev.amplitude_scale == pytest.approx(1.0, abs=1e-3)
     assert max(abs(s) for s in ev.shift_px) < 0.2
+    # A flat object aligned the same way scores far lower: the floor is informative, not a formality.
+    floor = ev.metrics()["floor"]
+    assert floor["phase"]["ssim"] < ev.phase_scores.ssim - 0.3 and floor["amplitude"]["pearson"] == 0.0
 
 
 def test_a_sparse_scan_leaves_gaps_that_are_counted_and_filled():

@@ -75,6 +75,8 @@ def test_report_fills_every_cell(study, tmp_path, capsys):
         for comp in ("amplitude", "phase"):
             for name in ("mae", "psnr", "ssim", "ms_ssim", "pearson"):
                 float(rec[f"{comp}_{name}"])  # present and numeric
+    assert all(rec["floor_phase_ssim"] for rec in records)
+    assert "Floor:" in (out / "report.md").read_text()
     assert str(out / "report.md") in capsys.readouterr().out
 
 

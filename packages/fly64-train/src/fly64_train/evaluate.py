@@ -146,13 +146,31 @@ def score_stitched(stitched: np.ndarray, weight: np.ndarray, truth: np.ndarray, 
     phase = np.where(covered, phase, phase[covered].mean())
 
     shift, _, _ = phase_cross_correlation(amp_true, amp, upsample_factor=10, normalization=None)
+    floor = _floor(amp_true, phase_true, covered, cfg)
     return Evaluation(
         amplitude=amp, phase=phase, amplitude_true=amp_true, phase_true=phase_true, covered=covered,
         stitched=image.astype(np.complex64), region=(r0, r1, c0, c1),
         amplitude_scores=score_pair(amp, amp_true, cfg.ms_ssim_sigma),
         phase_scores=score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True),
         amplitude_scale=scale, phase_alignment=plane, shift_px=(float(shift[0]), float(shift[1])),
+        extra={"floor": floor},
     )
+
+
+def _floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray,
+           cfg: EvaluationConfig) -> dict[str, dict[str, float | None]]:
+    """Scores of a structureless object (constant amplitude and phase) put through the same alignment.
+
+    The alignment fits a scale and a phase plane to the truth, so even a flat
+    reconstruction scores above zero (the best plane through the true phase);
+    this is that floor, for reading the real scores against.
+    """
+    flat = np.ones_like(amp_true)
+    amp, _ = align_amplitude(flat, amp_true, covered)
+    phase, _ = align_phase(np.zeros_like(phase_true), phase_true, covered)
+    phase = np.where(covered, phase, phase[covered].mean())
+    return {"amplitude": score_pair(amp, amp_true, cfg.ms_ssim_sigma).as_json(),
+            "phase": score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True).as_json()}
 
 
 def reconstruct(model: Any, test_path: str | os.PathLike,

@@ -64,6 +64,10 @@ class ReportRow:
         for component in ("amplitude", "phase"):
             for name in METRIC_NAMES:
                 out[f"{component}_{name}"] = self.value(component, name)
+        floor = (self.metrics or {}).get("floor") or {}
+        for component in ("amplitude", "phase"):
+            for name in ("ssim", "pearson"):
+                out[f"floor_{component}_{name}"] = finite_or_none((floor.get(component) or {}).get(name))
         out["note"] = self.note
         return out
 
@@ -178,6 +182,11 @@ def _markdown(rows: list[ReportRow], artifact_root: Path) -> str:
         markdown_table(rows),
         "",
     ]
+    floors = _floor_lines(rows)
+    if floors:
+        parts += ["Floor: what a structureless (flat) object scores after the same alignment (the phase plane "
+                  "and amplitude scale are fitted to the truth, so it is not zero). Scores near it mean "
+                  "nothing was reconstructed.", "", *floors, ""]
     if notes:
         parts += ["Notes:", "", *notes, ""]
     parts += [
@@ -191,6 +200,19 @@ def _markdown(rows: list[ReportRow], artifact_root: Path) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def _floor_lines(rows: list[ReportRow]) -> list[str]:
+    lines = []
+    for view in sorted({r.view for r in rows}, key=_view_rank):
+        flats = [r.flat() for r in rows if r.view == view and r.evaluated]
+        values = {k: [f[k] for f in flats if f.get(k) is not None] for k in
+                  ("floor_amplitude_ssim", "floor_phase_ssim", "floor_phase_pearson")}
+        if all(values.values()):
+            lines.append(f"- {view}: amp SSIM {np.mean(values['floor_amplitude_ssim']):.3f}, "
+                         f"phase SSIM {np.mean(values['floor_phase_ssim']):.3f}, "
+                         f"phase Pearson {np.mean(values['floor_phase_pearson']):.3f}")
+    return lines
 
 
 def write_report(artifact_root: str | os.PathLike, output: str | os.PathLike) -> Report:
