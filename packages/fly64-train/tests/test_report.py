@@ -134,3 +134,30 @@ def test_help_explains_both_commands(capsys):
         assert exc.value.code == 0
         text = capsys.readouterr().out
         assert "--artifact-root" in text and "example" in text
+
+
+def test_report_of_a_partial_study_says_which_cells_are_missing_and_why(study, tmp_path):
+    artifact = tmp_path / "phase_e"
+    shutil.copytree(study / "phase_e", artifact)
+    for name in ("phase_c", "phase_d"):
+        (tmp_path / name).symlink_to(study / name)
+    path = artifact / "training_manifest.json"
+    doc = json.loads(path.read_text())
+    failed = next(j for j in doc["jobs"] if j["view"] == "dense" and j["dose"] == 10000.0)
+    failed["result"].update(status="failed", error="RuntimeError: out of memory", metrics=None)
+    doc["jobs"] = [j for j in doc["jobs"] if not (j["view"] == "sparse" and j["dose"] == 1000.0)]
+    doc["skipped_views"] = [{"dose": 1000.0, "view": "sparse", "gridsize": 2, "reason": "too few positions"}]
+    doc["skipped_count"] = 1
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "report"
+    assert cli_main(["report", "--artifact-root", str(artifact), "--output", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| dose")}
+    assert len(rows) == 9
+    assert "| failed |" in rows[("10000", "dense (gs2)")]
+    assert "| skipped |" in rows[("1000", "sparse (gs2)")]
+    assert "out of memory" in text and "too few positions" in text
+    with (out / "metrics.csv").open() as fh:
+        records = {(r["dose"], r["view"]): r for r in csv.DictReader(fh)}
+    assert records[("10000.0", "dense")]["status"] == "failed" and records[("10000.0", "dense")]["phase_ssim"] == ""
