@@ -60,7 +60,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         description="Phase E+: reconstruct each job's test split from its bundle and score it "
                                     "against the ground truth.",
                         epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ev.add_argument("--artifact-root", "--artifact_root", required=True,
+    ev.add_argument("--artifact-root", "--artifact_root", required=True, metavar="DIR",
                     help="Phase E folder holding training_manifest.json")
     ev.add_argument("--dose", nargs="+", type=float, metavar="D", help="only these doses (default: all)")
     ev.add_argument("--view", nargs="+", metavar="VIEW", help="only these views: baseline dense sparse")
@@ -72,9 +72,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     rep = sub.add_parser("report", help="write the study report (table, metrics.csv, figures)",
                          description="The fly64 study report from a Phase E artifact root.",
                          epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    rep.add_argument("--artifact-root", "--artifact_root", required=True,
+    rep.add_argument("--artifact-root", "--artifact_root", required=True, metavar="DIR",
                      help="Phase E folder holding training_manifest.json")
-    rep.add_argument("--output", required=True, help="folder for the report files (created if needed)")
+    rep.add_argument("--output", required=True, metavar="DIR", help="folder for the report files (created if needed)")
 
 
 SUBCOMMANDS = ("train-one", "evaluate", "report")
