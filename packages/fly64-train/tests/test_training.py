@@ -81,3 +81,10 @@ def test_training_reduces_the_loss(tmp_path, tiny_npz, make_config, losses_of):
     losses = [float(v) for _, v in losses_of(tmp_path / "long", r["log_path"])]
     assert r["monitor"] == "train_loss"
     assert losses[-1] < losses[0]
+
+
+def test_dataloader_workers_read_the_same_patterns(tmp_path, tiny_npz, make_config, losses_of):
+    # The lazy reader reopens its file in each worker process; with deterministic
+    # training, one worker must reproduce the in-process run's losses exactly.
+    runs = [train_job(make_config(tiny_npz, tmp_path / f"w{w}", max_epochs=1, num_workers=w)) for w in (0, 1)]
+    assert losses_of(tmp_path / "w0", runs[0]["log_path"]) == losses_of(tmp_path / "w1", runs[1]["log_path"])
