@@ -324,7 +324,8 @@ class ComponentScores:
         out: dict[str, float | None] = {}
         for name in METRIC_NAMES:
             value = getattr(self, name)
-            out[name] = None if value is None or not math.isfinite(value) else round(float(value), 6)
+            # "+ 0.0" turns a rounded -0.0 into 0.0 in the JSON.
+            out[name] = None if value is None or not math.isfinite(value) else round(float(value), 6) + 0.0
         return out
 
 
