@@ -62,7 +62,17 @@ def main() -> None:
         train_s = time.monotonic() - t0
         model = load_bundle(Path(cfg.job_dir) / result["bundle_path"])
         scores, _, _ = reconstruct_and_score(model, test)
-        print(json.dumps({"view": view, "gridsize": gs, "train_seconds": round(train_s, 1),
+        official = None
+        try:  # the Phase E+ evaluation (coverage-aware, SPEC §8 metrics), when installed
+            from fly64_train.evaluate import evaluate_bundle
+
+            metrics = evaluate_bundle(Path(cfg.job_dir) / result["bundle_path"], test).metrics()
+            official = {"amplitude": {k: metrics["amplitude"].get(k) for k in ("pearson", "mae", "ssim")},
+                        "flat": {k: metrics["floor"]["amplitude"].get(k) for k in ("mae", "ssim")},
+                        "coverage": metrics["coverage"]}
+        except ImportError:
+            pass
+        print(json.dumps({"evaluate": official, "view": view, "gridsize": gs, "train_seconds": round(train_s, 1),
                           "epochs": result["epochs_completed"], "final_loss": result["final_loss"],
                           "n_train_groups": result["n_train_groups"], "scores": scores.as_dict(),
                           "pearson_ok": scores.pearson >= 0.7, "beats_flat": scores.beats_flat()}), flush=True)
