@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from fly64_data import __version__
+from fly64_data.cli_common import OneLineParser, positive_float, positive_int
 from fly64_data.contract import ContractError, validate_dataset
 from fly64_data.design import get_study_design
 from fly64_data.sample import (
@@ -24,29 +25,9 @@ class UsageError(Exception):
     """Bad command-line values (exit 2)."""
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     design = get_study_design()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="fly64 study, Phase C: simulate diffraction of the fly-like sample at each photon dose.",
         epilog="Example: fly64-data generate --output-root study/phase_c",
@@ -63,25 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--base-npz", "--base_npz", type=Path,
                      help="NPZ with objectGuess, probeGuess (N x N) and optionally xcoords/ycoords "
                           "(default: the embedded synthetic fly sample)")
-    gen.add_argument("--dose", nargs="+", type=_positive_float, metavar="D",
+    gen.add_argument("--dose", nargs="+", type=positive_float, metavar="D",
                      help=f"photons per pattern (default: {' '.join(f'{d:g}' for d in design.dose_list)})")
-    gen.add_argument("--patch-size", "--patch_size", "-N", type=_positive_int, default=design.patch_size_pixels,
+    gen.add_argument("--patch-size", "--patch_size", "-N", type=positive_int, default=design.patch_size_pixels,
                      help="patch/detector size N in pixels (default: %(default)s)")
-    gen.add_argument("--object-size", "--object_size", type=_positive_int, default=DEFAULT_OBJECT_SIZE,
+    gen.add_argument("--object-size", "--object_size", type=positive_int, default=DEFAULT_OBJECT_SIZE,
                      help="side of the embedded synthetic object in pixels (default: %(default)s)")
-    gen.add_argument("--scan-step", "--scan_step", type=_positive_float, default=DEFAULT_SCAN_STEP,
+    gen.add_argument("--scan-step", "--scan_step", type=positive_float, default=DEFAULT_SCAN_STEP,
                      help="raster step in pixels when the base has no positions (default: %(default)s)")
 
     base = sub.add_parser("base", help="write the embedded base sample to an NPZ (for inspection or editing)")
     base.add_argument("--output", required=True, type=Path, help="NPZ file to write")
-    base.add_argument("--patch-size", "--patch_size", "-N", type=_positive_int, default=design.patch_size_pixels)
-    base.add_argument("--object-size", "--object_size", type=_positive_int, default=DEFAULT_OBJECT_SIZE)
-    base.add_argument("--scan-step", "--scan_step", type=_positive_float, default=DEFAULT_SCAN_STEP)
+    base.add_argument("--patch-size", "--patch_size", "-N", type=positive_int, default=design.patch_size_pixels)
+    base.add_argument("--object-size", "--object_size", type=positive_int, default=DEFAULT_OBJECT_SIZE)
+    base.add_argument("--scan-step", "--scan_step", type=positive_float, default=DEFAULT_SCAN_STEP)
 
     val = sub.add_parser("validate", help="check NPZ files against the data contract (DATA-001)")
     val.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    val.add_argument("--gridsize", type=_positive_int, default=1)
-    val.add_argument("--neighbor-count", "--neighbor_count", type=_positive_int, default=None)
+    val.add_argument("--gridsize", type=positive_int, default=1)
+    val.add_argument("--neighbor-count", "--neighbor_count", type=positive_int, default=None)
     return parser
 
 

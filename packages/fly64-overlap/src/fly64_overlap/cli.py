@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
+from fly64_data.cli_common import OneLineParser, positive_float, positive_int
 from fly64_data.contract import ContractError
 from fly64_data.design import get_study_design
 from fly64_manifest import ManifestError
@@ -16,41 +16,13 @@ from fly64_overlap.views import OverlapConfig, OverlapError, build_views, defaul
 
 PROG = "fly64-overlap"
 EXIT_DATA = 1
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump), so errors read the same everywhere."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     design = get_study_design()
     views = ", ".join(f"{name} (f = {f:g}, S = {design.spacing_thresholds[name]:g} px)"
                       for name, f in design.overlap_views.items())
-    parser = _Parser(
+    parser = OneLineParser(
         prog=PROG,
         description=(
             "Phase D of the fly64 study: derive the overlap views of every Phase C dose.\n\n"
@@ -78,14 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="DIR", help="Phase C output folder (holds run_manifest.json and dose_<int>/)")
     parser.add_argument("--output-root", "--output_root", dest="output_root", type=Path, required=True,
                         metavar="DIR", help="folder to write the views into (created if missing)")
-    parser.add_argument("--dose", dest="doses", type=_positive_float, action="extend", nargs="+",
+    parser.add_argument("--dose", dest="doses", type=positive_float, action="extend", nargs="+",
                         metavar="D",
                         help="Phase C dose(s) to process, in photons per pattern, e.g. --dose 1000 10000 "
                              "(default: every dose in the run)")
     parser.add_argument("--view", dest="views", action="extend", nargs="+", choices=list(design.overlap_views),
                         metavar="VIEW", help=f"view(s) to build: {' | '.join(design.overlap_views)} "
                                              "(default: all)")
-    parser.add_argument("--min-positions", "--min_positions", dest="min_positions", type=_positive_int,
+    parser.add_argument("--min-positions", "--min_positions", dest="min_positions", type=positive_int,
                         default=default_min_positions(design), metavar="K",
                         help="fewest positions a split may keep before the view is skipped (default: "
                              f"{default_min_positions(design)} = neighbor_count K + 1, the smallest split "

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fly64_data.cli_common import OneLineParser, positive_int
 from fly64_data.contract import ContractError
 from fly64_data.design import get_study_design
 from fly64_train import __version__
@@ -28,7 +29,7 @@ other commands: fly64-train train-one --help (one job from one NPZ)"""
 def build_parser() -> argparse.ArgumentParser:
     design = get_study_design()
     views = ["baseline", *design.overlap_views]
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="fly64 study, Phase E: train one PtychoPINN model per dose x view "
                     "(baseline gs1 on Phase C data; dense and sparse gs2 on Phase D views).")
@@ -46,13 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = parser.add_argument_group("training")
     train.add_argument("--dry-run", "--dry_run", action="store_true",
                        help="enumerate jobs, write their train.log and the manifests, train nothing")
-    train.add_argument("--max-epochs", "--max_epochs", type=int, metavar="N", help="maximum epochs per job")
+    train.add_argument("--max-epochs", "--max_epochs", type=positive_int, metavar="N", help="maximum epochs per job")
     train.add_argument("--max-time", "--max_time", metavar="DD:HH:MM:SS", help="wall-clock cap per job")
-    train.add_argument("--n-groups", "--n_groups", "--n-images", "--n_images", dest="n_groups", type=int,
+    train.add_argument("--n-groups", "--n_groups", "--n-images", "--n_images", dest="n_groups", type=positive_int,
                        metavar="N", help="training groups per job (default: one per position)")
-    train.add_argument("--batch-size", "--batch_size", type=int, metavar="N")
+    train.add_argument("--batch-size", "--batch_size", type=positive_int, metavar="N")
     train.add_argument("--seed", type=int, help="training seed (weights init, shuffling)")
-    train.add_argument("--base-width", "--base_width", type=int, metavar="C", help="CNN width of the first level")
+    train.add_argument("--base-width", "--base_width", type=positive_int, metavar="C",
+                       help="CNN width of the first level")
     train.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                        help="skip scoring each bundle on the test split")
     hw = parser.add_argument_group("hardware and logging")
@@ -81,10 +83,6 @@ def _check_filters(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         unknown = [g for g in args.gridsize if g not in set(VIEW_GRIDSIZE.values())]
         if unknown:
             parser.error(f"--gridsize {unknown[0]} is not in the study design (1, 2)")
-    for name in ("max_epochs", "n_groups", "batch_size", "base_width"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
