@@ -11,7 +11,8 @@ from fly64_train import __version__
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fly64-train", description="Phase E: PtychoPINN training for the fly64 study.")
+    parser = argparse.ArgumentParser(prog="fly64-train",
+                                     description="Phase E: PtychoPINN training for the fly64 study.")
     parser.add_argument("--version", action="version", version=f"fly64-train {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("train-one", help="train one job from one DATA-001 NPZ and write its bundle")
@@ -162,14 +163,15 @@ def _report(args: argparse.Namespace) -> int:
 
 def _train_one(args: argparse.Namespace) -> int:
     from fly64_data.contract import ContractError
-
     from fly64_train.job import TrainConfig, train_job
     from fly64_train.model import ModelConfig
 
     cfg = TrainConfig(train_path=args.train, job_dir=args.job_dir, gridsize=args.gridsize, test_path=args.test,
                       accelerator=args.accelerator, devices=_devices(args.devices), strategy=args.strategy,
                       deterministic=args.deterministic, num_workers=args.num_workers, logger=args.logger,
-                      resume=not args.no_resume, progress_bar=args.progress, max_time=args.max_time)
+                      resume=not args.no_resume, progress_bar=args.progress)
+    if args.max_time is not None:
+        cfg.max_time = args.max_time
     if args.epochs is not None:
         cfg.max_epochs = args.epochs
     if args.batch_size is not None:
