@@ -109,3 +109,27 @@ def test_read_manifest_and_missing_file(bundle, tmp_path):
     assert read_manifest(path)["N"] == 32
     with pytest.raises(BundleError, match="not found"):
         load_bundle(tmp_path / "nope.zip")
+
+
+def test_bundle_without_the_newer_model_fields_loads_as_the_architecture_it_was_saved_with(tmp_path):
+    # Bundles written before input_fraction/flat_start existed hold a full-frame encoder.
+    torch.manual_seed(0)
+    cfg = ModelConfig(patch_size=32, base_width=4, input_fraction=1.0, flat_start=False)
+    model = PtychoPINN(cfg, synthetic_probe(32), 3.5)
+    save_bundle(model, tmp_path / "new.zip", config={})
+
+    def strip(doc):
+        for key in ModelConfig.LEGACY:
+            doc["model_config"].pop(key)
+
+    old = _rewrite(tmp_path / "new.zip", tmp_path / "old.zip", strip)
+    loaded = load_bundle(old)
+    assert loaded.cfg == cfg
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded.predict_object(x), model.eval().predict_object(x))
+    # A current-architecture bundle stripped the same way no longer fits its weights: refused, not misread.
+    current = PtychoPINN(ModelConfig(patch_size=32, base_width=4), synthetic_probe(32), 3.5)
+    save_bundle(current, tmp_path / "current.zip", config={})
+    with pytest.raises(BundleError, match=r"x\.zip: weights do not fit the model"):
+        load_bundle(_rewrite(tmp_path / "current.zip", tmp_path / "x.zip", strip))

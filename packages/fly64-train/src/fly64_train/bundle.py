@@ -202,7 +202,7 @@ def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu
         if needed not in states:
             raise BundleError(f"{path}: manifest lists no {needed!r} model")
     try:
-        cfg = ModelConfig.from_dict(manifest["model_config"])
+        cfg = ModelConfig.from_dict(manifest["model_config"], legacy=True)
         fwd = states["forward_model"]
         model = PtychoPINN(cfg, fwd["probe"], float(fwd["intensity_scale"]))
         model.cnn.load_state_dict(states["diffraction_to_obj"], strict=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -51,6 +51,17 @@ class ModelConfig:
         signal variance halves per layer; without normalisation the input's
         contribution vanishes under the biases and the CNN predicts one
         object for every pattern.
+    input_fraction : float
+        The encoder sees the central ``input_fraction * N`` square of the
+        diffraction amplitudes (the far field of a probe filling about a third
+        of the frame puts > 99.99 % of the counts in the central N/2). The loss
+        still uses the full N x N pattern. 1.0 feeds the whole frame.
+    flat_start : bool
+        The last convolution of each decoder starts at zero (weights and
+        bias), so the untrained model predicts the flat object 1 (amplitude
+        ``amplitude_max * sigmoid(0)``, phase 0) whose exit wave is the probe:
+        the usual start of ptychographic reconstruction. Hidden layers keep
+        their Glorot init.
     """
 
     patch_size: int = 128
@@ -61,6 +72,11 @@ class ModelConfig:
     support_fraction: float = 0.5
     amplitude_max: float = 2.0
     batch_norm: bool = True
+    input_fraction: float = 0.5
+    flat_start: bool = True
+
+    #: Values of fields added after format 1.0 bundles were written, for manifests that lack them.
+    LEGACY: ClassVar[dict[str, Any]] = {"input_fraction": 1.0, "flat_start": False}
 
     @property
     def group_size(self) -> int:
@@ -69,13 +85,26 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def input_size(self) -> int:
+        """Side of the diffraction crop the encoder sees."""
+        return int(round(self.input_fraction * self.patch_size))
+
+    @property
+    def upsamplings(self) -> int:
+        """Decoder 2x upsamplings from the encoder's output (input_size / 2**depth) to N/2."""
+        ratio = (self.patch_size // 2) * 2**self.depth / self.input_size
+        return int(round(math.log2(ratio))) if ratio >= 1 else -1
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+    def from_dict(cls, data: dict[str, Any], legacy: bool = False) -> ModelConfig:
+        """Config from a dict. Missing fields take the defaults, or with ``legacy=True`` (a
+        bundle's recorded config) the :attr:`LEGACY` values of the architecture it was saved with."""
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**{**cls.LEGACY, **data}) if legacy else cls(**data)
 
     def check(self) -> None:
         n, d = self.patch_size, self.depth
@@ -85,6 +114,13 @@ class ModelConfig:
             raise ValueError(f"support_fraction must be 0.5 (the decoders end at N/2), got {self.support_fraction}")
         if self.gridsize < 1 or self.base_width < 1 or self.convs_per_level < 1:
             raise ValueError("gridsize, base_width and convs_per_level must be >= 1")
+        m = self.input_size
+        if not 0 < self.input_fraction <= 1 or m % 2 != n % 2 or m % (2**d):
+            raise ValueError(f"input_fraction {self.input_fraction} gives a {m}-pixel crop of N = {n}: it must be "
+                             f"in (0, 1], centred (same parity as N) and divisible by 2**depth = {2**d}")
+        if self.upsamplings < 0 or 2 ** self.upsamplings * (m // 2**d) != n // 2:
+            raise ValueError(f"the decoders cannot reach N/2 = {n // 2} from a {m // 2**d}-pixel encoding "
+                             f"by 2x upsampling (input_fraction {self.input_fraction}, depth {d})")
 
 
 def _conv_block(cin: int, cout: int, count: int, norm: bool) -> list[nn.Module]:
@@ -101,7 +137,7 @@ class _Decoder(nn.Sequential):
     def __init__(self, cfg: ModelConfig, channels_in: int) -> None:
         layers: list[nn.Module] = []
         cin = channels_in
-        for level in reversed(range(cfg.depth - 1)):
+        for level in _decoder_levels(cfg):
             cout = cfg.base_width * 2**level
             layers += _conv_block(cin, cout, cfg.convs_per_level, cfg.batch_norm)
             layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
@@ -109,6 +145,11 @@ class _Decoder(nn.Sequential):
         layers += _conv_block(cin, cfg.base_width, 1, cfg.batch_norm)
         layers.append(nn.Conv2d(cfg.base_width, cfg.group_size, 3, padding=1))
         super().__init__(*layers)
+
+
+def _decoder_levels(cfg: ModelConfig) -> list[int]:
+    """Width level (channels ``base_width * 2**level``) of each upsampling stage, coarse to fine."""
+    return [min(level, cfg.depth - 1) for level in reversed(range(cfg.upsamplings))]
 
 
 class ObjectCNN(nn.Module):
@@ -142,9 +183,15 @@ class ObjectCNN(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+        if self.cfg.flat_start:
+            for head in (self.amplitude[-1], self.phase[-1]):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
     def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(diffraction * self.input_scale)
+        n, m = self.cfg.patch_size, self.cfg.input_size
+        lo = (n - m) // 2
+        features = self.encoder(diffraction[..., lo:lo + m, lo:lo + m] * self.input_scale)
         amp = self.cfg.amplitude_max * torch.sigmoid(self.amplitude(features))
         phase = math.pi * torch.tanh(self.phase(features))
         n = self.cfg.patch_size
@@ -199,21 +246,23 @@ class PtychoPINN(nn.Module):
 
 
 def gflop_per_group(cfg: ModelConfig) -> float:
-    """Forward GFLOP of the CNN for one group (2 per multiply-add, convolutions only)."""
-    n, w, c = cfg.patch_size, cfg.base_width, cfg.group_size
-    flops = 0.0
-    cin, size = c, n
-    for level in range(cfg.depth):
-        cout = w * 2**level
-        for i in range(cfg.convs_per_level):
-            flops += 2 * 9 * (cin if i == 0 else cout) * cout * size * size
-        cin, size = cout, size // 2
-    dec = 0.0
-    dcin = cin
-    for level in reversed(range(cfg.depth - 1)):
-        cout = w * 2**level
-        for i in range(cfg.convs_per_level):
-            dec += 2 * 9 * (dcin if i == 0 else cout) * cout * size * size
-        dcin, size = cout, size * 2
-    dec += 2 * 9 * dcin * w * size * size + 2 * 9 * w * c * size * size
-    return (flops + 2 * dec) / 1e9
+    """Forward GFLOP of the CNN for one group (2 per multiply-add, convolutions only).
+
+    Counted from the layers themselves (a forward pass on zeros with hooks), so it follows
+    any architecture change.
+    """
+    cnn = ObjectCNN(cfg)
+    total = [0.0]
+
+    def hook(module: nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total[0] += 2.0 * k * module.in_channels * output.shape[1] * output.shape[-2] * output.shape[-1]
+
+    handles = [m.register_forward_hook(hook) for m in cnn.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            cnn.eval()(torch.zeros(1, cfg.group_size, cfg.patch_size, cfg.patch_size))
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] / 1e9

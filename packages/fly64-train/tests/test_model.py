@@ -1,0 +1,53 @@
+"""The CNN's shape conventions: flat start, diffraction crop, FLOP count."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fly64_data.sample import synthetic_probe
+from fly64_train import physics
+from fly64_train.model import ModelConfig, ObjectCNN, PtychoPINN, gflop_per_group
+
+
+def test_untrained_model_predicts_the_flat_object_whose_exit_wave_is_the_probe():
+    torch.manual_seed(0)
+    probe = synthetic_probe(32)
+    model = PtychoPINN(ModelConfig(patch_size=32, base_width=4), probe, 3.5).eval()
+    x = torch.rand(3, 1, 32, 32) * 2
+    with torch.no_grad():
+        obj = model.predict_object(x)
+        intensity = model(x)
+    assert torch.equal(obj, model.support.to(obj.dtype).expand_as(obj))
+    expected = physics.diffracted_intensity(model.support.to(torch.complex64), model.probe)
+    assert torch.allclose(intensity, expected.expand_as(intensity), rtol=1e-6, atol=1e-9)
+
+
+def test_encoder_sees_only_the_central_crop():
+    torch.manual_seed(0)
+    cfg = ModelConfig(patch_size=32, base_width=4, flat_start=False)
+    assert cfg.input_size == 16
+    cnn = ObjectCNN(cfg).eval()
+    x = torch.rand(2, 1, 32, 32)
+    y = x.clone()
+    y[..., :8, :] = 5.0
+    y[..., :, 24:] = -1.0
+    with torch.no_grad():
+        a, b = cnn(x), cnn(y)
+        y[..., 12, 12] += 1.0
+        c = cnn(y)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("kw", [dict(input_fraction=0.3), dict(input_fraction=0.25, depth=4)])
+def test_crops_the_decoders_cannot_serve_are_refused(kw):
+    with pytest.raises(ValueError, match="input_fraction"):
+        ModelConfig(patch_size=32, **kw).check()
+
+
+def test_gflop_count_follows_the_layers():
+    full = ModelConfig(input_fraction=1.0, flat_start=False)
+    # The pre-crop architecture at N = 128: 0.403 GFLOP per gs1 group (documented in docs/training.md).
+    assert gflop_per_group(full) == pytest.approx(0.403, abs=0.001)
+    assert gflop_per_group(ModelConfig()) < gflop_per_group(full)
