@@ -183,16 +183,14 @@ def _train_and_evaluate(item: Resolved, train_cfg: dict[str, Any], cfg: StudyRun
 
 def _evaluate(item: Resolved, job_dir: Path, summary: dict[str, Any], log: logging.Logger,
               train_cfg: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """Score the bundle on the test split; ``None`` if evaluation is unavailable or fails.
+    """Score the bundle on the test split; ``None`` if the evaluation fails.
 
     An evaluation failure does not fail the job (its bundle is good): the
     traceback goes to ``train.log``, ``metrics`` stays null, and
     ``fly64-train evaluate`` can score the bundle later.
     """
-    try:
-        from fly64_train.evaluate import EvaluationConfig, evaluate_job
-    except ImportError:
-        return None
+    from fly64_train.evaluate import EvaluationConfig, evaluate_job
+
     train_cfg = train_cfg or {}
     sigma = float(get_study_design().metrics_config.get("ms_ssim_sigma", 1.0))
     cfg = EvaluationConfig(ms_ssim_sigma=sigma, neighbor_count=train_cfg.get("neighbor_count"),

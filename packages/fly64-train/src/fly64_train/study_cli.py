@@ -23,7 +23,10 @@ examples:
 
 Outputs: <artifact-root>/dose_<int>/<view>/gs<g>/ (train.log, checkpoints/, logs/, wts.h5.zip),
 <artifact-root>/training_manifest.json and skip_summary.json. Exit status 1 if any job failed.
-other commands: fly64-train train-one --help (one job from one NPZ)"""
+other commands:
+  fly64-train evaluate --artifact-root DIR        re-score existing bundles on their test splits
+  fly64-train report --artifact-root DIR --output DIR   table, metrics.csv and figures
+  fly64-train train-one --help                    one job from one NPZ"""
 
 
 def build_parser() -> argparse.ArgumentParser:
