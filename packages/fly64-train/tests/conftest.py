@@ -99,3 +99,18 @@ def make_config():
 @pytest.fixture(scope="session")
 def losses_of():
     return read_losses
+
+
+TINY_STUDY_DATA = ["--patch-size", "32", "--object-size", "192", "--scan-step", "8"]
+
+
+@pytest.fixture(scope="session")
+def tiny_study_data(tmp_path_factory) -> Path:
+    """Phase C and Phase D of a tiny study (N = 32), written by their real CLIs; treat as read-only."""
+    from fly64_data.cli import main as data_main
+    from fly64_overlap.cli import main as overlap_main
+
+    root = tmp_path_factory.mktemp("tiny_study")
+    assert data_main(["generate", "--output-root", str(root / "phase_c"), *TINY_STUDY_DATA]) == 0
+    assert overlap_main(["--phase-c-root", str(root / "phase_c"), "--output-root", str(root / "phase_d")]) == 0
+    return root

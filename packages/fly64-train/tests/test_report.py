@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fly64_data.cli import main as data_main
 from fly64_manifest import load_training_manifest, validate
-from fly64_overlap.cli import main as overlap_main
 from fly64_train.cli import main as cli_main
 from fly64_train.report import FILES
 
@@ -21,12 +19,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
-    """Phase C, D and E of a tiny study, every job trained and evaluated by the runner."""
+def study(tiny_study_data, tmp_path_factory) -> Path:
+    """Phase C and D of the shared tiny study, plus Phase E: every job trained and evaluated by the runner."""
     root = tmp_path_factory.mktemp("study")
-    assert data_main(["generate", "--output-root", str(root / "phase_c"), "--patch-size", "32",
-                      "--object-size", "192", "--scan-step", "8"]) == 0
-    assert overlap_main(["--phase-c-root", str(root / "phase_c"), "--output-root", str(root / "phase_d")]) == 0
+    for phase in ("phase_c", "phase_d"):
+        (root / phase).symlink_to(tiny_study_data / phase, target_is_directory=True)
     assert cli_main(["--phase-c-root", str(root / "phase_c"), "--phase-d-root", str(root / "phase_d"),
                      "--artifact-root", str(root / "phase_e"), *TINY_TRAIN]) == 0
     return root

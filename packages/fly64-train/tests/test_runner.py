@@ -10,25 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from fly64_data.cli import main as data_main
 from fly64_data.contract import sha256_file
 from fly64_manifest import validate
-from fly64_overlap.cli import main as overlap_main
 from fly64_train.matrix import build_matrix, filter_jobs
 from fly64_train.runner import StudyRunConfig, plan, run_study
 from fly64_train.study_cli import main as train_main
 
-TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--no-evaluate",
-              "--deterministic"]
+TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--deterministic",
+              "--no-evaluate"]
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("study")
-    assert data_main(["generate", "--output-root", str(root / "phase_c"), "--patch-size", "32",
-                      "--object-size", "192", "--scan-step", "8"]) == 0
-    assert overlap_main(["--phase-c-root", str(root / "phase_c"), "--output-root", str(root / "phase_d")]) == 0
-    return root
+def study(tiny_study_data) -> Path:
+    return tiny_study_data
 
 
 def _roots(study: Path, artifact: Path) -> list[str]:
