@@ -112,9 +112,10 @@ def test_read_manifest_and_missing_file(bundle, tmp_path):
 
 
 def test_bundle_without_the_newer_model_fields_loads_as_the_architecture_it_was_saved_with(tmp_path):
-    # Bundles written before input_fraction/flat_start existed hold a full-frame encoder.
+    # Bundles written before input_fraction/flat_start/merge_weights existed: full-frame encoder,
+    # Glorot heads, support merge weights.
     torch.manual_seed(0)
-    cfg = ModelConfig(patch_size=32, base_width=4, input_fraction=1.0, flat_start=False)
+    cfg = ModelConfig(patch_size=32, base_width=4, **ModelConfig.LEGACY)
     model = PtychoPINN(cfg, synthetic_probe(32), 3.5)
     save_bundle(model, tmp_path / "new.zip", config={})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,3 +52,29 @@ def test_gflop_count_follows_the_layers():
     # The pre-crop architecture at N = 128: 0.403 GFLOP per gs1 group (documented in docs/training.md).
     assert gflop_per_group(full) == pytest.approx(0.403, abs=0.001)
     assert gflop_per_group(ModelConfig()) < gflop_per_group(full)
+
+
+def test_gs2_merge_with_probe_intensity_weights_keeps_the_simulator_convention(tiny_sim):
+    # True patches are consistent, so the merge returns them wherever some probe lit the canvas:
+    # the predicted diffraction equals the simulator's up to bilinear smoothing at fractional
+    # offsets and the probe's faint tail outside the N/2 support (the physics tests' bound).
+    from fly64_train.grouping import make_groups
+
+    groups = make_groups(tiny_sim["y"], tiny_sim["x"], 2, 7, n_groups=6, seed=123)
+    patches = torch.as_tensor(tiny_sim["Y"][groups.indices])
+    want = tiny_sim["intensity"][groups.indices]
+    errors = {}
+    for weights in ("probe_intensity", "support"):
+        model = PtychoPINN(ModelConfig(patch_size=32, gridsize=2, base_width=4, merge_weights=weights),
+                           tiny_sim["probe"], 1.0)
+        w = model.merge_weights()
+        assert float(w.max()) == pytest.approx(1.0) and float(w[model.support == 0].abs().max()) == 0.0
+        offsets = torch.as_tensor(groups.offsets.astype(np.float32))
+        got = model.forward_intensity(patches, offsets).detach().numpy()
+        errors[weights] = np.linalg.norm(got - want) / np.linalg.norm(want)
+    assert all(e < 0.015 for e in errors.values()), errors
+
+
+def test_unknown_merge_weights_are_refused():
+    with pytest.raises(ValueError, match="merge_weights"):
+        ModelConfig(merge_weights="uniform").check()

@@ -43,7 +43,9 @@ class TrainConfig:
     max_epochs : int
         Upper bound on epochs; ``max_time`` may stop earlier.
     max_time : str, optional
-        Lightning ``DD:HH:MM:SS`` wall-clock cap (checkpoints are still written).
+        Lightning ``DD:HH:MM:SS`` wall-clock cap on training (checkpoints and the bundle are
+        still written). The default, 12 minutes, leaves room for the runner's evaluation
+        inside a 15-minute budget per job on 2 CPU cores; ``None`` removes the cap.
     """
 
     train_path: str
@@ -55,8 +57,8 @@ class TrainConfig:
     grouping_seed: int = 123
     seed: int = 42
     batch_size: int = 16
-    max_epochs: int = 30
-    max_time: str | None = None
+    max_epochs: int = 60
+    max_time: str | None = "00:00:12:00"
     lr: float = 1e-3
     plateau_factor: float = 0.5
     plateau_patience: int = 2

@@ -62,6 +62,12 @@ class ModelConfig:
         ``amplitude_max * sigmoid(0)``, phase 0) whose exit wave is the probe:
         the usual start of ptychographic reconstruction. Hidden layers keep
         their Glorot init.
+    merge_weights : str
+        gs2 merge weights (the same in numerator and denominator):
+        ``"probe_intensity"`` = ``|P|^2 / max |P|^2`` on the support, so each
+        patch speaks for the object where its probe lit it (a neighbour's
+        unlit rim, which its own pattern hardly constrains, does not dilute a
+        patch's lit core); ``"support"`` = the plain N/2 support.
     """
 
     patch_size: int = 128
@@ -74,9 +80,11 @@ class ModelConfig:
     batch_norm: bool = True
     input_fraction: float = 0.5
     flat_start: bool = True
+    merge_weights: str = "probe_intensity"
 
     #: Values of fields added after format 1.0 bundles were written, for manifests that lack them.
-    LEGACY: ClassVar[dict[str, Any]] = {"input_fraction": 1.0, "flat_start": False}
+    LEGACY: ClassVar[dict[str, Any]] = {"input_fraction": 1.0, "flat_start": False, "merge_weights": "support"}
+    MERGE_WEIGHTS: ClassVar[tuple[str, ...]] = ("probe_intensity", "support")
 
     @property
     def group_size(self) -> int:
@@ -114,6 +122,8 @@ class ModelConfig:
             raise ValueError(f"support_fraction must be 0.5 (the decoders end at N/2), got {self.support_fraction}")
         if self.gridsize < 1 or self.base_width < 1 or self.convs_per_level < 1:
             raise ValueError("gridsize, base_width and convs_per_level must be >= 1")
+        if self.merge_weights not in self.MERGE_WEIGHTS:
+            raise ValueError(f"merge_weights must be one of {self.MERGE_WEIGHTS}, got {self.merge_weights!r}")
         m = self.input_size
         if not 0 < self.input_fraction <= 1 or m % 2 != n % 2 or m % (2**d):
             raise ValueError(f"input_fraction {self.input_fraction} gives a {m}-pixel crop of N = {n}: it must be "
@@ -232,9 +242,16 @@ class PtychoPINN(nn.Module):
         """Object patches (B, C, N, N) complex, zero outside the central support."""
         return self.cnn(diffraction)
 
+    def merge_weights(self) -> torch.Tensor:
+        """(N, N) weights of the gs2 merge (see :attr:`ModelConfig.merge_weights`)."""
+        if self.cfg.merge_weights == "support":
+            return self.support
+        intensity = self.probe.abs() ** 2
+        return self.support * intensity / intensity.max()
+
     def forward_intensity(self, obj_patches: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted far-field intensity of given object patches (merging gs2 groups)."""
-        return physics.forward_intensity(obj_patches, self.probe, offsets, self.support)
+        return physics.forward_intensity(obj_patches, self.probe, offsets, self.merge_weights())
 
     def forward(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Diffraction -> predicted intensity: the self-supervised autoencoder path."""
