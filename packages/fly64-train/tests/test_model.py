@@ -78,3 +78,27 @@ def test_gs2_merge_with_probe_intensity_weights_keeps_the_simulator_convention(t
 def test_unknown_merge_weights_are_refused():
     with pytest.raises(ValueError, match="merge_weights"):
         ModelConfig(merge_weights="uniform").check()
+
+
+def test_shared_encoder_predicts_each_pattern_of_a_group_on_its_own():
+    torch.manual_seed(0)
+    cfg = ModelConfig(patch_size=32, gridsize=2, base_width=4, flat_start=False)
+    cnn = ObjectCNN(cfg).eval()
+    x = torch.rand(2, 4, 32, 32)
+    with torch.no_grad():
+        out = cnn(x)
+        alone = cnn(x[:, 2:3].expand(2, 4, 32, 32).contiguous())
+        swapped = cnn(x[:, [1, 0, 3, 2]])
+    assert out.shape == (2, 4, 32, 32)
+    torch.testing.assert_close(alone[:, 0], out[:, 2])
+    torch.testing.assert_close(swapped, out[:, [1, 0, 3, 2]])
+    # The multi-channel variant mixes the group's patterns.
+    mixed = ObjectCNN(ModelConfig(patch_size=32, gridsize=2, base_width=4, flat_start=False,
+                                  shared_encoder=False)).eval()
+    with torch.no_grad():
+        assert not torch.allclose(mixed(x[:, [1, 0, 3, 2]]), mixed(x)[:, [1, 0, 3, 2]])
+
+
+def test_gflop_count_covers_every_pattern_of_a_group():
+    one = gflop_per_group(ModelConfig())
+    assert gflop_per_group(ModelConfig(gridsize=2)) == pytest.approx(4 * one)

@@ -67,7 +67,15 @@ class ModelConfig:
         ``"probe_intensity"`` = ``|P|^2 / max |P|^2`` on the support, so each
         patch speaks for the object where its probe lit it (a neighbour's
         unlit rim, which its own pattern hardly constrains, does not dilute a
-        patch's lit core); ``"support"`` = the plain N/2 support.
+        patch's lit core); ``"support"`` = the plain N/2 support (default).
+    shared_encoder : bool
+        For gridsize > 1, apply one single-pattern CNN to each pattern of a
+        group (weights shared across the group) instead of one CNN with
+        ``gridsize**2`` input and output channels. The group's patterns still
+        meet in the physics (the merge). A multi-channel CNN must route each
+        pattern through a bottleneck sized for one pattern and learn from
+        each group position separately; the shared one learns from every
+        pattern with the same weights.
     """
 
     patch_size: int = 128
@@ -80,10 +88,12 @@ class ModelConfig:
     batch_norm: bool = True
     input_fraction: float = 0.5
     flat_start: bool = True
-    merge_weights: str = "probe_intensity"
+    merge_weights: str = "support"
+    shared_encoder: bool = True
 
     #: Values of fields added after format 1.0 bundles were written, for manifests that lack them.
-    LEGACY: ClassVar[dict[str, Any]] = {"input_fraction": 1.0, "flat_start": False, "merge_weights": "support"}
+    LEGACY: ClassVar[dict[str, Any]] = {"input_fraction": 1.0, "flat_start": False, "merge_weights": "support",
+                                        "shared_encoder": False}
     MERGE_WEIGHTS: ClassVar[tuple[str, ...]] = ("probe_intensity", "support")
 
     @property
@@ -92,6 +102,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def cnn_channels(self) -> int:
+        """Input/output channels of the CNN: 1 with a shared encoder, else ``gridsize**2``."""
+        return 1 if self.shared_encoder else self.group_size
 
     @property
     def input_size(self) -> int:
@@ -153,7 +168,7 @@ class _Decoder(nn.Sequential):
             layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
             cin = cout
         layers += _conv_block(cin, cfg.base_width, 1, cfg.batch_norm)
-        layers.append(nn.Conv2d(cfg.base_width, cfg.group_size, 3, padding=1))
+        layers.append(nn.Conv2d(cfg.base_width, cfg.cnn_channels, 3, padding=1))
         super().__init__(*layers)
 
 
@@ -174,7 +189,7 @@ class ObjectCNN(nn.Module):
         cfg.check()
         self.cfg = cfg
         enc: list[nn.Module] = []
-        cin = cfg.group_size
+        cin = cfg.cnn_channels
         for level in range(cfg.depth):
             cout = cfg.base_width * 2**level
             enc += _conv_block(cin, cout, cfg.convs_per_level, cfg.batch_norm)
@@ -201,13 +216,16 @@ class ObjectCNN(nn.Module):
     def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
         n, m = self.cfg.patch_size, self.cfg.input_size
         lo = (n - m) // 2
-        features = self.encoder(diffraction[..., lo:lo + m, lo:lo + m] * self.input_scale)
+        x = diffraction[..., lo:lo + m, lo:lo + m] * self.input_scale
+        batch, channels = x.shape[:2]
+        if self.cfg.shared_encoder:
+            x = x.reshape(batch * channels, 1, m, m)
+        features = self.encoder(x)
         amp = self.cfg.amplitude_max * torch.sigmoid(self.amplitude(features))
         phase = math.pi * torch.tanh(self.phase(features))
-        n = self.cfg.patch_size
         pad = (n - amp.shape[-1]) // 2
-        obj = torch.polar(amp, phase)
-        return F.pad(obj, (pad, pad, pad, pad))
+        obj = F.pad(torch.polar(amp, phase), (pad, pad, pad, pad))
+        return obj.reshape(batch, channels, n, n)
 
 
 class PtychoPINN(nn.Module):
@@ -273,7 +291,7 @@ def gflop_per_group(cfg: ModelConfig) -> float:
 
     def hook(module: nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
         k = module.kernel_size[0] * module.kernel_size[1]
-        total[0] += 2.0 * k * module.in_channels * output.shape[1] * output.shape[-2] * output.shape[-1]
+        total[0] += 2.0 * k * module.in_channels * output.numel()  # one group in: numel spans its patterns
 
     handles = [m.register_forward_hook(hook) for m in cnn.modules() if isinstance(m, nn.Conv2d)]
     try:
