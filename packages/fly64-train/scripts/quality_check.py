@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-groups-gs2", type=int, default=None)
     ap.add_argument("--base-width", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None, help="groups per step (default: TrainConfig's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for view in args.views:
@@ -55,6 +56,8 @@ def main() -> None:
             cfg.max_epochs = args.epochs
         if gs == 2 and args.n_groups_gs2:
             cfg.n_groups = args.n_groups_gs2
+        if args.batch_size:
+            cfg.batch_size = args.batch_size
         if args.base_width:
             cfg.model = ModelConfig(base_width=args.base_width)
         t0 = time.monotonic()

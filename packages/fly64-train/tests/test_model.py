@@ -102,3 +102,12 @@ def test_shared_encoder_predicts_each_pattern_of_a_group_on_its_own():
 def test_gflop_count_covers_every_pattern_of_a_group():
     one = gflop_per_group(ModelConfig())
     assert gflop_per_group(ModelConfig(gridsize=2)) == pytest.approx(4 * one)
+
+
+def test_default_step_holds_16_patterns_whatever_the_gridsize():
+    from fly64_train.job import TrainConfig
+
+    assert TrainConfig(train_path="t.npz", job_dir="j").groups_per_step == 16
+    assert TrainConfig(train_path="t.npz", job_dir="j", gridsize=2).groups_per_step == 4
+    assert TrainConfig(train_path="t.npz", job_dir="j", gridsize=2, batch_size=7).groups_per_step == 7
+    assert TrainConfig(train_path="t.npz", job_dir="j").max_time == "00:00:12:00"

@@ -24,6 +24,8 @@ import torch
 from fly64_train.model import ModelConfig
 
 LOGGERS = ("csv", "tensorboard", "none")
+#: Diffraction patterns per optimisation step when ``TrainConfig.batch_size`` is not given.
+BATCH_PATTERNS = 16
 
 
 @dataclass
@@ -42,6 +44,10 @@ class TrainConfig:
         Recorded in the bundle's provenance; not used for training or model selection.
     max_epochs : int
         Upper bound on epochs; ``max_time`` may stop earlier.
+    batch_size : int, optional
+        Groups per optimisation step; default :data:`BATCH_PATTERNS` patterns' worth
+        (16 groups at gridsize 1, 4 at gridsize 2): the shared CNN's cost and its
+        updates per pattern then do not depend on the gridsize.
     max_time : str, optional
         Lightning ``DD:HH:MM:SS`` wall-clock cap on training (checkpoints and the bundle are
         still written). The default, 12 minutes, leaves room for the runner's evaluation
@@ -56,7 +62,7 @@ class TrainConfig:
     n_groups: int | None = None
     grouping_seed: int = 123
     seed: int = 42
-    batch_size: int = 16
+    batch_size: int | None = None
     max_epochs: int = 60
     max_time: str | None = "00:00:12:00"
     lr: float = 1e-3
@@ -89,12 +95,17 @@ class TrainConfig:
             model = ModelConfig.from_dict(model)
         return cls(**data, **({"model": model} if model is not None else {}))
 
+    @property
+    def groups_per_step(self) -> int:
+        """``batch_size``, or :data:`BATCH_PATTERNS` patterns' worth of groups."""
+        return self.batch_size if self.batch_size is not None else max(1, BATCH_PATTERNS // self.gridsize**2)
+
     def check(self) -> None:
         if self.logger not in LOGGERS:
             raise ValueError(f"logger must be one of {LOGGERS}, got {self.logger!r}")
         if self.gridsize < 1:
             raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
-        if self.batch_size < 1 or self.max_epochs < 1:
+        if (self.batch_size is not None and self.batch_size < 1) or self.max_epochs < 1:
             raise ValueError("batch_size and max_epochs must be >= 1")
 
 
@@ -147,7 +158,7 @@ def train_job(config: TrainConfig | dict[str, Any], callbacks: list[Any] | None 
 
     # Validation happens here, before any folder, logger or Trainer exists.
     dm = Fly64DataModule(cfg.train_path, cfg.gridsize, cfg.neighbor_count, cfg.n_groups, cfg.grouping_seed,
-                         cfg.batch_size, cfg.val_fraction, cfg.num_workers, cfg.seed)
+                         cfg.groups_per_step, cfg.val_fraction, cfg.num_workers, cfg.seed)
     info = dm.info
     model_cfg = ModelConfig(**{**cfg.model.to_dict(), "patch_size": info.patch_size, "gridsize": cfg.gridsize})
     model_cfg.check()
