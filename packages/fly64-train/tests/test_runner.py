@@ -156,3 +156,20 @@ def test_run_study_returns_outcome(study, tmp_path):
     outcome = run_study(cfg, out=out)
     assert outcome.failed == 0 and len(outcome.jobs) == 3
     assert json.loads(outcome.manifest_path.read_text())["filters"]["dose"] == [1e5]
+
+
+def test_concurrent_runs_into_one_root_keep_every_job(study, tmp_path):
+    import subprocess
+    import sys
+
+    artifact = tmp_path / "e"
+    procs = [subprocess.Popen([sys.executable, "-m", "fly64_train", *_roots(study, artifact), "--dry-run",
+                               "--dose", dose], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for dose in ("1000", "10000", "100000")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    manifest = _manifest(artifact)
+    assert len(manifest["jobs"]) == 9
+    assert validate(artifact / "skip_summary.json", "skip_summary")["skipped_count"] == 0
+    assert not list(artifact.glob(".training_manifest.json.*")), "temporary files left behind"
