@@ -11,10 +11,13 @@ Job directory layout::
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,24 @@ class TrainConfig:
             raise ValueError("batch_size and max_epochs must be >= 1")
 
 
+class _DropTips(logging.Filter):
+    """Drop Lightning's product advertisements ("💡 Tip: ...") from a job's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("💡")
+
+
+@contextlib.contextmanager
+def _without_lightning_tips() -> Iterator[None]:
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    tip_filter = _DropTips()
+    log.addFilter(tip_filter)
+    try:
+        yield
+    finally:
+        log.removeFilter(tip_filter)
+
+
 def _make_logger(cfg: TrainConfig, job_dir: Path) -> Any:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -176,13 +197,14 @@ def train_job(config: TrainConfig | dict[str, Any], callbacks: list[Any] | None 
     resume_from = str(last) if cfg.resume and last.is_file() else None
     progress = sys.stderr.isatty() if cfg.progress_bar is None else cfg.progress_bar
     logger = _make_logger(cfg, job_dir)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
-        deterministic=cfg.deterministic, max_epochs=cfg.max_epochs, max_time=cfg.max_time,
-        logger=logger, callbacks=[checkpoint, *(callbacks or [])], enable_progress_bar=progress,
-        enable_model_summary=progress, default_root_dir=str(job_dir), log_every_n_steps=1,
-        limit_train_batches=cfg.limit_train_batches, num_sanity_val_steps=0,
-    )
+    with _without_lightning_tips():
+        trainer = L.Trainer(
+            accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
+            deterministic=cfg.deterministic, max_epochs=cfg.max_epochs, max_time=cfg.max_time,
+            logger=logger, callbacks=[checkpoint, *(callbacks or [])], enable_progress_bar=progress,
+            enable_model_summary=progress, default_root_dir=str(job_dir), log_every_n_steps=1,
+            limit_train_batches=cfg.limit_train_batches, num_sanity_val_steps=0,
+        )
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
 
     # Export the best weights (lowest monitored loss), falling back to the final ones.
