@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -205,7 +206,10 @@ def train_job(config: TrainConfig | dict[str, Any], callbacks: list[Any] | None 
             enable_model_summary=progress, default_root_dir=str(job_dir), log_every_n_steps=1,
             limit_train_batches=cfg.limit_train_batches, num_sanity_val_steps=0,
         )
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    with warnings.catch_warnings():
+        # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for a user to act on.
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
 
     # Export the best weights (lowest monitored loss), falling back to the final ones.
     best_path = checkpoint.best_model_path
