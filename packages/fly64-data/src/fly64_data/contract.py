@@ -161,6 +161,17 @@ def utc_now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def creation_time() -> str:
+    """UTC creation time; honours SOURCE_DATE_EPOCH so reruns can be byte-identical."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return utc_now()
+    try:
+        return datetime.fromtimestamp(int(epoch), UTC).isoformat().replace("+00:00", "Z")
+    except ValueError:
+        raise ValueError(f"SOURCE_DATE_EPOCH: not an integer number of seconds ({epoch!r})") from None
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes (read in chunks)."""
     return file_digest(path)[0]

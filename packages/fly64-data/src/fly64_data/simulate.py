@@ -19,7 +19,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fly64_data import __version__
-from fly64_data.contract import SCHEMA_VERSION, sha256_file, utc_now, write_dataset
+from fly64_data.contract import SCHEMA_VERSION, creation_time, sha256_file, write_dataset
 from fly64_data.design import StudyDesign, dose_dirname
 from fly64_data.physics import extract_patches, far_field_intensity
 from fly64_data.sample import BaseSample
@@ -235,15 +234,6 @@ def _metadata(design: StudyDesign, sample: BaseSample, sample_sha: str, dose: fl
              "n_positions": int(arrays["xcoords"].size)},
         ],
     }
-
-
-def creation_time() -> str:
-    """UTC creation time; honours SOURCE_DATE_EPOCH so reruns can be byte-identical."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        stamp = datetime.fromtimestamp(int(epoch), UTC)
-        return stamp.isoformat().replace("+00:00", "Z")
-    return utc_now()
 
 
 def _commit_staging(staging: Path, root: Path, dirnames: list[str]) -> None:

@@ -18,14 +18,14 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from fly64_data.contract import ContractError, load_npz, sha256_file, utc_now, validate_dataset, write_dataset
+from fly64_data.contract import ContractError, load_npz, sha256_file, validate_dataset, write_dataset
+from fly64_data.contract import creation_time as contract_creation_time
 from fly64_data.design import StudyDesign, dose_dirname, get_study_design
 from fly64_manifest import ManifestError, validate, write_json
 from fly64_overlap import __version__
@@ -112,14 +112,11 @@ class _SplitInput:
 
 
 def creation_time() -> str:
-    """UTC time stamp; SOURCE_DATE_EPOCH (if set) makes reruns byte-identical."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        try:
-            return datetime.fromtimestamp(int(epoch), UTC).isoformat().replace("+00:00", "Z")
-        except ValueError:
-            raise OverlapError(f"SOURCE_DATE_EPOCH: not an integer number of seconds ({epoch!r})") from None
-    return utc_now()
+    """UTC time stamp (shared with Phase C); a bad SOURCE_DATE_EPOCH is an OverlapError."""
+    try:
+        return contract_creation_time()
+    except ValueError as exc:
+        raise OverlapError(str(exc)) from None
 
 
 def read_run_manifest(phase_c_root: Path) -> tuple[dict[str, Any], str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from fly64_data.contract import sha256_file
 from fly64_train import __version__
 from fly64_train.model import ModelConfig, PtychoPINN
 
@@ -111,15 +112,7 @@ def save_bundle(model: PtychoPINN, path: str | os.PathLike, config: dict[str, An
         Path(tmp).unlink(missing_ok=True)
         raise
     # Digest the bytes now on disk, not the in-memory members: that is what a reader verifies.
-    return {"path": str(path), "sha256": _sha256_file(path), "size_bytes": path.stat().st_size}
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return {"path": str(path), "sha256": sha256_file(path), "size_bytes": path.stat().st_size}
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from fly64_data.contract import utc_now
 from fly64_data.design import StudyDesign, get_study_design
 from fly64_manifest import read_json, write_json
 from fly64_train import __version__
@@ -227,7 +228,7 @@ def update_job_metrics(artifact_root: str | os.PathLike,
             raise KeyError(f"{path}: no job for {missing[0]}")
         for key, value in metrics.items():
             by_key[(float(key[0]), key[1], int(key[2]))]["result"]["metrics"] = value
-        manifest["timestamp"] = _utc_now()
+        manifest["timestamp"] = utc_now()
         write_json(path, manifest, "training_manifest")
     return path
 
@@ -293,7 +294,7 @@ def _update_manifests(cfg: StudyRunConfig, entries: list[dict[str, Any]],
         skips = {_key(s): s for s in previous.get("skipped_views", []) if _key(s) not in this_run}
         skips.update({_key(s): s for s in skip_records})
         skipped = [skips[k] for k in sorted(skips)]
-        now = _utc_now()
+        now = utc_now()
         manifest = {
             "schema_version": "1.0", "kind": "training_manifest", "timestamp": now, "producer": PRODUCER,
             "phase_c_root": _relative_root(cfg.phase_c_root, root),
@@ -313,9 +314,3 @@ def _update_manifests(cfg: StudyRunConfig, entries: list[dict[str, Any]],
 
 def _relative_root(path: Path, root: Path) -> str:
     return os.path.relpath(Path(path).resolve(), root.resolve()).replace(os.sep, "/")
-
-
-def _utc_now() -> str:
-    from fly64_data.contract import utc_now
-
-    return utc_now()
