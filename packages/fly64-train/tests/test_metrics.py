@@ -127,3 +127,64 @@ def test_psnr_uses_the_data_range_not_255(obj):
     noisy = amp + 0.01
     assert M.psnr(noisy, amp, 1.0) == pytest.approx(40.0, abs=1e-6)
     assert M.psnr(noisy, amp, 0.1) == pytest.approx(20.0, abs=1e-6)
+
+
+def _gappy_mask(shape: tuple[int, int]) -> np.ndarray:
+    """Round lit discs on a grid with unlit gaps between them, like a sparse scan's footprints."""
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, bool)
+    for cy in range(12, shape[0], 34):
+        for cx in range(12, shape[1], 34):
+            mask |= (rows - cy) ** 2 + (cols - cx) ** 2 <= 14**2
+    return mask
+
+
+def test_an_all_true_mask_changes_no_metric(obj):
+    amp = np.abs(obj)
+    noisy = amp + 0.02 * np.random.default_rng(5).standard_normal(amp.shape)
+    plain, masked = M.score_pair(noisy, amp), M.score_pair(noisy, amp, mask=np.ones(amp.shape, bool))
+    for name in M.METRIC_NAMES:
+        a, b = getattr(plain, name), getattr(masked, name)
+        assert (a is None and b is None) or b == pytest.approx(a, abs=1e-9), name
+    # The masked SSIM path is our own normalised convolution; all-True it is scikit-image's SSIM.
+    assert M.ssim(noisy, amp, 0.4, mask=np.ones(amp.shape, bool)) == pytest.approx(M.ssim(noisy, amp, 0.4), abs=1e-9)
+
+
+@pytest.mark.parametrize("component", ["amplitude", "phase"])
+def test_unlit_pixels_never_enter_a_score(obj, component):
+    truth = _components(obj)[component]
+    mask = _gappy_mask(truth.shape)
+    assert 0.3 < mask.mean() < 0.8
+    noisy = truth + 0.03 * np.random.default_rng(6).standard_normal(truth.shape)
+    wrapped = component == "phase"
+    # Whatever fills the gaps (the truth, a constant, noise) leaves every score unchanged ...
+    fills = [truth, np.full_like(truth, truth.mean()), np.random.default_rng(7).uniform(-3, 3, truth.shape)]
+    scores = [M.score_pair(np.where(mask, noisy, fill), truth, wrapped=wrapped, mask=mask) for fill in fills]
+    for other in scores[1:]:
+        for name in M.METRIC_NAMES:
+            assert getattr(other, name) == pytest.approx(getattr(scores[0], name), abs=1e-12), name
+    # ... so an exact reconstruction of the lit pixels is perfect, seams and all, whatever the gaps hold;
+    exact = M.score_pair(np.where(mask, truth, 0.0), truth, wrapped=wrapped, mask=mask)
+    assert exact.ssim == pytest.approx(1.0, abs=1e-12) and exact.ms_ssim == pytest.approx(1.0, abs=1e-12)
+    assert exact.frc50 is None and exact.mae == 0 and exact.pearson == pytest.approx(1.0, abs=1e-12)
+    # unmasked, the seams between lit discs and a constant fill would have cost it a lot.
+    assert M.score_pair(np.where(mask, truth, truth.mean()), truth, wrapped=wrapped).ssim < 0.9
+    # And a flat image on the same pixels scores far lower than the exact one.
+    flat = M.score_pair(np.full_like(truth, truth[mask].mean()), truth, wrapped=wrapped, mask=mask)
+    assert flat.ssim < 0.8 and flat.pearson == 0.0 and flat.frc50 is not None
+
+
+def test_masked_scores_still_fall_monotonically_with_noise(obj):
+    amp = np.abs(obj)
+    mask = _gappy_mask(amp.shape)
+    noise = np.random.default_rng(8).standard_normal(amp.shape)
+    scores = [M.score_pair(amp + sigma * noise, amp, mask=mask) for sigma in (0.003, 0.01, 0.03, 0.1, 0.3)]
+    for worse, better in zip(scores[1:], scores[:-1], strict=True):
+        assert worse.mae > better.mae and worse.psnr < better.psnr and worse.pearson < better.pearson
+        assert worse.ssim < better.ssim and worse.ms_ssim < better.ms_ssim
+
+
+def test_an_empty_mask_is_refused(obj):
+    amp = np.abs(obj)
+    with pytest.raises(ValueError, match="non-empty boolean image"):
+        M.score_pair(amp, amp, mask=np.zeros(amp.shape, bool))

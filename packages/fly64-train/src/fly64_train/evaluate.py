@@ -17,12 +17,13 @@ Steps, for one bundle and one DATA-001 test NPZ:
    positions are known exactly, so a shift would be a real error; the shift
    measured by ``skimage.registration.phase_cross_correlation`` is recorded as a
    diagnostic (``shift_px``).
-5. Uncovered pixels inside the region (gaps between the footprints of a sparse
-   scan) are filled with the mean of the covered aligned values: a reconstruction
-   knows nothing there, and a flat guess is the neutral stand-in. The covered
-   fraction is recorded (``coverage``) so gaps are visible in the report.
-6. Score amplitude and phase against ``objectGuess`` on the region
-   (:func:`fly64_train.metrics.score_pair`).
+5. Score amplitude and phase against ``objectGuess`` on the covered pixels of
+   the region (:func:`fly64_train.metrics.score_pair` with the coverage mask):
+   pixels no probe lit (gaps between the footprints of a sparse scan) enter no
+   metric, not even through an SSIM window or the FRC's Fourier transform. The
+   covered fraction is recorded (``coverage``) so gaps are visible in the report.
+6. For the saved arrays and the figure, uncovered pixels are filled with the
+   mean of the covered aligned values (and greyed in the figure).
 
 :func:`evaluate_job` does all that for a training job and writes
 ``reconstruction.npz`` and ``reconstruction.png`` into the job directory.
@@ -150,8 +151,8 @@ def score_stitched(stitched: np.ndarray, weight: np.ndarray, truth: np.ndarray, 
     return Evaluation(
         amplitude=amp, phase=phase, amplitude_true=amp_true, phase_true=phase_true, covered=covered,
         stitched=image.astype(np.complex64), region=(r0, r1, c0, c1),
-        amplitude_scores=score_pair(amp, amp_true, cfg.ms_ssim_sigma),
-        phase_scores=score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True),
+        amplitude_scores=score_pair(amp, amp_true, cfg.ms_ssim_sigma, mask=covered),
+        phase_scores=score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True, mask=covered),
         amplitude_scale=scale, phase_alignment=plane, shift_px=(float(shift[0]), float(shift[1])),
         extra={"floor": floor},
     )
@@ -163,14 +164,14 @@ def _floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray,
 
     The alignment fits a scale and a phase plane to the truth, so even a flat
     reconstruction scores above zero (the best plane through the true phase);
-    this is that floor, for reading the real scores against.
+    this is that floor, for reading the real scores against. It is scored on
+    the same covered pixels as the reconstruction.
     """
     flat = np.ones_like(amp_true)
     amp, _ = align_amplitude(flat, amp_true, covered)
     phase, _ = align_phase(np.zeros_like(phase_true), phase_true, covered)
-    phase = np.where(covered, phase, phase[covered].mean())
-    return {"amplitude": score_pair(amp, amp_true, cfg.ms_ssim_sigma).as_json(),
-            "phase": score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True).as_json()}
+    return {"amplitude": score_pair(amp, amp_true, cfg.ms_ssim_sigma, mask=covered).as_json(),
+            "phase": score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True, mask=covered).as_json()}
 
 
 def reconstruct(model: Any, test_path: str | os.PathLike,

@@ -6,7 +6,10 @@ complex-object steps (amplitude scale, phase offset and ramp) are in
 whole set on one component.
 
 Definitions (``x`` the reconstruction, ``y`` the ground truth, ``R`` the
-*data range* of the ground truth, ``max(y) - min(y)``, never 255):
+*data range* of the ground truth, ``max(y) - min(y)``, never 255). Every metric
+takes an optional boolean ``mask`` of the pixels to score (the pixels the scan
+lit); pixels outside it never enter any value, so whatever fills them cannot
+change a score (see "Masked scoring" below):
 
 MAE
     ``mean |x - y|`` (phase: of the wrapped difference, radians).
@@ -31,6 +34,18 @@ FRC
     the threshold before Nyquist.
 Pearson
     Correlation coefficient of the pixel values.
+
+Masked scoring
+    Pointwise metrics (MAE, PSNR, Pearson) use the masked pixels only. SSIM's
+    local means, variances and covariance are Gaussian-weighted averages over
+    masked neighbours only (normalised convolution: ``G*(m a) / G*m``), and the
+    SSIM map is averaged over masked pixels, so a window that straddles a gap
+    compares only real pixels. MS-SSIM does the same at every scale, with the
+    images down-sampled as mask-weighted means and the mask as fractional
+    weights. FRC removes each image's masked mean and zeroes both images
+    outside the mask before the Hann window, so both see the same aperture.
+    With no mask (or an all-True one) every value equals the unmasked
+    definition above (scikit-image's SSIM to rounding).
 """
 
 from __future__ import annotations
@@ -139,27 +154,37 @@ def _coarse_ramp(field_: np.ndarray, pad: int = 4) -> tuple[float, float]:
 # --------------------------------------------------------------------------- pointwise
 
 
-def mae(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.abs(x.astype(np.float64) - y.astype(np.float64)).mean())
+def _select(a: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The scored pixels of ``a`` as float64 (all of them without a mask)."""
+    a = np.asarray(a, dtype=np.float64)
+    return a if mask is None else a[mask]
 
 
-def psnr(x: np.ndarray, y: np.ndarray, data_range: float) -> float:
+def mae(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
+    return float(np.abs(_select(x, mask) - _select(y, mask)).mean())
+
+
+def psnr(x: np.ndarray, y: np.ndarray, data_range: float, mask: np.ndarray | None = None) -> float:
     """PSNR in dB with an explicit data range (``inf`` for identical images)."""
+    x, y = _select(x, mask), _select(y, mask)
     if np.array_equal(x, y):
         return math.inf
-    return float(peak_signal_noise_ratio(y.astype(np.float64), x.astype(np.float64), data_range=data_range))
+    return float(peak_signal_noise_ratio(y, x, data_range=data_range))
 
 
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
+def pearson(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Pearson correlation; 0 when either image is constant (no linear relation to speak of)."""
-    a = x.astype(np.float64).ravel() - x.mean()
-    b = y.astype(np.float64).ravel() - y.mean()
+    a, b = _select(x, mask).ravel(), _select(y, mask).ravel()
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0  # (a constant's mean is not always exactly representable: no rounding-noise "correlation")
+    a, b = a - a.mean(), b - b.mean()
     denom = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
     return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
-def data_range_of(ref: np.ndarray) -> float:
-    """``max - min`` of the ground truth, or 1 for a constant image (avoids a zero range)."""
+def data_range_of(ref: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """``max - min`` of the ground truth (on the mask), or 1 for a constant image (avoids a zero range)."""
+    ref = _select(ref, mask)
     rng = float(np.max(ref) - np.min(ref))
     return rng if rng > 0 else 1.0
 
@@ -167,10 +192,13 @@ def data_range_of(ref: np.ndarray) -> float:
 # --------------------------------------------------------------------------- SSIM family
 
 
-def ssim(x: np.ndarray, y: np.ndarray, data_range: float, sigma: float = SSIM_SIGMA) -> float:
-    """Mean SSIM (scikit-image, Gaussian window, population covariance)."""
-    return float(structural_similarity(x.astype(np.float64), y.astype(np.float64), data_range=data_range,
-                                       gaussian_weights=True, sigma=sigma, use_sample_covariance=False))
+def ssim(x: np.ndarray, y: np.ndarray, data_range: float, sigma: float = SSIM_SIGMA,
+         mask: np.ndarray | None = None) -> float:
+    """Mean SSIM (Gaussian window, population covariance): scikit-image's, or its masked form."""
+    if mask is None:
+        return float(structural_similarity(x.astype(np.float64), y.astype(np.float64), data_range=data_range,
+                                           gaussian_weights=True, sigma=sigma, use_sample_covariance=False))
+    return ssim_components(x, y, data_range, sigma, weight=mask)[2]
 
 
 def window_size(sigma: float) -> int:
@@ -178,57 +206,91 @@ def window_size(sigma: float) -> int:
     return 2 * int(GAUSSIAN_TRUNCATE * sigma + 0.5) + 1
 
 
-def ssim_components(x: np.ndarray, y: np.ndarray, data_range: float,
-                    sigma: float) -> tuple[float, float, float]:
+def ssim_components(x: np.ndarray, y: np.ndarray, data_range: float, sigma: float,
+                    weight: np.ndarray | None = None) -> tuple[float, float, float]:
     """Mean luminance term, mean contrast-structure term and mean SSIM at one scale.
 
-    Same filter, constants and border crop as scikit-image, so
-    ``mean(l * cs)`` here equals :func:`ssim` (a test pins this). MS-SSIM needs
-    ``cs`` on its own, which scikit-image does not expose.
+    Same filter, constants and border crop as scikit-image, so without
+    ``weight`` ``mean(l * cs)`` here equals :func:`ssim` (a test pins this).
+    MS-SSIM needs ``cs`` on its own, which scikit-image does not expose.
+
+    ``weight`` (bool mask or fractional weights in [0, 1]) restricts every local
+    statistic to weighted neighbours (normalised convolution) and averages the
+    maps with the same weights, so zero-weight pixels never enter.
     """
     x, y = x.astype(np.float64), y.astype(np.float64)
 
     def blur(a: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_filter(a, sigma, mode="reflect", truncate=GAUSSIAN_TRUNCATE)
 
+    if weight is None:
+        w = None
+        local = blur
+    else:
+        w = np.asarray(weight, dtype=np.float64)
+        norm = blur(w)
+        safe = np.where(norm > 1e-12, norm, 1.0)
+
+        def local(a: np.ndarray) -> np.ndarray:
+            return blur(w * a) / safe
+
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    mx, my = blur(x), blur(y)
-    vx, vy, vxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    mx, my = local(x), local(y)
+    vx, vy, vxy = local(x * x) - mx * mx, local(y * y) - my * my, local(x * y) - mx * my
     lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
     cs = (2 * vxy + c2) / (vx + vy + c2)
     pad = (window_size(sigma) - 1) // 2
     crop = (slice(pad, x.shape[0] - pad), slice(pad, x.shape[1] - pad))
-    return float(lum[crop].mean()), float(cs[crop].mean()), float((lum * cs)[crop].mean())
+    if w is None:
+        return float(lum[crop].mean()), float(cs[crop].mean()), float((lum * cs)[crop].mean())
+    wc = w[crop]
+    total = float(wc.sum())
+    if total <= 0:
+        raise ValueError("no scored pixel lies inside the SSIM border crop")
+
+    def average(a: np.ndarray) -> float:
+        return float((a[crop] * wc).sum() / total)
+
+    return average(lum), average(cs), average(lum * cs)
 
 
 def ms_ssim(x: np.ndarray, y: np.ndarray, data_range: float, sigma: float = 1.0,
-            weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> float:
+            weights: tuple[float, ...] = MS_SSIM_WEIGHTS, mask: np.ndarray | None = None) -> float:
     """Multi-scale SSIM (Wang et al. 2003) with a Gaussian window of ``sigma``.
 
     Scales that would be smaller than two windows are dropped (a crop of a
     few hundred pixels supports all five at sigma 1; a tiny test image fewer)
     and the kept exponents renormalised, so the result stays in [0, 1].
+    With ``mask``, each scale is scored on mask-weighted pixels (see the module
+    docstring) and the images are down-sampled as mask-weighted means, so
+    unmasked pixels never leak into a coarser scale.
     """
     x, y = x.astype(np.float64), y.astype(np.float64)
+    w = None if mask is None else np.asarray(mask, dtype=np.float64)
     win = window_size(sigma)
     scales = 0
-    h, w = x.shape
-    while scales < len(weights) and min(h, w) >= 2 * win:
+    h, wd = x.shape
+    while scales < len(weights) and min(h, wd) >= 2 * win:
         scales += 1
-        h, w = h // 2, w // 2
+        h, wd = h // 2, wd // 2
     if scales == 0:
         raise ValueError(f"image {x.shape} is too small for MS-SSIM with sigma {sigma} (window {win})")
     used = np.asarray(weights[:scales], dtype=np.float64)
     used = used / used.sum()
     value = 1.0
     for level in range(scales):
-        lum, cs, _ = ssim_components(x, y, data_range, sigma)
+        lum, cs, _ = ssim_components(x, y, data_range, sigma, weight=w)
         if level == scales - 1:
             # Luminance enters only at the coarsest scale (Wang et al. 2003, eq. 7).
             value *= max(lum, 0.0) ** used[level] * max(cs, 0.0) ** used[level]
-        else:
+        elif w is None:
             value *= max(cs, 0.0) ** used[level]
             x, y = _half(x), _half(y)
+        else:
+            value *= max(cs, 0.0) ** used[level]
+            coarse = _half(w)
+            safe = np.where(coarse > 0, coarse, 1.0)
+            x, y, w = _half(w * x) / safe, _half(w * y) / safe, coarse
     return float(value)
 
 
@@ -275,14 +337,14 @@ class FRC:
         return float(f0 + t * (f1 - f0))
 
 
-def frc(x: np.ndarray, y: np.ndarray) -> FRC:
+def frc(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> FRC:
     """Fourier ring correlation of two same-shape real images (see the module docstring)."""
     if x.shape != y.shape or x.ndim != 2:
         raise ValueError(f"FRC needs two 2-D images of one shape, got {x.shape} and {y.shape}")
     h, w = x.shape
     window = np.outer(np.hanning(h), np.hanning(w))
-    f1 = np.fft.fft2((x - x.mean()) * window)
-    f2 = np.fft.fft2((y - y.mean()) * window)
+    f1 = np.fft.fft2(_masked_zero_mean(x, mask) * window)
+    f2 = np.fft.fft2(_masked_zero_mean(y, mask) * window)
     radius = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij"))
     width = 1.0 / min(h, w)
     ring = np.floor(radius / width + 0.5).astype(np.int64)  # ring k is centred on k * width
@@ -301,6 +363,14 @@ def frc(x: np.ndarray, y: np.ndarray) -> FRC:
     result = FRC(np.arange(1, n_rings) * width, curve[1:], counts[1:])
     result.crossings = {name: result.crossing(t) for name, t in FRC_THRESHOLDS.items()}
     return result
+
+
+def _masked_zero_mean(a: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """``a`` minus its (masked) mean, zero outside the mask."""
+    a = a.astype(np.float64)
+    if mask is None:
+        return a - a.mean()
+    return np.where(mask, a - a[mask].mean(), 0.0)
 
 
 # --------------------------------------------------------------------------- one component
@@ -330,16 +400,22 @@ class ComponentScores:
 
 
 def score_pair(x: np.ndarray, y: np.ndarray, ms_ssim_sigma: float = 1.0, data_range: float | None = None,
-               wrapped: bool = False) -> ComponentScores:
+               wrapped: bool = False, mask: np.ndarray | None = None) -> ComponentScores:
     """Every metric of reconstruction ``x`` against ground truth ``y`` (already aligned).
 
-    ``wrapped`` makes MAE use the wrapped difference (for phases).
+    ``wrapped`` makes MAE use the wrapped difference (for phases). ``mask`` (bool,
+    same shape) selects the scored pixels; the data range is then the truth's on
+    the mask.
     """
-    rng = data_range_of(y) if data_range is None else data_range
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != x.shape or not mask.any():
+            raise ValueError(f"mask must be a non-empty boolean image of shape {x.shape}")
+    rng = data_range_of(y, mask) if data_range is None else data_range
     diff = wrap(x - y) if wrapped else x - y
-    curve = frc(x, y)
+    curve = frc(x, y, mask)
     return ComponentScores(
-        mae=float(np.abs(diff).mean()), psnr=psnr(x, y, rng), ssim=ssim(x, y, rng),
-        ms_ssim=ms_ssim(x, y, rng, ms_ssim_sigma), frc50=curve.crossings["frc50"],
-        frc_1_7=curve.crossings["frc_1_7"], pearson=pearson(x, y), frc_curve=curve,
+        mae=float(np.abs(_select(diff, mask)).mean()), psnr=psnr(x, y, rng, mask), ssim=ssim(x, y, rng, mask=mask),
+        ms_ssim=ms_ssim(x, y, rng, ms_ssim_sigma, mask=mask), frc50=curve.crossings["frc50"],
+        frc_1_7=curve.crossings["frc_1_7"], pearson=pearson(x, y, mask), frc_curve=curve,
     )
