@@ -174,10 +174,10 @@ def _markdown(rows: list[ReportRow], artifact_root: Path) -> str:
         "",
         f"Artifact root: `{artifact_root}`. Each model reconstructs its own test split; scores compare the "
         "aligned reconstruction (amplitude scale, phase offset and linear ramp removed) with the ground-truth "
-        "`objectGuess` on the scanned region. Higher is better for every column; FRC50 is the spatial "
-        f"frequency ({FRC_UNIT}, Nyquist = 0.5) where the Fourier ring correlation falls below 0.5 "
+        "`objectGuess` on the lit pixels of the scanned region. Higher is better for every column; FRC50 is "
+        f"the spatial frequency ({FRC_UNIT}, Nyquist = 0.5) where the Fourier ring correlation falls below 0.5 "
         "(`>=0.5`: never, up to Nyquist). Coverage is the fraction of the region lit by the scan; "
-        "unlit pixels are scored as a flat guess. Definitions: docs/evaluation.md.",
+        "scores use the lit pixels only (gaps are not scored). Definitions: docs/evaluation.md.",
         "",
         markdown_table(rows),
         "",
