@@ -158,7 +158,8 @@ def test_unlit_pixels_never_enter_a_score(obj, component):
     noisy = truth + 0.03 * np.random.default_rng(6).standard_normal(truth.shape)
     wrapped = component == "phase"
     # Whatever fills the gaps (the truth, a constant, noise) leaves every score unchanged ...
-    fills = [truth, np.full_like(truth, truth.mean()), np.random.default_rng(7).uniform(-3, 3, truth.shape)]
+    fills = [truth, np.full_like(truth, truth.mean()), np.random.default_rng(7).uniform(-3, 3, truth.shape),
+             np.full_like(truth, np.nan)]
     scores = [M.score_pair(np.where(mask, noisy, fill), truth, wrapped=wrapped, mask=mask) for fill in fills]
     for other in scores[1:]:
         for name in M.METRIC_NAMES:

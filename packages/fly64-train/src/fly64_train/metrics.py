@@ -232,7 +232,8 @@ def ssim_components(x: np.ndarray, y: np.ndarray, data_range: float, sigma: floa
         safe = np.where(norm > 1e-12, norm, 1.0)
 
         def local(a: np.ndarray) -> np.ndarray:
-            return blur(w * a) / safe
+            # np.where, not w * a alone: a NaN or inf in an unscored pixel must not reach any statistic.
+            return blur(w * np.where(w > 0, a, 0.0)) / safe
 
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     mx, my = local(x), local(y)
@@ -290,7 +291,8 @@ def ms_ssim(x: np.ndarray, y: np.ndarray, data_range: float, sigma: float = 1.0,
             value *= max(cs, 0.0) ** used[level]
             coarse = _half(w)
             safe = np.where(coarse > 0, coarse, 1.0)
-            x, y, w = _half(w * x) / safe, _half(w * y) / safe, coarse
+            x, y = (_half(w * np.where(w > 0, a, 0.0)) / safe for a in (x, y))
+            w = coarse
     return float(value)
 
 
