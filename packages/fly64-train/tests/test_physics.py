@@ -134,3 +134,46 @@ def test_poisson_nll_uses_counts_with_fixed_scale():
     # Equivalent to torch's Poisson NLL on counts (log-input off): same quantity, independent code.
     ref = torch.nn.functional.poisson_nll_loss(lam, k, log_input=False, eps=physics.POISSON_EPS)
     assert torch.allclose(physics.poisson_nll(intensity, diffraction, s), ref)
+
+
+def test_photon_split_gives_independent_poisson_parts_that_add_up():
+    rate, fraction, scale = 5.0, 0.5, 2.0
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.poisson(torch.full((400, 500), rate), generator=gen)
+    diffraction = torch.sqrt(counts) / scale
+    seen, held_out = physics.split_counts(diffraction, scale, fraction, torch.Generator().manual_seed(1))
+    first = (seen * scale) ** 2 * fraction
+    assert torch.allclose(first + held_out, counts, atol=1e-3)
+    k1, k2 = first.double().flatten(), held_out.double().flatten()
+    n = k2.numel()
+    # Each part is Poisson((f or 1-f) * rate): mean = variance; 5 standard errors of tolerance.
+    for part, mean in ((k1, fraction * rate), (k2, (1 - fraction) * rate)):
+        assert abs(float(part.mean()) - mean) < 5 * (mean / n) ** 0.5
+        assert abs(float(part.var()) - mean) < 5 * mean * (2 / n) ** 0.5
+    # ... and the parts are uncorrelated (independent for Poisson counts).
+    corr = float(torch.corrcoef(torch.stack([k1, k2]))[0, 1])
+    assert abs(corr) < 5 / n**0.5
+    # The encoder's input stays on the full pattern's scale.
+    assert abs(float(((seen * scale) ** 2).mean()) - rate) < 5 * (rate / fraction / n) ** 0.5
+    with pytest.raises(ValueError, match="fraction"):
+        physics.split_counts(diffraction, scale, 1.0)
+
+
+def test_photon_split_loss_prefers_the_true_intensity_to_the_noise():
+    # Without the split, the intensity that reproduces the observed counts (noise included) beats the
+    # true one: a network that sees the counts can learn to pass their noise through. Scored on an
+    # independent part of the photons, the true intensity wins.
+    gen = torch.Generator().manual_seed(2)
+    scale, fraction = 1.0, 0.5
+    true_intensity = torch.rand(200, 32, 32, generator=gen) * 3 + 0.5
+    counts = torch.poisson(true_intensity * scale**2, generator=gen)
+    diffraction = torch.sqrt(counts) / scale
+    assert physics.poisson_nll(counts / scale**2, diffraction, scale) < physics.poisson_nll(
+        true_intensity, diffraction, scale)
+    seen, held_out = physics.split_counts(diffraction, scale, fraction, gen)
+    rate = (1 - fraction) * scale**2
+    noise_fit = (seen * scale) ** 2 / scale**2  # the intensity that reproduces the input's counts
+    at_truth = physics.poisson_nll_counts(true_intensity, held_out, rate)
+    assert at_truth < physics.poisson_nll_counts(noise_fit, held_out, rate)
+    for wrong in (0.8, 1.25):
+        assert at_truth < physics.poisson_nll_counts(true_intensity * wrong, held_out, rate)

@@ -173,3 +173,21 @@ def test_concurrent_runs_into_one_root_keep_every_job(study, tmp_path):
     assert len(manifest["jobs"]) == 9
     assert validate(artifact / "skip_summary.json", "skip_summary")["skipped_count"] == 0
     assert not list(artifact.glob(".training_manifest.json.*")), "temporary files left behind"
+
+
+@pytest.mark.parametrize(("argv", "expected"), [([], "absent"), (["--count-split", "0.5"], 0.5),
+                                                (["--count_split", "off"], None), (["--count-split", "0"], None)])
+def test_count_split_flag_reaches_the_job_config(argv, expected):
+    from fly64_train.study_cli import _overrides, build_parser
+
+    args = build_parser().parse_args(["--phase-c-root", "c", "--phase-d-root", "d", "--artifact-root", "e", *argv])
+    overrides = _overrides(args)
+    assert overrides.get("count_split", "absent") == expected
+
+
+def test_an_out_of_range_count_split_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["--phase-c-root", "c", "--phase-d-root", "d", "--artifact-root", "e", "--count-split", "1.5"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--count-split" in err and "1.5" in err

@@ -69,6 +69,16 @@ def test_deterministic_cpu_runs_give_identical_losses(tmp_path, tiny_npz, gridsi
     assert results[0]["bundle_sha256"] == results[1]["bundle_sha256"]
 
 
+def test_photon_split_training_is_deterministic_and_recorded(tmp_path, tiny_npz, make_config, losses_of):
+    runs = [train_job(make_config(tiny_npz, tmp_path / f"split{i}", 2, count_split=0.5, max_epochs=1))
+            for i in range(2)]
+    assert losses_of(tmp_path / "split0", runs[0]["log_path"]) == losses_of(tmp_path / "split1", runs[1]["log_path"])
+    assert runs[0]["bundle_sha256"] == runs[1]["bundle_sha256"]
+    assert read_manifest(tmp_path / "split0" / "wts.h5.zip")["config"]["count_split"] == 0.5
+    with pytest.raises(ValueError, match="count_split"):
+        train_job(make_config(tiny_npz, tmp_path / "bad", count_split=1.0))
+
+
 def test_no_logger_and_tensorboard(tmp_path, tiny_npz, make_config):
     r = train_job(make_config(tiny_npz, tmp_path / "none", max_epochs=1, logger="none"))
     assert r["log_path"] is None and not (tmp_path / "none" / "logs").exists()

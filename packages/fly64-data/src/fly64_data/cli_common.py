@@ -40,3 +40,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
+
+
+#: Default of options whose ``None`` means something ("off"): tells "not given" apart from it.
+UNSET = object()
+
+
+def fraction_or_off(text: str) -> float | None:
+    """argparse type: a fraction strictly between 0 and 1, or ``0`` / ``off`` for None (feature off)."""
+    if text.strip().lower() in ("0", "0.0", "off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), or 0/off, got {text!r}")
+    return value

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from fly64_data.cli_common import UNSET, fraction_or_off
 from fly64_train import __version__
 
 
@@ -25,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--batch-size", type=int, default=None)
     one.add_argument("--n-groups", type=int, default=None, help="groups to train on (default: one per position)")
     one.add_argument("--base-width", type=int, default=None, help="CNN width of the first level")
+    one.add_argument("--count-split", "--count_split", type=fraction_or_off, default=UNSET, metavar="F",
+                     help="photon-split training: the CNN sees fraction F of each pattern's counts and is scored "
+                          "on the rest (0 or off: no split; default: TrainConfig's)")
     one.add_argument("--accelerator", default="auto")
     one.add_argument("--devices", default="auto")
     one.add_argument("--strategy", default="auto")
@@ -180,6 +184,8 @@ def _train_one(args: argparse.Namespace) -> int:
         cfg.n_groups = args.n_groups
     if args.base_width is not None:
         cfg.model = ModelConfig(base_width=args.base_width)
+    if args.count_split is not UNSET:
+        cfg.count_split = args.count_split
     try:
         result = train_job(cfg)
     except (ContractError, ValueError) as exc:

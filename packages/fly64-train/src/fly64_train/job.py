@@ -56,6 +56,11 @@ class TrainConfig:
         Lightning ``DD:HH:MM:SS`` wall-clock cap on training (checkpoints and the bundle are
         still written). The default, 12 minutes, leaves room for the runner's evaluation
         inside a 15-minute budget per job on 2 CPU cores; ``None`` removes the cap.
+    count_split : float, optional
+        Photon-split training (see :func:`fly64_train.physics.split_counts`): the CNN
+        sees this fraction of each pattern's counts and is scored on the rest, so it
+        cannot learn to reproduce the noise it is scored on. ``None`` trains on the
+        full counts (input and target the same pattern).
     """
 
     train_path: str
@@ -73,6 +78,7 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 2
     val_fraction: float = 0.05
+    count_split: float | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -111,6 +117,8 @@ class TrainConfig:
             raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
         if (self.batch_size is not None and self.batch_size < 1) or self.max_epochs < 1:
             raise ValueError("batch_size and max_epochs must be >= 1")
+        if self.count_split is not None and not 0 < self.count_split < 1:
+            raise ValueError(f"count_split must be in (0, 1) or None, got {self.count_split}")
 
 
 class _DropTips(logging.Filter):
@@ -189,7 +197,7 @@ def train_job(config: TrainConfig | dict[str, Any], callbacks: list[Any] | None 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = PtychoPINNModule(model_cfg.to_dict(), info.probe, info.intensity_scale, lr=cfg.lr,
                               plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
-                              monitor=monitor)
+                              monitor=monitor, count_split=cfg.count_split)
 
     ckpt_dir = job_dir / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best-{epoch:03d}", monitor=monitor,

@@ -28,11 +28,18 @@ class PtychoPINNModule(L.LightningModule):
         ReduceLROnPlateau settings on the monitored loss.
     monitor : str
         ``"val_loss"`` when there is validation data, else ``"train_loss"``.
+    count_split : float, optional
+        Split each pattern's photons (binomial thinning): the CNN sees this
+        fraction, the loss scores the rest. Fresh splits every training step;
+        validation uses the same split every epoch so its losses compare.
     """
+
+    #: Seed of the validation batches' photon splits (fixed, so val_loss compares across epochs).
+    VAL_SPLIT_SEED = 20_261_122
 
     def __init__(self, model_config: dict[str, Any], probe: np.ndarray, intensity_scale: float,
                  lr: float = 1e-3, plateau_factor: float = 0.5, plateau_patience: int = 2,
-                 monitor: str = "val_loss") -> None:
+                 monitor: str = "val_loss", count_split: float | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["probe"])
         self.model = PtychoPINN(ModelConfig.from_dict(model_config), probe, intensity_scale)
@@ -40,9 +47,9 @@ class PtychoPINNModule(L.LightningModule):
     def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
         return self.model.predict_object(diffraction)
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         offsets = batch["offsets"] if batch["diffraction"].shape[1] > 1 else None
-        return self.model.loss(batch["diffraction"], offsets)
+        return self.model.loss(batch["diffraction"], offsets, self.hparams.get("count_split"), generator)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -51,7 +58,11 @@ class PtychoPINNModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        generator = None
+        if self.hparams.get("count_split") is not None:
+            generator = torch.Generator(device=batch["diffraction"].device)
+            generator.manual_seed(self.VAL_SPLIT_SEED + batch_idx)
+        loss = self._loss(batch, generator)
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=batch["diffraction"].shape[0])
         return loss

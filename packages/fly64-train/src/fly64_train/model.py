@@ -275,9 +275,19 @@ class PtychoPINN(nn.Module):
         """Diffraction -> predicted intensity: the self-supervised autoencoder path."""
         return self.forward_intensity(self.predict_object(diffraction), offsets)
 
-    def loss(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
-        """Poisson NLL in counts of the observed ``diffraction`` under the model's prediction."""
-        return physics.poisson_nll(self(diffraction, offsets), diffraction, self.intensity_scale)
+    def loss(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None, count_split: float | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Poisson NLL in counts of the observed ``diffraction`` under the model's prediction.
+
+        With ``count_split`` the photons are split by binomial thinning
+        (:func:`fly64_train.physics.split_counts`): the CNN sees the ``count_split``
+        part and the loss scores the prediction on the other, independent part.
+        """
+        if count_split is None:
+            return physics.poisson_nll(self(diffraction, offsets), diffraction, self.intensity_scale)
+        seen, held_out = physics.split_counts(diffraction, self.intensity_scale, count_split, generator)
+        rate_scale = (1.0 - count_split) * self.intensity_scale**2
+        return physics.poisson_nll_counts(self(seen, offsets), held_out, rate_scale)
 
 
 def gflop_per_group(cfg: ModelConfig) -> float:

@@ -114,6 +114,18 @@ def forward_intensity(obj_patches: torch.Tensor, probe: torch.Tensor, offsets: t
     return diffracted_intensity(obj_patches, probe)
 
 
+def counts_of(diffraction: torch.Tensor, intensity_scale: float | torch.Tensor) -> torch.Tensor:
+    """Photon counts ``k = (s * diffraction)^2`` of DATA-001 diffraction amplitudes."""
+    return (diffraction * intensity_scale) ** 2
+
+
+def poisson_nll_counts(intensity: torch.Tensor, counts: torch.Tensor, rate_scale: float | torch.Tensor,
+                       eps: float = POISSON_EPS) -> torch.Tensor:
+    """Mean Poisson NLL of ``counts`` under the rate ``lambda = rate_scale * intensity`` (log k! dropped)."""
+    lam = intensity * rate_scale
+    return (lam - counts * torch.log(lam + eps)).mean()
+
+
 def poisson_nll(intensity: torch.Tensor, diffraction: torch.Tensor, intensity_scale: float | torch.Tensor,
                 eps: float = POISSON_EPS) -> torch.Tensor:
     """Mean Poisson negative log-likelihood in photon counts (constant log k! dropped).
@@ -122,6 +134,29 @@ def poisson_nll(intensity: torch.Tensor, diffraction: torch.Tensor, intensity_sc
     ``k = (s * diffraction)^2``, with ``s`` the dataset's recorded
     ``intensity_scale`` (fixed, never learned).
     """
-    lam = intensity * intensity_scale**2
-    counts = (diffraction * intensity_scale) ** 2
-    return (lam - counts * torch.log(lam + eps)).mean()
+    return poisson_nll_counts(intensity, counts_of(diffraction, intensity_scale), intensity_scale**2, eps)
+
+
+def split_counts(diffraction: torch.Tensor, intensity_scale: float | torch.Tensor, fraction: float,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split each pattern's photons into two independent halves by binomial thinning.
+
+    Each of the ``k`` counts of a pixel goes to the first part with probability
+    ``fraction``: ``k1 ~ Binomial(k, fraction)``, ``k2 = k - k1``. For Poisson
+    ``k`` with mean ``lambda`` the parts are *independent* Poisson variables with
+    means ``fraction * lambda`` and ``(1 - fraction) * lambda``. A network fed
+    ``k1`` and scored on ``k2`` therefore cannot reproduce the noise of the
+    counts it is scored on: the best it can do is the true mean intensity.
+
+    Returns
+    -------
+    (input_diffraction, target_counts)
+        ``input_diffraction = sqrt(k1 / fraction) / s`` (diffraction amplitudes on
+        the full pattern's scale, so the encoder sees the usual range) and
+        ``target_counts = k2``, whose rate is ``(1 - fraction) * s^2 * intensity``.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"count split fraction must be in (0, 1), got {fraction}")
+    counts = torch.round(counts_of(diffraction, intensity_scale))
+    first = torch.binomial(counts, torch.full_like(counts, fraction), generator=generator)
+    return torch.sqrt(first / fraction) / intensity_scale, counts - first

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fly64_data.cli_common import OneLineParser, positive_int
+from fly64_data.cli_common import UNSET, OneLineParser, fraction_or_off, positive_int
 from fly64_data.contract import ContractError
 from fly64_data.design import get_study_design
 from fly64_train import __version__
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="N", help="training groups per job (default: one per position)")
     train.add_argument("--batch-size", "--batch_size", type=positive_int, metavar="N")
     train.add_argument("--seed", type=int, help="training seed (weights init, shuffling)")
+    train.add_argument("--count-split", "--count_split", type=fraction_or_off, default=UNSET,
+                       metavar="F",
+                       help="photon-split training: the CNN sees fraction F of each pattern's counts and is scored "
+                            "on the rest (0 or off: no split; default: TrainConfig's)")
     train.add_argument("--base-width", "--base_width", type=positive_int, metavar="C",
                        help="CNN width of the first level")
     train.add_argument("--no-evaluate", dest="evaluate", action="store_false",
@@ -97,6 +101,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     for name in ("max_epochs", "max_time", "n_groups", "batch_size", "seed"):
         if getattr(args, name) is not None:
             out[name] = getattr(args, name)
+    if args.count_split is not UNSET:
+        out["count_split"] = args.count_split
     if args.base_width is not None:
         out["model"] = {"base_width": args.base_width}
     return out
