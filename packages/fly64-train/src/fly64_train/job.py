@@ -59,8 +59,9 @@ class TrainConfig:
     count_split : float, optional
         Photon-split training (see :func:`fly64_train.physics.split_counts`): the CNN
         sees this fraction of each pattern's counts and is scored on the rest, so it
-        cannot learn to reproduce the noise it is scored on. ``None`` trains on the
-        full counts (input and target the same pattern).
+        cannot learn to reproduce the noise it is scored on. Default 0.5; ``None``
+        trains on the full counts (input and target the same pattern), which lets
+        the CNN pass the input's Poisson noise through to the object.
     """
 
     train_path: str
@@ -78,7 +79,7 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 2
     val_fraction: float = 0.05
-    count_split: float | None = None
+    count_split: float | None = 0.5
     model: ModelConfig = field(default_factory=ModelConfig)
     accelerator: str = "auto"
     devices: int | str = "auto"
