@@ -7,8 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from fly64_data.cli_common import UNSET, fraction_or_off
+from fly64_data.cli_common import UNSET
 from fly64_train import __version__
+from fly64_train.study_cli import add_count_split_option
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,9 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--batch-size", type=int, default=None)
     one.add_argument("--n-groups", type=int, default=None, help="groups to train on (default: one per position)")
     one.add_argument("--base-width", type=int, default=None, help="CNN width of the first level")
-    one.add_argument("--count-split", "--count_split", type=fraction_or_off, default=UNSET, metavar="F",
-                     help="photon-split training: the CNN sees fraction F of each pattern's counts and is scored "
-                          "on the rest (0 or off: no split; default: TrainConfig's)")
+    add_count_split_option(one)
     one.add_argument("--accelerator", default="auto")
     one.add_argument("--devices", default="auto")
     one.add_argument("--strategy", default="auto")

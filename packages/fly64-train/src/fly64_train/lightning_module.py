@@ -44,12 +44,17 @@ class PtychoPINNModule(L.LightningModule):
         self.save_hyperparameters(ignore=["probe"])
         self.model = PtychoPINN(ModelConfig.from_dict(model_config), probe, intensity_scale)
 
+    @property
+    def count_split(self) -> float | None:
+        # .get: checkpoints saved before the photon split have no such hyperparameter.
+        return self.hparams.get("count_split")
+
     def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
         return self.model.predict_object(diffraction)
 
     def _loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         offsets = batch["offsets"] if batch["diffraction"].shape[1] > 1 else None
-        return self.model.loss(batch["diffraction"], offsets, self.hparams.get("count_split"), generator)
+        return self.model.loss(batch["diffraction"], offsets, self.count_split, generator)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -59,7 +64,7 @@ class PtychoPINNModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         generator = None
-        if self.hparams.get("count_split") is not None:
+        if self.count_split is not None:
             generator = torch.Generator(device=batch["diffraction"].device)
             generator.manual_seed(self.VAL_SPLIT_SEED + batch_idx)
         loss = self._loss(batch, generator)

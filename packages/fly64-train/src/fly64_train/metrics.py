@@ -281,19 +281,24 @@ def ms_ssim(x: np.ndarray, y: np.ndarray, data_range: float, sigma: float = 1.0,
     value = 1.0
     for level in range(scales):
         lum, cs, _ = ssim_components(x, y, data_range, sigma, weight=w)
+        value *= max(cs, 0.0) ** used[level]
         if level == scales - 1:
             # Luminance enters only at the coarsest scale (Wang et al. 2003, eq. 7).
-            value *= max(lum, 0.0) ** used[level] * max(cs, 0.0) ** used[level]
-        elif w is None:
-            value *= max(cs, 0.0) ** used[level]
-            x, y = _half(x), _half(y)
+            value *= max(lum, 0.0) ** used[level]
         else:
-            value *= max(cs, 0.0) ** used[level]
-            coarse = _half(w)
-            safe = np.where(coarse > 0, coarse, 1.0)
-            x, y = (_half(w * np.where(w > 0, a, 0.0)) / safe for a in (x, y))
-            w = coarse
+            x, y, w = _half_weighted(x, y, w)
     return float(value)
+
+
+def _half_weighted(x: np.ndarray, y: np.ndarray,
+                   w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One MS-SSIM down-sampling: 2x2 means, mask-weighted when there are weights (unscored pixels drop out)."""
+    if w is None:
+        return _half(x), _half(y), None
+    coarse = _half(w)
+    safe = np.where(coarse > 0, coarse, 1.0)
+    x, y = (_half(w * np.where(w > 0, a, 0.0)) / safe for a in (x, y))
+    return x, y, coarse
 
 
 def _half(a: np.ndarray) -> np.ndarray:

@@ -29,6 +29,13 @@ other commands:
   fly64-train train-one --help                    one job from one NPZ"""
 
 
+def add_count_split_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--count-split F|off``; left at :data:`UNSET` when not given, so TrainConfig's default applies."""
+    parser.add_argument("--count-split", "--count_split", type=fraction_or_off, default=UNSET, metavar="F",
+                        help="photon-split training: the CNN sees fraction F of each pattern's counts and is "
+                             "scored on the rest (0 or off: no split; default: TrainConfig's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     design = get_study_design()
     views = ["baseline", *design.overlap_views]
@@ -56,10 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="N", help="training groups per job (default: one per position)")
     train.add_argument("--batch-size", "--batch_size", type=positive_int, metavar="N")
     train.add_argument("--seed", type=int, help="training seed (weights init, shuffling)")
-    train.add_argument("--count-split", "--count_split", type=fraction_or_off, default=UNSET,
-                       metavar="F",
-                       help="photon-split training: the CNN sees fraction F of each pattern's counts and is scored "
-                            "on the rest (0 or off: no split; default: TrainConfig's)")
+    add_count_split_option(train)
     train.add_argument("--base-width", "--base_width", type=positive_int, metavar="C",
                        help="CNN width of the first level")
     train.add_argument("--no-evaluate", dest="evaluate", action="store_false",
