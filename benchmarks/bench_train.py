@@ -96,9 +96,11 @@ def matmul_gflops(size: int = 1024, seconds: float = 1.5) -> float:
 
 
 def throughput(path: Path, gridsize: int, steps: int) -> dict:
-    from fly64_train.dataset import GroupDataset, open_dataset
-    from fly64_train.grouping import make_groups
-    from fly64_train.model import ModelConfig, PtychoPINN, gflop_per_group
+    from fly64_train.backends.torch.group_dataset import GroupDataset
+    from fly64_train.backends.torch.model import PtychoPINN, gflop_per_group
+    from fly64_train.data.grouping import make_groups
+    from fly64_train.data.reader import open_dataset
+    from fly64_train.training.model_config import ModelConfig
 
     info = open_dataset(path, gridsize, 7)
     groups = make_groups(info.ycoords, info.xcoords, gridsize, 7, seed=123)
@@ -131,9 +133,11 @@ def throughput(path: Path, gridsize: int, steps: int) -> dict:
 def rss_child(path: str, job_dir: str, threads: int) -> None:
     """Validate + read every pattern + a few real training steps; print peak RSS (MB)."""
     torch.set_num_threads(threads)
-    from fly64_train.dataset import GroupDataset, open_dataset
-    from fly64_train.grouping import make_groups
-    from fly64_train.job import TrainConfig, train_job
+    from fly64_train.backends.torch.group_dataset import GroupDataset
+    from fly64_train.backends.torch.train import train_job
+    from fly64_train.data.grouping import make_groups
+    from fly64_train.data.reader import open_dataset
+    from fly64_train.training.config import TrainConfig
 
     info = open_dataset(path, 1)
     data = GroupDataset(info.diffraction, make_groups(info.ycoords, info.xcoords, 1))

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from fly64_train.evaluate import evaluate_bundle
-from fly64_train.job import TrainConfig, train_job
-from fly64_train.model import ModelConfig
+from fly64_train.backends.torch.train import train_job
+from fly64_train.evaluation.evaluate import evaluate_bundle
+from fly64_train.training.config import TrainConfig
+from fly64_train.training.model_config import ModelConfig
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ import torch
 from fly64_data.contract import utc_now, write_dataset
 from fly64_data.physics import extract_patches, far_field_intensity
 from fly64_data.sample import raster_scan, synthetic_object, synthetic_probe
-from fly64_train.job import TrainConfig
-from fly64_train.model import ModelConfig
+from fly64_train.training.config import TrainConfig
+from fly64_train.training.model_config import ModelConfig
 
 TINY_N = 32
 

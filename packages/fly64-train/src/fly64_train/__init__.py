@@ -14,13 +14,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "BundleError": "fly64_train.bundle",
-    "load_bundle": "fly64_train.bundle",
-    "save_bundle": "fly64_train.bundle",
-    "TrainConfig": "fly64_train.job",
-    "train_job": "fly64_train.job",
-    "ModelConfig": "fly64_train.model",
-    "PtychoPINN": "fly64_train.model",
+    "BundleError": "fly64_train.backends.torch.bundle",
+    "load_bundle": "fly64_train.backends.torch.bundle",
+    "save_bundle": "fly64_train.backends.torch.bundle",
+    "TrainConfig": "fly64_train.training.config",
+    "train_job": "fly64_train.backends.torch.train",
+    "ModelConfig": "fly64_train.training.model_config",
+    "PtychoPINN": "fly64_train.backends.torch.model",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

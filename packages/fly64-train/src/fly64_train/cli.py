@@ -110,9 +110,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fly64_data.contract import ContractError
     from fly64_data.design import get_study_design
     from fly64_manifest import ManifestError, load_training_manifest, sha256_file
-    from fly64_train.bundle import BundleError
-    from fly64_train.evaluate import EvaluationConfig, evaluate_job
-    from fly64_train.runner import update_job_metrics
+    from fly64_train.backends.torch.bundle import BundleError
+    from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
+    from fly64_train.study.runner import update_job_metrics
 
     try:
         manifest = load_training_manifest(args.artifact_root)
@@ -151,7 +151,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from fly64_manifest import ManifestError
-    from fly64_train.report import write_report
+    from fly64_train.study.report import write_report
 
     try:
         report = write_report(args.artifact_root, args.output)
@@ -166,8 +166,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _train_one(args: argparse.Namespace) -> int:
     from fly64_data.contract import ContractError
-    from fly64_train.job import TrainConfig, train_job
-    from fly64_train.model import ModelConfig
+    from fly64_train.backends.torch.train import train_job
+    from fly64_train.training.config import TrainConfig
+    from fly64_train.training.model_config import ModelConfig
 
     cfg = TrainConfig(train_path=args.train, job_dir=args.job_dir, gridsize=args.gridsize, test_path=args.test,
                       accelerator=args.accelerator, devices=_devices(args.devices), strategy=args.strategy,

@@ -11,7 +11,7 @@ from fly64_data.cli_common import UNSET, OneLineParser, fraction_or_off, positiv
 from fly64_data.contract import ContractError
 from fly64_data.design import get_study_design
 from fly64_train import __version__
-from fly64_train.matrix import VIEW_GRIDSIZE, MissingPhaseCError
+from fly64_train.study.matrix import VIEW_GRIDSIZE, MissingPhaseCError
 
 PROG = "fly64-train"
 
@@ -113,7 +113,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from fly64_train.runner import StudyRunConfig, run_study
+    from fly64_train.study.runner import StudyRunConfig, run_study
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from fly64_train.grouping import make_groups
+from fly64_train.data.grouping import make_groups
 
 
 def test_gs1_is_one_pattern_per_sample(tiny_sim):

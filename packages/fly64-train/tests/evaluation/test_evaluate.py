@@ -12,7 +12,7 @@ from fly64_data.contract import utc_now, write_dataset
 from fly64_data.physics import extract_patches
 from fly64_data.sample import raster_scan, synthetic_object, synthetic_probe
 from fly64_manifest import load_schema
-from fly64_train.evaluate import (
+from fly64_train.evaluation.evaluate import (
     RECONSTRUCTION_NPZ,
     RECONSTRUCTION_PNG,
     EvaluationConfig,
@@ -21,7 +21,7 @@ from fly64_train.evaluate import (
     evaluate_job,
     score_stitched,
 )
-from fly64_train.stitch import stitch
+from fly64_train.evaluation.stitch import stitch
 
 N = 32
 
@@ -120,8 +120,9 @@ def test_scale_offset_and_ramp_of_a_stitched_object_do_not_change_its_scores():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_sim, tiny_npz):
     """A real bundle trained for one epoch on the tiny set, and the other half of the scan as test split."""
-    from fly64_train.job import TrainConfig, train_job
-    from fly64_train.model import ModelConfig
+    from fly64_train.backends.torch.train import train_job
+    from fly64_train.training.config import TrainConfig
+    from fly64_train.training.model_config import ModelConfig
 
     root = tmp_path_factory.mktemp("eval")
     test_rows = np.flatnonzero(tiny_sim["y"] >= np.median(tiny_sim["y"]) + 1)
@@ -163,7 +164,7 @@ def test_evaluate_job_scores_a_trained_bundle_and_writes_its_figure_and_arrays(t
 
 
 def test_evaluating_a_damaged_bundle_names_it(trained, tmp_path):
-    from fly64_train.bundle import BundleError
+    from fly64_train.backends.torch.bundle import BundleError
 
     bundle, test, _ = trained
     broken = tmp_path / "wts.h5.zip"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fly64_data.sample import synthetic_object
-from fly64_train import metrics as M
+from fly64_train.evaluation import metrics as M
 
 SIZE = 160
 

@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from fly64_data.contract import PER_POSITION_KEYS, REQUIRED_KEYS, ContractError, validate_dataset
-from fly64_train.grouping import Groups
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 _LOCAL_MAGIC = 0x04034B50
@@ -258,26 +256,3 @@ def _validate_in_chunks(readers: dict[str, ArrayReader], gridsize: int, neighbor
         mapping.update({key: reader.read_rows(rows) for key, reader in per_pos.items()})
         meta = validate_dataset(mapping, gridsize, neighbor_count)
     return meta
-
-
-class GroupDataset(torch.utils.data.Dataset):
-    """Groups of diffraction patterns, read from disk on access.
-
-    Items are dicts with ``diffraction`` (C, N, N) float32, ``offsets`` (C, 2)
-    float32 and ``index`` (the group's row in ``groups``).
-    """
-
-    def __init__(self, diffraction: ArrayReader, groups: Groups) -> None:
-        self.diffraction = diffraction
-        self.groups = groups
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        rows = self.groups.indices[i]
-        return {
-            "diffraction": torch.from_numpy(self.diffraction.read_rows(rows)),
-            "offsets": torch.from_numpy(self.groups.offsets[i].astype(np.float32)),
-            "index": torch.tensor(i, dtype=torch.int64),
-        }

@@ -3,9 +3,9 @@
 Steps, for one bundle and one DATA-001 test NPZ:
 
 1. Predict the object patch at every test position (batched; diffraction read
-   lazily by :func:`fly64_train.stitch.predict_patches`).
+   lazily by :func:`fly64_train.evaluation.stitch.predict_patches`).
 2. Stitch the patches in the object frame with weights ``|P|^2 * support``
-   (:func:`fly64_train.stitch.stitch`).
+   (:func:`fly64_train.evaluation.stitch.stitch`).
 3. Coverage: a pixel is *covered* when its summed weight is at least
    ``coverage_fraction`` (default 0.1) of one probe footprint's peak weight,
    i.e. some probe lit it with at least 10 % of its peak intensity. The scored
@@ -13,12 +13,12 @@ Steps, for one bundle and one DATA-001 test NPZ:
    the probe's reach, not the whole object and not the other split).
 4. Alignment, fitted on covered pixels only: the amplitude's global scale (least
    squares) and the phase's offset and linear ramp (see
-   :func:`fly64_train.metrics.align_phase`). No sub-pixel shift is applied:
+   :func:`fly64_train.evaluation.metrics.align_phase`). No sub-pixel shift is applied:
    positions are known exactly, so a shift would be a real error; the shift
    measured by ``skimage.registration.phase_cross_correlation`` is recorded as a
    diagnostic (``shift_px``).
 5. Score amplitude and phase against ``objectGuess`` on the covered pixels of
-   the region (:func:`fly64_train.metrics.score_pair` with the coverage mask):
+   the region (:func:`fly64_train.evaluation.metrics.score_pair` with the coverage mask):
    pixels no probe lit (gaps between the footprints of a sparse scan) enter no
    metric, not even through an SSIM window or the FRC's Fourier transform. The
    covered fraction is recorded (``coverage``) so gaps are visible in the report.
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from fly64_train.metrics import ComponentScores, PhaseAlignment, align_amplitude, align_phase, score_pair
+from fly64_train.evaluation.metrics import ComponentScores, PhaseAlignment, align_amplitude, align_phase, score_pair
 
 RECONSTRUCTION_NPZ = "reconstruction.npz"
 RECONSTRUCTION_PNG = "reconstruction.png"
@@ -177,8 +177,9 @@ def _floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray,
 def reconstruct(model: Any, test_path: str | os.PathLike,
                 cfg: EvaluationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Predict and stitch a test split: ``(stitched, weight, objectGuess, footprint peak weight)``."""
-    from fly64_train.dataset import npz_members
-    from fly64_train.stitch import predict_patches, stitch
+    from fly64_train.backends.torch.predict import predict_patches
+    from fly64_train.data.reader import npz_members
+    from fly64_train.evaluation.stitch import stitch
 
     neighbor_count = 7 if cfg.neighbor_count is None else cfg.neighbor_count
     seed = 123 if cfg.grouping_seed is None else cfg.grouping_seed
@@ -194,7 +195,7 @@ def reconstruct(model: Any, test_path: str | os.PathLike,
 
 def _grouping_from_bundle(bundle_path: Path, cfg: EvaluationConfig) -> EvaluationConfig:
     from fly64_data.design import get_study_design
-    from fly64_train.bundle import read_manifest
+    from fly64_train.backends.torch.bundle import read_manifest
 
     recorded = read_manifest(bundle_path).get("config", {}) or {}
     design = get_study_design()
@@ -210,7 +211,7 @@ def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike
     """Load a bundle, reconstruct ``test_path`` and score it against its ``objectGuess``."""
     import torch
 
-    from fly64_train.bundle import load_bundle
+    from fly64_train.backends.torch.bundle import load_bundle
 
     bundle_path = Path(bundle_path)
     cfg = _grouping_from_bundle(bundle_path, cfg or EvaluationConfig())
@@ -252,7 +253,7 @@ def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, j
     dict
         The manifest ``metrics`` object (see :meth:`Evaluation.metrics`).
     """
-    from fly64_train.figures import plot_reconstruction
+    from fly64_train.evaluation.figures import plot_reconstruction
 
     job_dir = Path(job_dir)
     evaluation = evaluate_bundle(bundle_path, test_path, cfg)

@@ -1,6 +1,6 @@
 """Reconstruct a scan from a trained model: predict every patch, stitch them in the object frame.
 
-Scoring lives in :mod:`fly64_train.metrics` and :mod:`fly64_train.evaluate`.
+Scoring lives in :mod:`fly64_train.evaluation.metrics` and :mod:`fly64_train.evaluation.evaluate`.
 
 Stitching places each predicted patch in the object frame with the probe
 intensity ``|P|^2`` (times the model's support) as weight, using the shared
@@ -10,35 +10,9 @@ bilinear convention: a patch centred at ``(y, x)`` covers object pixels
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-import torch
 
 from fly64_data.physics import resample
-from fly64_train.dataset import open_dataset
-from fly64_train.grouping import make_groups
-from fly64_train.model import PtychoPINN
-
-
-@torch.no_grad()
-def predict_patches(model: PtychoPINN, path: str | os.PathLike, neighbor_count: int = 7,
-                    grouping_seed: int = 123, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Object patch at every position of a dataset (gs2: each position predicted as a group seed).
-
-    Returns ``(patches (n, N, N) complex64, ycoords, xcoords)``.
-    """
-    info = open_dataset(path, model.cfg.gridsize, neighbor_count)
-    groups = make_groups(info.ycoords, info.xcoords, model.cfg.gridsize, neighbor_count, None, grouping_seed)
-    out = np.empty((info.n, info.patch_size, info.patch_size), np.complex64)
-    model.eval()
-    device = next(model.parameters()).device
-    for start in range(0, len(groups), batch_size):
-        idx = groups.indices[start:start + batch_size]
-        diff = np.stack([info.diffraction.read_rows(row) for row in idx])
-        obj = model.predict_object(torch.from_numpy(diff).to(device))[:, 0].cpu().numpy()
-        out[idx[:, 0]] = obj  # column 0 is the seed: every position exactly once
-    return out, info.ycoords, info.xcoords
 
 
 def stitch(patches: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray, shape: tuple[int, int],

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from fly64_train.evaluate import FRC_UNIT, RECONSTRUCTION_NPZ
-from fly64_train.figures import finite_or_none, plot_metric_vs_dose, plot_reconstruction_grid
-from fly64_train.metrics import METRIC_NAMES
+from fly64_train.evaluation.evaluate import FRC_UNIT, RECONSTRUCTION_NPZ
+from fly64_train.evaluation.figures import finite_or_none, plot_metric_vs_dose, plot_reconstruction_grid
+from fly64_train.evaluation.metrics import METRIC_NAMES
 
 VIEW_ORDER = ("baseline", "dense", "sparse")
 TABLE_METRICS = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("frc50", "FRC50"), ("psnr", "PSNR dB"))

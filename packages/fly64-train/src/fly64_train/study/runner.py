@@ -30,7 +30,7 @@ from fly64_data.contract import utc_now
 from fly64_data.design import StudyDesign, get_study_design
 from fly64_manifest import read_json, write_json
 from fly64_train import __version__
-from fly64_train.matrix import Job, Resolved, build_matrix, filter_jobs, resolve
+from fly64_train.study.matrix import Job, Resolved, build_matrix, filter_jobs, resolve
 
 MANIFEST_NAME = "training_manifest.json"
 SKIP_SUMMARY_NAME = "skip_summary.json"
@@ -169,7 +169,7 @@ def _run_one(item: Resolved, cfg: StudyRunConfig, design: StudyDesign) -> dict[s
 
 def _train_and_evaluate(item: Resolved, train_cfg: dict[str, Any], cfg: StudyRunConfig,
                         log: logging.Logger) -> dict[str, Any]:
-    from fly64_train.job import train_job
+    from fly64_train.backends.torch.train import train_job
 
     summary = train_job(train_cfg)
     log.info("training finished: %s", json.dumps(summary, sort_keys=True, default=str))
@@ -190,7 +190,7 @@ def _evaluate(item: Resolved, job_dir: Path, summary: dict[str, Any], log: loggi
     traceback goes to ``train.log``, ``metrics`` stays null, and
     ``fly64-train evaluate`` can score the bundle later.
     """
-    from fly64_train.evaluate import EvaluationConfig, evaluate_job
+    from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
 
     train_cfg = train_cfg or {}
     sigma = float(get_study_design().metrics_config.get("ms_ssim_sigma", 1.0))
@@ -238,7 +238,7 @@ def _job_log(path: Path) -> Iterator[logging.Logger]:
     """A per-job logger writing to ``train.log`` (Lightning's own messages included)."""
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log = logging.getLogger(f"fly64_train.job.{path.parent}")
+    log = logging.getLogger(f"fly64_train.backends.torch.train.{path.parent}")
     log.setLevel(logging.INFO)
     log.propagate = False
     captured = [log, logging.getLogger("lightning.pytorch"), logging.getLogger("lightning.fabric")]

@@ -12,8 +12,9 @@ import torch
 
 from fly64_data.sample import synthetic_probe
 from fly64_manifest import validate
-from fly64_train.bundle import BundleError, load_bundle, read_manifest, save_bundle
-from fly64_train.model import ModelConfig, PtychoPINN
+from fly64_train.backends.torch.bundle import BundleError, load_bundle, read_manifest, save_bundle
+from fly64_train.backends.torch.model import PtychoPINN
+from fly64_train.training.model_config import ModelConfig
 
 
 @pytest.fixture()

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from fly64_data.sample import synthetic_probe
-from fly64_train import physics
-from fly64_train.model import ModelConfig, ObjectCNN, PtychoPINN, gflop_per_group
+from fly64_train.backends.torch import physics
+from fly64_train.backends.torch.model import ObjectCNN, PtychoPINN, gflop_per_group
+from fly64_train.training.model_config import ModelConfig
 
 
 def test_untrained_model_predicts_the_flat_object_whose_exit_wave_is_the_probe():
@@ -58,7 +59,7 @@ def test_gs2_merge_with_probe_intensity_weights_keeps_the_simulator_convention(t
     # True patches are consistent, so the merge returns them wherever some probe lit the canvas:
     # the predicted diffraction equals the simulator's up to bilinear smoothing at fractional
     # offsets and the probe's faint tail outside the N/2 support (the physics tests' bound).
-    from fly64_train.grouping import make_groups
+    from fly64_train.data.grouping import make_groups
 
     groups = make_groups(tiny_sim["y"], tiny_sim["x"], 2, 7, n_groups=6, seed=123)
     patches = torch.as_tensor(tiny_sim["Y"][groups.indices])
@@ -105,7 +106,7 @@ def test_gflop_count_covers_every_pattern_of_a_group():
 
 
 def test_default_step_holds_16_patterns_whatever_the_gridsize():
-    from fly64_train.job import TrainConfig
+    from fly64_train.training.config import TrainConfig
 
     assert TrainConfig(train_path="t.npz", job_dir="j").groups_per_step == 16
     assert TrainConfig(train_path="t.npz", job_dir="j", gridsize=2).groups_per_step == 4

@@ -8,8 +8,8 @@ import torch
 
 from fly64_data.physics import extract_patches as np_extract
 from fly64_data.physics import far_field_intensity
-from fly64_train import physics
-from fly64_train.grouping import make_groups
+from fly64_train.backends.torch import physics
+from fly64_train.data.grouping import make_groups
 
 
 def _t(a):

@@ -10,13 +10,14 @@ import textwrap
 
 import torch
 
-from fly64_train.job import train_job
+from fly64_train.backends.torch.train import train_job
 
 KILLED_RUN = textwrap.dedent("""
     import json, os, signal, sys
     import lightning as L
     import torch
-    from fly64_train.job import TrainConfig, train_job
+    from fly64_train.backends.torch.train import train_job
+    from fly64_train.training.config import TrainConfig
 
     torch.set_num_threads(1)
 

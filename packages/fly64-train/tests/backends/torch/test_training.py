@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from fly64_train.bundle import load_bundle, read_manifest
-from fly64_train.job import train_job
-from fly64_train.lightning_module import PtychoPINNModule
+from fly64_train.backends.torch.bundle import load_bundle, read_manifest
+from fly64_train.backends.torch.lightning_module import PtychoPINNModule
+from fly64_train.backends.torch.train import train_job
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["gs1", "gs2"])

@@ -25,7 +25,8 @@ import torch
 
 from fly64_data.contract import sha256_file
 from fly64_train import __version__
-from fly64_train.model import ModelConfig, PtychoPINN
+from fly64_train.backends.torch.model import PtychoPINN
+from fly64_train.training.model_config import ModelConfig
 
 BUNDLE_NAME = "wts.h5.zip"
 FORMAT = "fly64-pinn-bundle"

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from fly64_train.dataset import DatasetInfo, GroupDataset, open_dataset
-from fly64_train.grouping import Groups, make_groups
+from fly64_train.backends.torch.group_dataset import GroupDataset
+from fly64_train.data.grouping import Groups, make_groups
+from fly64_train.data.reader import DatasetInfo, open_dataset
 
 
 class Fly64DataModule(L.LightningDataModule):
@@ -25,7 +26,7 @@ class Fly64DataModule(L.LightningDataModule):
     train_path : path
         DATA-001 NPZ (Phase C ``patched_train.npz`` or a Phase D view file).
     gridsize, neighbor_count, n_groups, grouping_seed
-        See :func:`fly64_train.grouping.make_groups`.
+        See :func:`fly64_train.data.grouping.make_groups`.
     batch_size : int
         Groups per optimisation step.
     val_fraction : float

@@ -1,4 +1,4 @@
-"""The LightningModule wrapping :class:`~fly64_train.model.PtychoPINN`."""
+"""The LightningModule wrapping :class:`~fly64_train.backends.torch.model.PtychoPINN`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from fly64_train.model import ModelConfig, PtychoPINN
+from fly64_train.backends.torch.model import PtychoPINN
+from fly64_train.training.model_config import ModelConfig
 
 
 class PtychoPINNModule(L.LightningModule):

@@ -11,141 +11,15 @@ the same module both reconstructs (``predict_object``) and simulates
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fly64_train import physics
-
-
-@dataclass
-class ModelConfig:
-    """Shape of a PtychoPINN model.
-
-    Attributes
-    ----------
-    patch_size : int
-        N, the diffraction and object patch side (a multiple of ``2**depth``).
-    gridsize : int
-        1 or 2; the model sees and predicts ``gridsize**2`` patterns per group.
-    base_width : int
-        Channels of the first encoder level; level ``i`` has ``base_width * 2**i``.
-    depth : int
-        Number of 2x poolings in the encoder (the decoders upsample ``depth - 1``
-        times, ending at N/2).
-    convs_per_level : int
-        3x3 convolutions per encoder/decoder level.
-    support_fraction : float
-        Side of the predicted object support as a fraction of N.
-    amplitude_max : float
-        Amplitude is ``amplitude_max * sigmoid(.)``. A transmission object is
-        close to 1 wherever the beam meets vacuum; with a plain sigmoid (max 1)
-        training drives those logits to saturation, gradients vanish and the
-        decoder collapses to a constant. 2 puts 1 at the sigmoid's steepest point.
-    batch_norm : bool
-        BatchNorm after each hidden convolution. With Glorot init and ReLU the
-        signal variance halves per layer; without normalisation the input's
-        contribution vanishes under the biases and the CNN predicts one
-        object for every pattern.
-    input_fraction : float
-        The encoder sees the central ``input_fraction * N`` square of the
-        diffraction amplitudes (the far field of a probe filling about a third
-        of the frame puts > 99.99 % of the counts in the central N/2). The loss
-        still uses the full N x N pattern. 1.0 feeds the whole frame.
-    flat_start : bool
-        The last convolution of each decoder starts at zero (weights and
-        bias), so the untrained model predicts the flat object 1 (amplitude
-        ``amplitude_max * sigmoid(0)``, phase 0) whose exit wave is the probe:
-        the usual start of ptychographic reconstruction. Hidden layers keep
-        their Glorot init.
-    merge_weights : str
-        gs2 merge weights (the same in numerator and denominator):
-        ``"probe_intensity"`` = ``|P|^2 / max |P|^2`` on the support, so each
-        patch speaks for the object where its probe lit it (a neighbour's
-        unlit rim, which its own pattern hardly constrains, does not dilute a
-        patch's lit core); ``"support"`` = the plain N/2 support (default).
-    shared_encoder : bool
-        For gridsize > 1, apply one single-pattern CNN to each pattern of a
-        group (weights shared across the group) instead of one CNN with
-        ``gridsize**2`` input and output channels. The group's patterns still
-        meet in the physics (the merge). A multi-channel CNN must route each
-        pattern through a bottleneck sized for one pattern and learn from
-        each group position separately; the shared one learns from every
-        pattern with the same weights.
-    """
-
-    patch_size: int = 128
-    gridsize: int = 1
-    base_width: int = 16
-    depth: int = 3
-    convs_per_level: int = 2
-    support_fraction: float = 0.5
-    amplitude_max: float = 2.0
-    batch_norm: bool = True
-    input_fraction: float = 0.5
-    flat_start: bool = True
-    merge_weights: str = "support"
-    shared_encoder: bool = True
-
-    #: Values of fields added after format 1.0 bundles were written, for manifests that lack them.
-    LEGACY: ClassVar[dict[str, Any]] = {"input_fraction": 1.0, "flat_start": False, "merge_weights": "support",
-                                        "shared_encoder": False}
-    MERGE_WEIGHTS: ClassVar[tuple[str, ...]] = ("probe_intensity", "support")
-
-    @property
-    def group_size(self) -> int:
-        return self.gridsize**2
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def cnn_channels(self) -> int:
-        """Input/output channels of the CNN: 1 with a shared encoder, else ``gridsize**2``."""
-        return 1 if self.shared_encoder else self.group_size
-
-    @property
-    def input_size(self) -> int:
-        """Side of the diffraction crop the encoder sees."""
-        return int(round(self.input_fraction * self.patch_size))
-
-    @property
-    def upsamplings(self) -> int:
-        """Decoder 2x upsamplings from the encoder's output (input_size / 2**depth) to N/2."""
-        ratio = (self.patch_size // 2) * 2**self.depth / self.input_size
-        return int(round(math.log2(ratio))) if ratio >= 1 else -1
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], legacy: bool = False) -> ModelConfig:
-        """Config from a dict. Missing fields take the defaults, or with ``legacy=True`` (a
-        bundle's recorded config) the :attr:`LEGACY` values of the architecture it was saved with."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
-        return cls(**{**cls.LEGACY, **data}) if legacy else cls(**data)
-
-    def check(self) -> None:
-        n, d = self.patch_size, self.depth
-        if d < 1 or n % (2**d):
-            raise ValueError(f"patch_size {n} must be divisible by 2**depth = {2**d}")
-        if abs(self.support_fraction - 0.5) > 1e-12:
-            raise ValueError(f"support_fraction must be 0.5 (the decoders end at N/2), got {self.support_fraction}")
-        if self.gridsize < 1 or self.base_width < 1 or self.convs_per_level < 1:
-            raise ValueError("gridsize, base_width and convs_per_level must be >= 1")
-        if self.merge_weights not in self.MERGE_WEIGHTS:
-            raise ValueError(f"merge_weights must be one of {self.MERGE_WEIGHTS}, got {self.merge_weights!r}")
-        m = self.input_size
-        if not 0 < self.input_fraction <= 1 or m % 2 != n % 2 or m % (2**d):
-            raise ValueError(f"input_fraction {self.input_fraction} gives a {m}-pixel crop of N = {n}: it must be "
-                             f"in (0, 1], centred (same parity as N) and divisible by 2**depth = {2**d}")
-        if self.upsamplings < 0 or 2 ** self.upsamplings * (m // 2**d) != n // 2:
-            raise ValueError(f"the decoders cannot reach N/2 = {n // 2} from a {m // 2**d}-pixel encoding "
-                             f"by 2x upsampling (input_fraction {self.input_fraction}, depth {d})")
+from fly64_train.backends.torch import physics
+from fly64_train.training.model_config import ModelConfig
 
 
 def _conv_block(cin: int, cout: int, count: int, norm: bool) -> list[nn.Module]:
@@ -280,7 +154,7 @@ class PtychoPINN(nn.Module):
         """Poisson NLL in counts of the observed ``diffraction`` under the model's prediction.
 
         With ``count_split`` the photons are split by binomial thinning
-        (:func:`fly64_train.physics.split_counts`): the CNN sees the ``count_split``
+        (:func:`fly64_train.backends.torch.physics.split_counts`): the CNN sees the ``count_split``
         part and the loss scores the prediction on the other, independent part.
         """
         if count_split is None:

@@ -1,0 +1,1 @@
+"""Framework backends: the only place torch (and later TensorFlow) is imported."""

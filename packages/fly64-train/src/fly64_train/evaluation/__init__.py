@@ -1,0 +1,1 @@
+"""Stitching, alignment, quality metrics and figures."""

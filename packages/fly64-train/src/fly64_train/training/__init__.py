@@ -1,0 +1,1 @@
+"""Framework-free training configuration shared by every backend."""
