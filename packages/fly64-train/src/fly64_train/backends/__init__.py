@@ -1,1 +1,70 @@
-"""Framework backends: the only place torch (and later TensorFlow) is imported."""
+"""The backend seam: the only door from the framework-free layers to PyTorch or TensorFlow.
+
+The study runner, evaluation and report never import a framework. They ask
+:func:`get_backend` for a :class:`Backend` by name and talk to it through three
+calls: train one job, load a bundle, predict object patches as numpy. Each
+backend lives in its own sub-package (``backends.torch``, ``backends.tensorflow``)
+and is imported only when asked for, so a torch-only session never imports
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fly64_train.training.config import TrainConfig
+    from fly64_train.training.result import TrainResult
+
+#: Backend name -> (module providing ``BACKEND``, the package a user installs for it).
+BACKENDS: dict[str, tuple[str, str]] = {
+    "torch": ("fly64_train.backends.torch.backend", "torch"),
+    "tensorflow": ("fly64_train.backends.tensorflow.backend", "tensorflow-cpu (or tensorflow on a GPU node)"),
+}
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend's framework is not installed (or the name is unknown)."""
+
+
+class LoadedModel(Protocol):
+    """A trained model ready for inference, whatever framework holds it."""
+
+    gridsize: int
+    """Patterns per group the model was trained on (1 or 2)."""
+    patch_size: int
+    """N, the side of a diffraction pattern and of an object patch."""
+
+    def support(self) -> np.ndarray:
+        """The (N, N) float mask of the object region the model predicts."""
+
+    def predict_object(self, diffraction: np.ndarray) -> np.ndarray:
+        """Object patches (B, C, N, N) complex64 from diffraction amplitudes (B, C, N, N) float32."""
+
+
+class Backend(Protocol):
+    """What the framework-free layers need from a framework."""
+
+    name: str
+
+    def train(self, config: TrainConfig) -> TrainResult:
+        """Train one job (resuming from its last checkpoint when asked) and write its bundle."""
+
+    def load_model(self, manifest: dict, members: dict[str, bytes], *, device: str = "cpu") -> LoadedModel:
+        """Build the model a bundle describes from its checked weight members."""
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``; :class:`BackendUnavailable` names the missing package."""
+    if name not in BACKENDS:
+        raise BackendUnavailable(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+    module_name, package = BACKENDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailable(f"the {name} backend needs the {package} package, which is not installed "
+                                 f"({exc.name or exc})") from None
+    return module.BACKEND
