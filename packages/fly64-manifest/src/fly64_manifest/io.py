@@ -74,7 +74,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     A reader never sees half a file, and on any failure the temporary file is
-    removed and the previous version of ``path`` (if any) stays untouched.
+    removed and the previous version of ``path`` (if any) stays untouched. An
+    ``OSError`` that names no file (a full disk) is re-raised naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +87,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
             os.fsync(fh.fileno())
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is not None:
+            raise
+        # A write or fsync error (ENOSPC, EIO) names no file: name the one being written.
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
