@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from fly64_data import __version__
-from fly64_data.cli_common import OneLineParser, positive_float, positive_int
+from fly64_data.cli_common import Accumulate, OneLineParser, error_line, positive_finite_float, positive_int
 from fly64_data.contract import ContractError, validate_dataset
 from fly64_data.design import get_study_design
 from fly64_data.sample import (
@@ -44,20 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--base-npz", "--base_npz", type=Path,
                      help="NPZ with objectGuess, probeGuess (N x N) and optionally xcoords/ycoords "
                           "(default: the embedded synthetic fly sample)")
-    gen.add_argument("--dose", nargs="+", type=positive_float, metavar="D",
-                     help=f"photons per pattern (default: {' '.join(f'{d:g}' for d in design.dose_list)})")
+    gen.add_argument("--dose", action=Accumulate, type=positive_finite_float, metavar="D",
+                     help=f"photons per pattern; repeatable (default: {' '.join(f'{d:g}' for d in design.dose_list)})")
     gen.add_argument("--patch-size", "--patch_size", "-N", type=positive_int, default=design.patch_size_pixels,
                      help="patch/detector size N in pixels (default: %(default)s)")
     gen.add_argument("--object-size", "--object_size", type=positive_int, default=DEFAULT_OBJECT_SIZE,
                      help="side of the embedded synthetic object in pixels (default: %(default)s)")
-    gen.add_argument("--scan-step", "--scan_step", type=positive_float, default=DEFAULT_SCAN_STEP,
+    gen.add_argument("--scan-step", "--scan_step", type=positive_finite_float, default=DEFAULT_SCAN_STEP,
                      help="raster step in pixels when the base has no positions (default: %(default)s)")
 
     base = sub.add_parser("base", help="write the embedded base sample to an NPZ (for inspection or editing)")
     base.add_argument("--output", required=True, type=Path, help="NPZ file to write")
     base.add_argument("--patch-size", "--patch_size", "-N", type=positive_int, default=design.patch_size_pixels)
     base.add_argument("--object-size", "--object_size", type=positive_int, default=DEFAULT_OBJECT_SIZE)
-    base.add_argument("--scan-step", "--scan_step", type=positive_float, default=DEFAULT_SCAN_STEP)
+    base.add_argument("--scan-step", "--scan_step", type=positive_finite_float, default=DEFAULT_SCAN_STEP)
 
     val = sub.add_parser("validate", help="check NPZ files against the data contract (DATA-001)")
     val.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -108,6 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         parser.error(str(exc))
     except (ContractError, ValueError, OSError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {error_line(exc)}", file=sys.stderr)
         return 1
     return 0

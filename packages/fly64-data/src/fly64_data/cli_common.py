@@ -1,14 +1,17 @@
 """Command-line conventions shared by every fly64 console script.
 
-One-line usage errors (``<prog>: error: <message> (see --help)``, exit 2) and
-argument types for positive numbers, so that ``fly64-data``, ``fly64-overlap``
-and ``fly64-train`` read and fail the same way.
+One-line usage errors (``<prog>: error: <message> (see --help)``, exit 2),
+argument types for positive finite numbers, the :class:`Accumulate` action for
+repeatable list options and :func:`error_line` for one-line runtime errors, so
+that ``fly64-data``, ``fly64-overlap`` and ``fly64-train`` read and fail the same way.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import math
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
 
@@ -20,12 +23,14 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
+def positive_finite_float(text: str) -> float:
+    """argparse type: a finite number > 0 (refuses ``inf``, ``nan``, ``1e400``, zero and negatives)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number: {text!r}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
@@ -57,3 +62,31 @@ def fraction_or_off(text: str) -> float | None:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), or 0/off, got {text!r}")
     return value
+
+
+class Accumulate(argparse.Action):
+    """``nargs="+"`` list option whose repeats add up: ``--dose 1 --dose 2`` equals ``--dose 1 2``.
+
+    The first use replaces the default rather than extending it (argparse's own
+    ``"extend"`` would append to a non-empty default), and a value given twice
+    counts once, in the order first given.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, nargs: Any = "+", **kwargs: Any) -> None:
+        if nargs != "+":
+            raise ValueError(f"{'/'.join(option_strings)}: Accumulate needs nargs='+'")
+        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        current = getattr(namespace, self.dest, None)
+        if current is None or current is self.default:
+            current = []
+        setattr(namespace, self.dest, list(dict.fromkeys([*current, *values])))
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for a runtime error: ``<file>: <reason>`` for an OS error naming a file, else its message."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from fly64_manifest import atomic_write
+from fly64_data.npz_reader import NpzError, read_npz
+from fly64_manifest import ManifestError, atomic_write, parse_json
 from fly64_manifest import sha256_file as file_digest
 
 SCHEMA_VERSION = "1.0"
@@ -59,24 +60,27 @@ def validate_dataset(
         With a one-line message naming the file (if any), the key and the problem.
     """
     if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        try:
-            with load_npz(path) as npz:
-                return _validate_mapping(npz, gridsize, neighbor_count)
-        except ContractError as exc:
-            raise ContractError(f"{path}: {exc}") from None
+        return load_dataset(data, gridsize, neighbor_count)[1]
     return _validate_mapping(data, gridsize, neighbor_count)
 
 
-def load_npz(path: str | os.PathLike) -> np.lib.npyio.NpzFile:
-    """Open an NPZ without pickle support, turning I/O failures into ContractError."""
+def load_dataset(path: str | os.PathLike, gridsize: int = 1,
+                 neighbor_count: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read an NPZ through the header-checking reader, validate it, return ``(arrays, metadata)``.
+
+    Every array of the file is loaded once (``_metadata`` included); a file that is
+    damaged, declares more than it holds or breaks the contract raises
+    :class:`ContractError` with one line naming the file.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ContractError("file not found")
     try:
-        return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ContractError(f"not a readable NPZ file ({exc})") from None
+        arrays = read_npz(path)
+    except NpzError as exc:
+        raise ContractError(str(exc)) from None
+    try:
+        return arrays, _validate_mapping(arrays, gridsize, neighbor_count)
+    except ContractError as exc:
+        raise ContractError(f"{path}: {exc}") from None
 
 
 def _validate_mapping(data: Mapping[str, Any], gridsize: int, neighbor_count: int | None) -> dict[str, Any]:
@@ -86,13 +90,15 @@ def _validate_mapping(data: Mapping[str, Any], gridsize: int, neighbor_count: in
             raise ContractError(f"missing key {key!r} (required: {', '.join(REQUIRED_KEYS)})")
     try:
         arrays = {key: np.asarray(data[key]) for key in REQUIRED_KEYS}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, TypeError) as exc:
         raise ContractError(f"cannot read arrays ({exc})") from None
 
     diff = arrays["diffraction"]
     if diff.ndim != 3 or diff.shape[1] != diff.shape[2]:
         raise ContractError(f"key 'diffraction': expected shape (n, N, N), got {diff.shape}")
     n, big_n = diff.shape[0], diff.shape[1]
+    if n == 0:
+        raise ContractError("key 'diffraction': no diffraction patterns (n = 0); a dataset needs at least one")
     _check(arrays, "diffraction", (n, big_n, big_n), np.float32)
     _check(arrays, "Y", (n, big_n, big_n), np.complex64)
     _check(arrays, "probeGuess", (big_n, big_n), np.complex64)
@@ -107,7 +113,7 @@ def _validate_mapping(data: Mapping[str, Any], gridsize: int, neighbor_count: in
     for key in ("diffraction", "Y", "objectGuess", "probeGuess", "xcoords", "ycoords"):
         if not np.all(np.isfinite(arrays[key])):
             raise ContractError(f"key {key!r}: contains non-finite values (NaN or inf)")
-    if n and float(diff.min()) < 0:
+    if float(diff.min()) < 0:
         raise ContractError(f"key 'diffraction': negative amplitudes (min {float(diff.min()):.3g})")
 
     if gridsize > 1:
@@ -131,9 +137,9 @@ def _parse_metadata(raw: np.ndarray) -> dict[str, Any]:
     if raw.shape != () or raw.dtype.kind != "U":
         raise ContractError(f"key '_metadata': expected a 0-d unicode JSON string, got {raw.dtype} {raw.shape}")
     try:
-        meta = json.loads(str(raw))
-    except json.JSONDecodeError as exc:
-        raise ContractError(f"key '_metadata': not valid JSON ({exc.msg})") from None
+        meta = parse_json(str(raw), source="key '_metadata'")
+    except ManifestError as exc:
+        raise ContractError(str(exc)) from None
     if not isinstance(meta, dict):
         raise ContractError("key '_metadata': expected a JSON object")
     missing = [f for f in METADATA_FIELDS if f not in meta]
@@ -151,10 +157,12 @@ def metadata_array(meta: Mapping[str, Any]) -> np.ndarray:
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """Parsed ``_metadata`` of an NPZ, without loading the large arrays."""
-    with load_npz(path) as npz:
-        if "_metadata" not in npz.files:
-            raise ContractError(f"{path}: missing key '_metadata'")
-        return _parse_metadata(npz["_metadata"])
+    try:
+        return _parse_metadata(read_npz(path, keys=["_metadata"])["_metadata"])
+    except NpzError as exc:
+        raise ContractError(str(exc)) from None
+    except ContractError as exc:
+        raise ContractError(f"{path}: {exc}") from None
 
 
 def utc_now() -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from fly64_data.contract import ContractError, load_npz
+from fly64_data.contract import ContractError
+from fly64_data.npz_reader import NpzError, npz_headers, read_npz
 
 EMBEDDED_SOURCE = "embedded:fly64-synthetic-v1"
 DEFAULT_OBJECT_SIZE = 1152
@@ -156,19 +157,16 @@ def load_base_npz(path: str | os.PathLike, n: int | None = None,
     """Read a user-supplied base sample; raise ContractError with a one-line reason."""
     path = Path(path)
     try:
-        with load_npz(path) as npz:
-            keys = set(npz.files)
-            for key in ("objectGuess", "probeGuess"):
-                if key not in keys:
-                    raise ContractError(f"missing key {key!r} (a base sample needs objectGuess and probeGuess)")
-            try:
-                obj = np.asarray(npz["objectGuess"])
-                probe = np.asarray(npz["probeGuess"])
-                coords = [np.asarray(npz[k]) for k in ("xcoords", "ycoords") if k in keys]
-            except (ValueError, OSError, EOFError) as exc:
-                raise ContractError(f"cannot read arrays ({exc})") from None
-    except ContractError as exc:
-        raise ContractError(f"{path}: {exc}") from None
+        present = npz_headers(path)
+        for key in ("objectGuess", "probeGuess"):
+            if key not in present:
+                raise NpzError(f"{path}: missing key {key!r} (a base sample needs objectGuess and probeGuess)")
+        wanted = ["objectGuess", "probeGuess", *(k for k in ("xcoords", "ycoords") if k in present)]
+        arrays = read_npz(path, keys=wanted)
+    except NpzError as exc:
+        raise ContractError(str(exc)) from None
+    obj, probe = arrays["objectGuess"], arrays["probeGuess"]
+    coords = [arrays[k] for k in ("xcoords", "ycoords") if k in arrays]
 
     def bad(msg: str) -> ContractError:
         return ContractError(f"{path}: {msg}")

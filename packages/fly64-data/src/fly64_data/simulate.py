@@ -30,6 +30,7 @@ from fly64_data.contract import SCHEMA_VERSION, creation_time, sha256_file, writ
 from fly64_data.design import StudyDesign, dose_dirname
 from fly64_data.physics import extract_patches, far_field_intensity
 from fly64_data.sample import BaseSample
+from fly64_data.staging import Staging
 
 PRODUCER = {"package": "fly64-data", "version": __version__}
 CHUNK = 256  # patterns per FFT batch: bounds temporary memory
@@ -110,7 +111,8 @@ def run_sweep(sample: BaseSample, design: StudyDesign, config: SweepConfig) -> d
 
     Everything is written into a staging folder inside ``output_root`` and moved
     into place only once every file has been written and validated, so a failure
-    leaves ``output_root`` as it was.
+    leaves ``output_root`` as it was; staging folders of killed runs are removed
+    first (:mod:`fly64_data.staging`).
     """
     from fly64_manifest import write_json
 
@@ -124,9 +126,8 @@ def run_sweep(sample: BaseSample, design: StudyDesign, config: SweepConfig) -> d
         raise ValueError("the scan does not span two distinct coordinates along the split axis")
     sample_sha = sample.sha256()
     sim_seed = int(design.rng_seeds["simulation"])
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     dose_records = []
-    try:
+    with Staging(root) as staging:
         doses = tqdm(config.doses, desc="Phase C doses", unit="dose", disable=not config.show_progress)
         for dose in doses:
             seed = noise_seed(sim_seed, dose)
@@ -173,8 +174,6 @@ def run_sweep(sample: BaseSample, design: StudyDesign, config: SweepConfig) -> d
         manifest["doses"] = _merge_previous(root / "run_manifest.json", manifest)
         write_json(staging / "run_manifest.json", manifest, "run_manifest")
         _commit_staging(staging, root, [r["directory"] for r in dose_records])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 

@@ -8,7 +8,7 @@ Depends on jsonschema only (no numpy or torch), so comparison code can import it
     problems = study.verify()
 """
 
-from fly64_manifest.io import ManifestError, atomic_write, read_json, sha256_file, write_json
+from fly64_manifest.io import ManifestError, atomic_write, parse_json, read_json, sha256_file, write_json
 from fly64_manifest.loaders import (
     load_overlap_manifest,
     load_overlap_metrics,
@@ -38,6 +38,6 @@ __all__ = [
     "KINDS", "DoseData", "FileRecord", "Lineage", "ManifestError", "OverlapManifest", "OverlapView", "Problem",
     "Producer", "RunManifest", "SkipSummary", "SkippedView", "Study", "TrainingJob", "TrainingManifest",
     "__version__", "atomic_write", "load_overlap_manifest", "load_overlap_metrics", "load_run_manifest",
-    "load_schema", "load_skip_summary", "load_training_manifest", "read_json", "schema_version",
+    "load_schema", "load_skip_summary", "load_training_manifest", "parse_json", "read_json", "schema_version",
     "sha256_file", "validate", "verify", "write_json",
 ]

@@ -16,18 +16,57 @@ class ManifestError(ValueError):
     """A JSON artifact is missing, unreadable or does not match its schema."""
 
 
+#: Deepest nesting a study document may have. Our manifests are under ten levels deep;
+#: the limit sits far below the interpreter's recursion limit so that every recursive
+#: consumer (schema validation, freezing into models) is safe on whatever parses.
+MAX_JSON_DEPTH = 64
+
+
+def parse_json(text: str | bytes, source: str) -> Any:
+    """Parse JSON ``text``; raise :class:`ManifestError` naming ``source`` if that fails.
+
+    The one JSON parser of the pipeline: it turns every failure a hostile text can
+    cause (syntax, recursion, invalid UTF-8) into one line, and refuses documents
+    nested deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ManifestError(f"{source}: JSON nested too deeply (limit {MAX_JSON_DEPTH} levels)") from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"{source}: not valid JSON (not UTF-8 text)") from None
+    depth = json_depth(doc)
+    if depth > MAX_JSON_DEPTH:
+        raise ManifestError(f"{source}: JSON nested too deeply ({depth} levels, limit {MAX_JSON_DEPTH})")
+    return doc
+
+
+def json_depth(doc: Any) -> int:
+    """Nesting depth of a parsed document (a scalar is 0), computed without recursion."""
+    deepest = 0
+    stack = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+    return deepest
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Parse the JSON file at ``path``; raise :class:`ManifestError` naming it if that fails."""
     path = Path(path)
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            return json.load(fh)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ManifestError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot read ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    return parse_json(raw, str(path))
 
 
 @contextmanager
@@ -35,7 +74,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     A reader never sees half a file, and on any failure the temporary file is
-    removed and the previous version of ``path`` (if any) stays untouched.
+    removed and the previous version of ``path`` (if any) stays untouched. An
+    ``OSError`` that names no file (a full disk) is re-raised naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +87,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
             os.fsync(fh.fileno())
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is not None:
+            raise
+        # A write or fsync error (ENOSPC, EIO) names no file: name the one being written.
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from functools import cache
@@ -13,7 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from fly64_manifest.io import ManifestError, read_json
+from fly64_manifest.io import ManifestError, parse_json, read_json
 
 _SUFFIX = ".schema.json"
 # A schema's $id ends in "/<major>.<minor>.json"; that is the version it describes.
@@ -37,7 +36,7 @@ def load_schema(kind: str) -> dict[str, Any]:
     if kind not in KINDS:
         raise ManifestError(f"unknown artifact kind {kind!r}; known: {sorted(KINDS)}")
     text = resources.files("fly64_manifest").joinpath("schemas", KINDS[kind]).read_text("utf-8")
-    schema = json.loads(text)
+    schema = parse_json(text, f"fly64_manifest schema {KINDS[kind]}")
     Draft202012Validator.check_schema(schema)
     return schema
 

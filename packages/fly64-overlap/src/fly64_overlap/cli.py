@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fly64_data.cli_common import OneLineParser, positive_float, positive_int
+from fly64_data.cli_common import Accumulate, OneLineParser, error_line, positive_finite_float, positive_int
 from fly64_data.contract import ContractError
 from fly64_data.design import get_study_design
 from fly64_manifest import ManifestError
@@ -50,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="DIR", help="Phase C output folder (holds run_manifest.json and dose_<int>/)")
     parser.add_argument("--output-root", "--output_root", dest="output_root", type=Path, required=True,
                         metavar="DIR", help="folder to write the views into (created if missing)")
-    parser.add_argument("--dose", dest="doses", type=positive_float, action="extend", nargs="+",
+    parser.add_argument("--dose", dest="doses", type=positive_finite_float, action=Accumulate,
                         metavar="D",
                         help="Phase C dose(s) to process, in photons per pattern, e.g. --dose 1000 10000 "
-                             "(default: every dose in the run)")
-    parser.add_argument("--view", dest="views", action="extend", nargs="+", choices=list(design.overlap_views),
+                             "(repeatable; default: every dose in the run)")
+    parser.add_argument("--view", dest="views", action=Accumulate, choices=list(design.overlap_views),
                         metavar="VIEW", help=f"view(s) to build: {' | '.join(design.overlap_views)} "
-                                             "(default: all)")
+                                             "(repeatable; default: all)")
     parser.add_argument("--min-positions", "--min_positions", dest="min_positions", type=positive_int,
                         default=default_min_positions(design), metavar="K",
                         help="fewest positions a split may keep before the view is skipped (default: "
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         manifest = build_views(config)
     except (OverlapError, ContractError, ManifestError, OSError) as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {error_line(exc)}", file=sys.stderr)
         return EXIT_DATA
     ok = [e for e in manifest["views"] if e["status"] == "ok"]
     print(f"{PROG}: {len(ok)} view(s) written, {manifest['skipped_count']} skipped -> "
@@ -89,8 +89,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: skipped dose {skipped['dose']:g} {skipped['view']}: {skipped['reason']}")
     return 0
 
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    return " ".join(str(exc).split())

@@ -9,7 +9,8 @@ Layout written under the output root::
 
 Everything is staged in a temporary folder inside the output root and moved
 into place only after every file has been written and validated, so a failure
-leaves the output root exactly as it was.
+leaves the output root exactly as it was; staging folders of killed runs are
+removed first (:mod:`fly64_data.staging`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from fly64_data.contract import ContractError, load_npz, sha256_file, validate_dataset, write_dataset
+from fly64_data.contract import ContractError, load_dataset, sha256_file, validate_dataset, write_dataset
 from fly64_data.contract import creation_time as contract_creation_time
 from fly64_data.design import StudyDesign, dose_dirname, get_study_design
+from fly64_data.staging import Staging
 from fly64_manifest import ManifestError, validate, write_json
 from fly64_overlap import __version__
 from fly64_overlap.metrics import MetricsConfig, measure_overlap
@@ -161,11 +163,10 @@ def _load_split(phase_c_root: Path, record: dict[str, Any], split: str) -> _Spli
     if digest != file_rec["sha256"]:
         raise OverlapError(f"{path}: sha256 differs from run_manifest.json (file changed after Phase C)")
     try:
-        meta = validate_dataset(path)
-        with load_npz(path) as npz:
-            arrays = {key: np.asarray(npz[key]) for key in npz.files if key != "_metadata"}
+        arrays, meta = load_dataset(path)
     except ContractError as exc:
         raise OverlapError(str(exc)) from None
+    del arrays["_metadata"]
     return _SplitInput(path, rel, digest, meta, arrays)
 
 
@@ -313,37 +314,40 @@ def build_views(config: OverlapConfig) -> dict[str, Any]:
     made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / MANIFEST_NAME
-    staging: Path | None = None
     try:
         previous = _previous_entries(manifest_path, run_sha)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
-        entries = []
-        progress = tqdm(total=len(records) * len(views), desc="Phase D views", unit="view",
-                        disable=not config.show_progress)
-        with progress:
-            for record in records:
-                dose = float(record["dose"])
-                splits = {s: _load_split(phase_c_root, record, s) for s in SPLITS}
-                try:
-                    probe = measure_probe_diameter(splits["train"].arrays["probeGuess"])
-                except ValueError as exc:
-                    raise OverlapError(f"{splits['train'].path}: key 'probeGuess': {exc}") from None
-                for view in views:
-                    progress.set_postfix_str(f"{dose_dirname(dose)}/{view}")
-                    entries.append(_build_view(dose, view, splits, config, staging, created, probe))
-                    progress.update(1)
-                del splits
-        manifest = _manifest(design, config, run_manifest, run_sha, created, previous, entries)
-        write_json(staging / MANIFEST_NAME, manifest, "overlap_manifest")
-        _commit(staging, root, entries)
+        with Staging(root) as staging:
+            entries = _build_all(records, views, phase_c_root, config, staging, created)
+            manifest = _manifest(design, config, run_manifest, run_sha, created, previous, entries)
+            write_json(staging / MANIFEST_NAME, manifest, "overlap_manifest")
+            _commit(staging, root, entries)
     except BaseException:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
         if made_root and not any(root.iterdir()):
             root.rmdir()  # a failed first run leaves no empty output folder behind
         raise
-    shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def _build_all(records: list[dict[str, Any]], views: list[str], phase_c_root: Path, config: OverlapConfig,
+               staging: Path, created: str) -> list[dict[str, Any]]:
+    """Stage every dose x view; return their manifest entries."""
+    entries = []
+    progress = tqdm(total=len(records) * len(views), desc="Phase D views", unit="view",
+                    disable=not config.show_progress)
+    with progress:
+        for record in records:
+            dose = float(record["dose"])
+            splits = {s: _load_split(phase_c_root, record, s) for s in SPLITS}
+            try:
+                probe = measure_probe_diameter(splits["train"].arrays["probeGuess"])
+            except ValueError as exc:
+                raise OverlapError(f"{splits['train'].path}: key 'probeGuess': {exc}") from None
+            for view in views:
+                progress.set_postfix_str(f"{dose_dirname(dose)}/{view}")
+                entries.append(_build_view(dose, view, splits, config, staging, created, probe))
+                progress.update(1)
+            del splits
+    return entries
 
 
 def _manifest(design: StudyDesign, config: OverlapConfig, run_manifest: dict[str, Any], run_sha: str,
