@@ -13,8 +13,14 @@ from fly64_data.design import get_study_design
 from fly64_manifest import ManifestError
 from fly64_overlap import __version__
 from fly64_overlap.spacing import DEFAULT_SPACING_BASIS, SPACING_BASES
-from fly64_overlap.views import (OverlapConfig, OverlapError, OverlapUsageError, build_views,
-                                 default_min_positions, matched_name)
+from fly64_overlap.views import (
+    OverlapConfig,
+    OverlapError,
+    OverlapUsageError,
+    build_views,
+    default_min_positions,
+    matched_name,
+)
 
 PROG = "fly64-overlap"
 EXIT_DATA = 1

@@ -34,8 +34,8 @@ from fly64_data.contract import creation_time as contract_creation_time
 from fly64_data.design import StudyDesign, dose_dirname, get_study_design
 from fly64_manifest import ManifestError, validate, write_json
 from fly64_overlap import __version__
-from fly64_overlap.metrics import MetricsConfig, measure_overlap
 from fly64_overlap.matching import select_compact
+from fly64_overlap.metrics import MetricsConfig, measure_overlap
 from fly64_overlap.probe import ENERGY_FRACTION, ProbeDiameter, measure_probe_diameter
 from fly64_overlap.selection import select_min_spacing
 from fly64_overlap.spacing import DEFAULT_SPACING_BASIS, SPACING_BASES, ViewSpacing, view_spacing
