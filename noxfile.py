@@ -102,3 +102,18 @@ def green(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over packages, tests, benchmarks and this file."""
     session.run(sys.executable, "-m", "ruff", "check", "packages", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(venv_backend="venv", reuse_venv=True)
+def ptychodus(session: nox.Session) -> None:
+    """Read a reconstruction.h5 with ptychodus 1.7's own product reader (opt-in; not part of `make test`).
+
+    ptychodus and its many dependencies live in this session's own virtual
+    environment only; the product writer needs just numpy and h5py.
+    """
+    session.install("ptychodus==1.7.0")
+    script = str(ROOT / "tests" / "check_ptychodus_product.py")
+    folder = Path(session.create_tmp()) / "product"
+    folder.mkdir(exist_ok=True)
+    session.run(sys.executable, script, "write", str(folder), external=True)
+    session.run("python", script, "read", str(folder), env={"PYTHONPATH": ""})

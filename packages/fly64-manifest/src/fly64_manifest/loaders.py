@@ -136,6 +136,9 @@ def load_overlap_manifest(root_or_file: str | os.PathLike) -> OverlapManifest:
         views.append(OverlapView(
             dose=entry["dose"], view=entry["view"], files=freeze(records), metrics_file=metrics_file,
             raw=freeze(entry),
+            # 1.0 manifests predate the basis: they were all built with S = (1 - f) N.
+            spacing_basis=entry.get("spacing_basis", "patch"),
+            matched_to=entry.get("matched_to"), matched_from=entry.get("matched_from"),
         ))
     version = doc.get("schema_version")
     return OverlapManifest(

@@ -143,6 +143,12 @@ class OverlapView:
     ``files`` maps a split name (``train``/``test``) to its record; ``metrics_file``
     is the record of ``<view>_metrics.json``, read with :meth:`OverlapManifest.metrics`.
     ``raw`` holds the whole entry (counts, measured_overlap, sources, ...).
+
+    ``spacing_basis`` is ``patch`` (S = (1 - f) N) or ``probe`` (S = (1 - f) D); a 1.0
+    manifest does not record it and means ``patch``; it is None for ``baseline_matched``,
+    which follows no spacing rule. ``matched_to`` names the view an equal-positions
+    control was thinned to the size of (None for an ordinary view) and
+    ``matched_from`` the view it was thinned from (``baseline``: the Phase C positions).
     """
 
     dose: float
@@ -150,6 +156,9 @@ class OverlapView:
     files: Mapping[str, FileRecord]
     metrics_file: FileRecord | None
     raw: Mapping[str, Any] = field(repr=False)
+    spacing_basis: str | None = "patch"
+    matched_to: str | None = None
+    matched_from: str | None = None
 
     @property
     def metrics_path(self) -> Path | None:

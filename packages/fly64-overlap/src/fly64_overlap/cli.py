@@ -12,7 +12,15 @@ from fly64_data.contract import ContractError
 from fly64_data.design import get_study_design
 from fly64_manifest import ManifestError
 from fly64_overlap import __version__
-from fly64_overlap.views import OverlapConfig, OverlapError, build_views, default_min_positions
+from fly64_overlap.spacing import DEFAULT_SPACING_BASIS, SPACING_BASES
+from fly64_overlap.views import (
+    OverlapConfig,
+    OverlapError,
+    OverlapUsageError,
+    build_views,
+    default_min_positions,
+    matched_name,
+)
 
 PROG = "fly64-overlap"
 EXIT_DATA = 1
@@ -62,23 +70,38 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fewest positions a split may keep before the view is skipped (default: "
                              f"{default_min_positions(design)} = neighbor_count K + 1, the smallest split "
                              "in which a gs2 group can be formed)")
+    parser.add_argument("--spacing-basis", "--spacing_basis", dest="spacing_basis", choices=SPACING_BASES,
+                        default=DEFAULT_SPACING_BASIS,
+                        help="length the view's f applies to: patch (S = (1 - f) N, the design's rule) or probe "
+                             "(S = (1 - f) D, D the measured probe diameter, so f is about the footprint overlap "
+                             f"reached) (default: {DEFAULT_SPACING_BASIS})")
+    parser.add_argument("--match-positions", "--match_positions", dest="match_positions",
+                        choices=list(design.overlap_views), metavar="VIEW",
+                        help="also write equal-positions controls: every other view, and a gs1 control thinned "
+                             f"from the Phase C positions ({matched_name('baseline')}), thinned to as many "
+                             "positions per split as VIEW, as <view>_matched (an error if VIEW is skipped)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     config = OverlapConfig(
         phase_c_root=args.phase_c_root,
         output_root=args.output_root,
         doses=tuple(args.doses) if args.doses else None,
         views=tuple(dict.fromkeys(args.views)) if args.views else None,
         min_positions=args.min_positions,
+        spacing_basis=args.spacing_basis,
+        match_positions=args.match_positions,
         show_progress=sys.stderr.isatty(),
     )
     try:
         manifest = build_views(config)
+    except OverlapUsageError as exc:
+        parser.error(error_line(exc))
     except (OverlapError, ContractError, ManifestError, OSError) as exc:
         print(f"{PROG}: error: {error_line(exc)}", file=sys.stderr)
         return EXIT_DATA
