@@ -13,7 +13,8 @@ import textwrap
 import pytest
 import torch
 
-from fly64_train.backends.torch.train import CheckpointError, train_job
+from fly64_train.backends.torch.checkpoint import CheckpointError
+from fly64_train.backends.torch.train import train_job
 from fly64_train.training.model_config import ModelConfig
 
 
