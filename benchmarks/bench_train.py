@@ -2,16 +2,18 @@
 
 Prints, in one run on this machine:
 
-* training throughput (groups/s) of the default PtychoPINN for gs1 and gs2,
-* the CNN's GFLOP per optimisation step (forward + backward ~ 3x forward, convolutions only),
-  the GFLOP/s that achieves, and next to it the machine's dense float32 matmul GFLOP/s
-  measured in the same process with the same thread count,
-* peak RSS of a fresh process that validates, fully reads (one pass over every pattern)
+* one JSON line per setting (gridsize, patterns per step, precision) on the chosen device:
+  training patterns/s of the default PtychoPINN, the CNN's TFLOP per step (forward + backward
+  ~ 3x forward, convolutions only), the TFLOP/s that achieves, and the dense float32 matmul
+  TFLOP/s measured in the same process (same device, same thread count),
+* on CPU, peak RSS of a fresh process that validates, fully reads (one pass over every pattern)
   and trains on a 1,000- and a 10,000-pattern dataset; the two must differ by < 200 MB.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_train.py [--threads 2] [--steps 8] [--workdir /tmp/bench_train]
+    .venv/bin/python benchmarks/bench_train.py [--device auto|cpu|cuda] [--threads 2] [--steps 8]
+        [--gridsize 1 2] [--batch 16 128] [--precision 32-true bf16-mixed] [--channels-last]
+        [--skip-rss] [--workdir /tmp/bench_train]
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import numpy as np
 import torch
 
 N = 128
-BATCH = 16
 
 
 def make_base_dataset(path: Path, count: int) -> Path:
@@ -85,49 +86,76 @@ def tile_dataset(src: Path, dst: Path, repeats: int) -> Path:
     return dst
 
 
-def matmul_gflops(size: int = 1024, seconds: float = 1.5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+def matmul_tflops(device: torch.device, size: int = 2048, seconds: float = 1.5) -> float:
+    """Dense float32 matmul rate (full fp32: ``highest`` precision, no TF32) on ``device``."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        a = torch.randn(size, size, device=device)
+        b = torch.randn(size, size, device=device)
         torch.mm(a, b)
-        count += 1
-    return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
+        _sync(device)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(4):
+                torch.mm(a, b)
+            count += 4
+            _sync(device)
+        return 2 * size**3 * count / (time.perf_counter() - start) / 1e12
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
-def throughput(path: Path, gridsize: int, steps: int) -> dict:
-    from fly64_train.backends.torch.group_dataset import GroupDataset
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def throughput(path: Path, device: torch.device, gridsize: int, patterns: int, precision: str, steps: int,
+               channels_last: bool = False) -> dict:
+    """Training steps/s of the default PtychoPINN as the torch backend runs it: batches gathered on the
+    device (:class:`ResidentGroups`), photon split 0.5, Adam, autocast for ``bf16-mixed``."""
     from fly64_train.backends.torch.model import PtychoPINN, gflop_per_group
+    from fly64_train.backends.torch.resident_batches import ResidentGroups
     from fly64_train.data.grouping import make_groups
     from fly64_train.data.reader import open_dataset
     from fly64_train.training.model_config import ModelConfig
 
     info = open_dataset(path, gridsize, 7)
     groups = make_groups(info.ycoords, info.xcoords, gridsize, 7, seed=123)
-    data = GroupDataset(info.diffraction, groups)
+    data = ResidentGroups(info.diffraction, groups)
     cfg = ModelConfig(patch_size=N, gridsize=gridsize)
     torch.manual_seed(0)
-    model = PtychoPINN(cfg, info.probe, info.intensity_scale)
+    model = PtychoPINN(cfg, info.probe, info.intensity_scale).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = torch.utils.data.DataLoader(data, batch_size=BATCH, shuffle=True)
-    it = iter(loader)
+    batch = max(1, patterns // cfg.group_size)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
 
-    def step() -> None:
-        batch = next(it)
-        offsets = batch["offsets"] if gridsize > 1 else None
-        loss = model.loss(batch["diffraction"], offsets)
-        opt.zero_grad()
+    def step(i: int) -> None:
+        rows = order[(i * batch) % max(1, len(data) - batch):][:batch]
+        b = data.gather(rows)
+        with autocast:
+            loss = model.loss(b["diffraction"], b["offsets"] if gridsize > 1 else None, 0.5)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    step()  # warm-up: allocator, oneDNN kernel selection
+    for i in range(2):  # warm-up: allocator, kernel selection
+        step(i)
+    _sync(device)
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
+    for i in range(steps):
+        step(i)
+    _sync(device)
     per_step = (time.perf_counter() - start) / steps
-    gflop_step = 3 * gflop_per_group(cfg) * BATCH
-    return {"gridsize": gridsize, "groups_per_s": BATCH / per_step, "patterns_per_s": BATCH * cfg.group_size / per_step,
-            "step_s": per_step, "gflop_per_step": gflop_step, "achieved_gflops": gflop_step / per_step}
+    tflop_step = 3 * gflop_per_group(cfg) * batch / 1e3  # forward + backward ~ 3x forward
+    return {"gridsize": gridsize, "batch_groups": batch, "batch_patterns": batch * cfg.group_size,
+            "precision": precision, "channels_last": channels_last,
+            "patterns_per_s": round(batch * cfg.group_size / per_step, 1), "step_s": round(per_step, 5),
+            "cnn_tflop_per_step": round(tflop_step, 5), "achieved_tflops": round(tflop_step / per_step, 4)}
 
 
 def rss_child(path: str, job_dir: str, threads: int) -> None:
@@ -152,8 +180,16 @@ def rss_child(path: str, job_dir: str, threads: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    ap.add_argument("--threads", type=int, default=2, help="CPU intra-op threads")
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--gridsize", type=int, nargs="+", action="extend", default=None)
+    ap.add_argument("--batch", type=int, nargs="+", action="extend", default=None,
+                    help="patterns per step (default: 16 on CPU; 16 128 256 on CUDA)")
+    ap.add_argument("--precision", nargs="+", action="extend", default=None,
+                    choices=("32-true", "bf16-mixed"))
+    ap.add_argument("--channels-last", action="store_true", help="also measure channels_last memory format")
+    ap.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS check")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--rss-child", nargs=2, metavar=("NPZ", "JOB_DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -161,34 +197,42 @@ def main() -> None:
         rss_child(*args.rss_child, args.threads)
         return
     torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_train-"))
     work.mkdir(parents=True, exist_ok=True)
     small = work / "patterns_1000.npz"
     if not small.exists():
         make_base_dataset(small, 1000)
+
+    from fly64_train.backends.torch.device import device_defaults
+
+    mm = matmul_tflops(device)
+    device_defaults(device.type).apply()  # the settings the runner picks for this device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    batches = args.batch or ([16] if device.type == "cpu" else [16, 128, 256])
+    for gs in args.gridsize or (1, 2):
+        for patterns in batches:
+            for precision in args.precision or ("32-true", "bf16-mixed"):
+                for channels_last in ((False, True) if args.channels_last else (False,)):
+                    r = throughput(small, device, gs, patterns, precision, args.steps, channels_last)
+                    r.update(device=name, torch=torch.__version__, matmul_fp32_tflops=round(mm, 4),
+                             fraction_of_matmul=round(r["achieved_tflops"] / mm, 3))
+                    print(json.dumps(r), flush=True)
+    if args.skip_rss or device.type != "cpu":
+        return
     big = work / "patterns_10000.npz"
     if not big.exists():
         tile_dataset(small, big, 10)
-
-    print(f"torch {torch.__version__}, {args.threads} thread(s), N = {N}, batch {BATCH} groups")
-    mm = matmul_gflops()
-    for gs in (1, 2):
-        r = throughput(small, gs, args.steps)
-        print(f"gs{gs}: {r['groups_per_s']:.1f} groups/s ({r['patterns_per_s']:.1f} patterns/s, "
-              f"{r['step_s']:.2f} s/step); CNN {r['gflop_per_step']:.1f} GFLOP/step -> "
-              f"{r['achieved_gflops']:.1f} GFLOP/s achieved vs {mm:.1f} GFLOP/s dense matmul "
-              f"({100 * r['achieved_gflops'] / mm:.0f}%)")
     peaks = {}
     for path in (small, big):
         out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--rss-child",
                               str(path), str(work / f"job_{path.stem}")], capture_output=True, text=True, check=True)
         rec = json.loads(out.stdout.strip().splitlines()[-1])
         peaks[rec["patterns"]] = rec["peak_rss_mb"]
-        print(f"peak RSS, {rec['patterns']:>6} patterns ({path.stat().st_size / 2**20:.0f} MB file): "
-              f"{rec['peak_rss_mb']:.0f} MB")
     diff = peaks[10000] - peaks[1000]
-    print(f"peak RSS difference 10,000 vs 1,000 patterns: {diff:+.0f} MB ({'OK' if abs(diff) < 200 else 'FAIL'}, "
-          "limit 200 MB)")
+    print(json.dumps({"peak_rss_mb": peaks, "difference_mb": round(diff, 1), "ok": abs(diff) < 200,
+                      "limit_mb": 200}))
 
 
 if __name__ == "__main__":

@@ -38,23 +38,23 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path, tiny_npz, make_config
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr[-2000:]
     last = job_dir / "checkpoints" / "last.ckpt"
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
     assert saved["epoch"] == 0
     steps_per_epoch = saved["global_step"]
     assert steps_per_epoch > 0
 
     result = train_job(cfg)
-    assert result["resumed_from"] == "checkpoints/last.ckpt"
-    assert result["epochs_completed"] == 3
-    assert result["global_step"] == 3 * steps_per_epoch
+    assert result.resumed_from == "checkpoints/last.ckpt"
+    assert result.epochs_completed == 3
+    assert result.global_step == 3 * steps_per_epoch
     # The restarted run logged epochs 1 and 2 only: it did not start from scratch.
-    assert [e for e, _ in losses_of(job_dir, result["log_path"])] == ["1", "2"]
-    assert result["log_path"] != "logs/version_0/metrics.csv"
-    assert math.isfinite(result["final_loss"])
+    assert [e for e, _ in losses_of(job_dir, result.log_path)] == ["1", "2"]
+    assert result.log_path != "logs/version_0/metrics.csv"
+    assert math.isfinite(result.final_loss)
 
 
 def test_no_resume_starts_from_scratch(tmp_path, tiny_npz, make_config):
     job_dir = tmp_path / "job"
     train_job(make_config(tiny_npz, job_dir, max_epochs=1))
     again = train_job(make_config(tiny_npz, job_dir, max_epochs=1, resume=False))
-    assert again["resumed_from"] is None and again["epochs_completed"] == 1
+    assert again.resumed_from is None and again.epochs_completed == 1

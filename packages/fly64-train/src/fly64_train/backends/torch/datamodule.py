@@ -1,81 +1,111 @@
-"""The LightningDataModule: validated NPZ -> groups -> lazy train/val loaders."""
+"""The LightningDataModule: validated NPZ -> groups -> train/val batches (lazy or on the device)."""
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from fly64_data.contract import ContractError
 from fly64_train.backends.torch.group_dataset import GroupDataset
+from fly64_train.backends.torch.resident_batches import GroupIndices, ResidentGroups
 from fly64_train.data.grouping import Groups, make_groups
 from fly64_train.data.reader import DatasetInfo, open_dataset
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How one training file becomes batches of groups."""
+
+    train_path: str
+    """DATA-001 NPZ (Phase C ``patched_train.npz`` or a Phase D view file)."""
+    gridsize: int
+    """1 (one pattern per group) or g > 1 (g**2 patterns per group)."""
+    neighbor_count: int
+    """K, nearest neighbours a seed's partners are drawn from (see :func:`make_groups`)."""
+    n_groups: int | None
+    """Number of groups; ``None`` = one per position."""
+    grouping_seed: int
+    """Seed of the neighbour draws."""
+    batch_size: int
+    """Groups per optimisation step."""
+    val_fraction: float
+    """Fraction of groups held out for the validation loss (at least one when > 0; 0 disables it)."""
+    num_workers: int
+    """DataLoader worker processes of the lazy path."""
+    seed: int
+    """Seeds the train/val split and the shuffling order."""
+    resident_bytes: int
+    """Keep the patterns on the training device and batch by index when they take at most this many bytes."""
+
+    def check(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.batch_size < 1 or self.num_workers < 0 or self.resident_bytes < 0:
+            raise ValueError("batch_size must be >= 1, num_workers and resident_bytes >= 0")
 
 
 class Fly64DataModule(L.LightningDataModule):
     """Groups of one training NPZ, split into train and validation groups.
 
     The file is validated against DATA-001 on construction (``info``), so a bad
-    dataset is refused before a Trainer exists. Patterns stay on disk; only
-    coordinates, the probe and metadata are held in memory.
-
-    Parameters
-    ----------
-    train_path : path
-        DATA-001 NPZ (Phase C ``patched_train.npz`` or a Phase D view file).
-    gridsize, neighbor_count, n_groups, grouping_seed
-        See :func:`fly64_train.data.grouping.make_groups`.
-    batch_size : int
-        Groups per optimisation step.
-    val_fraction : float
-        Fraction of groups held out for the validation loss (at least one
-        group when > 0; 0 disables validation).
-    num_workers : int
-        DataLoader worker processes.
-    seed : int
-        Seeds the train/val split and the shuffling order.
+    dataset is refused before a Trainer exists. A dataset whose patterns fit
+    ``config.resident_bytes`` is read once and batched on the training device
+    (:mod:`~fly64_train.backends.torch.resident_batches`); a larger one stays on
+    disk and is read per batch, so peak memory does not grow with it.
     """
 
-    def __init__(self, train_path: str | os.PathLike, gridsize: int = 1, neighbor_count: int = 7,
-                 n_groups: int | None = None, grouping_seed: int = 123, batch_size: int = 16,
-                 val_fraction: float = 0.05, num_workers: int = 0, seed: int = 42) -> None:
+    def __init__(self, config: DataConfig) -> None:
         super().__init__()
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        self.info: DatasetInfo = open_dataset(train_path, gridsize, neighbor_count)
-        self.gridsize = gridsize
-        self.neighbor_count = neighbor_count
-        self.n_groups = n_groups
-        self.grouping_seed = grouping_seed
-        self.batch_size = batch_size
-        self.val_fraction = val_fraction
-        self.num_workers = num_workers
-        self.seed = seed
-        self.groups: Groups = make_groups(self.info.ycoords, self.info.xcoords, gridsize, neighbor_count,
-                                          n_groups, grouping_seed)
-        self.train_set: GroupDataset | None = None
-        self.val_set: GroupDataset | None = None
+        config.check()
+        self.config = config
+        self.info: DatasetInfo = open_dataset(config.train_path, config.gridsize, config.neighbor_count)
+        try:
+            self.groups: Groups = make_groups(self.info.ycoords, self.info.xcoords, config.gridsize,
+                                              config.neighbor_count, config.n_groups, config.grouping_seed)
+        except ValueError as exc:
+            raise ContractError(f"{config.train_path}: {exc}") from None
+        self.resident = self.info.diffraction.nbytes <= config.resident_bytes
+        self.train_set: GroupDataset | ResidentGroups | None = None
+        self.val_set: GroupDataset | ResidentGroups | None = None
 
     @property
     def has_validation(self) -> bool:
-        return self.val_fraction > 0 and len(self.groups) > 1
+        return self.config.val_fraction > 0 and len(self.groups) > 1
 
     def setup(self, stage: str | None = None) -> None:
-        order = np.random.default_rng(self.seed).permutation(len(self.groups))
-        n_val = max(1, int(round(self.val_fraction * len(self.groups)))) if self.has_validation else 0
+        if self.train_set is not None:
+            return
+        order = np.random.default_rng(self.config.seed).permutation(len(self.groups))
+        n_val = max(1, int(round(self.config.val_fraction * len(self.groups)))) if self.has_validation else 0
         val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
-        self.train_set = GroupDataset(self.info.diffraction, self.groups.subset(train_rows))
-        self.val_set = GroupDataset(self.info.diffraction, self.groups.subset(val_rows)) if n_val else None
+        split = ResidentGroups if self.resident else GroupDataset
+        self.train_set = split(self.info.diffraction, self.groups.subset(train_rows))
+        self.val_set = split(self.info.diffraction, self.groups.subset(val_rows)) if n_val else None
 
-    def _loader(self, dataset: GroupDataset, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+    def _loader(self, dataset: GroupDataset | ResidentGroups, shuffle: bool) -> DataLoader:
+        # The same seeded generator drives both paths' samplers, so they visit groups in the same order.
+        generator = torch.Generator().manual_seed(self.config.seed) if shuffle else None
+        if isinstance(dataset, ResidentGroups):
+            indices = GroupIndices(len(dataset))
+            order = RandomSampler(indices, generator=generator) if shuffle else SequentialSampler(indices)
+            return DataLoader(indices, sampler=BatchSampler(order, self.config.batch_size, drop_last=False),
+                              batch_size=None, generator=generator)
+        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle, generator=generator,
+                          num_workers=self.config.num_workers, persistent_workers=self.config.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
+
+    def on_after_batch_transfer(self, batch: dict | torch.Tensor, dataloader_idx: int) -> dict[str, torch.Tensor]:
+        if not isinstance(batch, torch.Tensor):
+            return batch
+        # Resident path: ``batch`` is the group rows, already on the device; gather the patterns there.
+        split = self.val_set if self.trainer is not None and self.trainer.validating else self.train_set
+        return split.gather(batch)

@@ -53,25 +53,28 @@ class PtychoPINNModule(L.LightningModule):
     def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
         return self.model.predict_object(diffraction)
 
-    def _loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
-        offsets = batch["offsets"] if batch["diffraction"].shape[1] > 1 else None
-        return self.model.loss(batch["diffraction"], offsets, self.count_split, generator)
+    def _common_step(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int = 0) -> torch.Tensor:
+        """The loss of one batch, logged once per epoch as ``f"{stage}_loss"``.
+
+        Training draws a fresh photon split every step; validation seeds it by
+        ``batch_idx`` so that ``val_loss`` compares across epochs.
+        """
+        diffraction = batch["diffraction"]
+        generator = None
+        if stage == "val" and self.count_split is not None:
+            generator = torch.Generator(device=diffraction.device)
+            generator.manual_seed(self.VAL_SPLIT_SEED + batch_idx)
+        offsets = batch["offsets"] if diffraction.shape[1] > 1 else None
+        loss = self.model.loss(diffraction, offsets, self.count_split, generator)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=diffraction.shape[0])
+        return loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch["diffraction"].shape[0])
-        return loss
+        return self._common_step(batch, "train", batch_idx)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        generator = None
-        if self.count_split is not None:
-            generator = torch.Generator(device=batch["diffraction"].device)
-            generator.manual_seed(self.VAL_SPLIT_SEED + batch_idx)
-        loss = self._loss(batch, generator)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch["diffraction"].shape[0])
-        return loss
+        return self._common_step(batch, "val", batch_idx)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.model.predict_object(batch["diffraction"])

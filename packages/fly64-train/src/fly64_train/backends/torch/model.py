@@ -95,10 +95,14 @@ class ObjectCNN(nn.Module):
         if self.cfg.shared_encoder:
             x = x.reshape(batch * channels, 1, m, m)
         features = self.encoder(x)
-        amp = self.cfg.amplitude_max * torch.sigmoid(self.amplitude(features))
-        phase = math.pi * torch.tanh(self.phase(features))
-        pad = (n - amp.shape[-1]) // 2
-        obj = F.pad(torch.polar(amp, phase), (pad, pad, pad, pad))
+        # Under autocast (bf16-mixed) the convolutions run in bf16; the heads' outputs go up to
+        # float32 before the complex object is formed (torch.polar has no bf16 kernel).
+        amp_logits, phase_logits = self.amplitude(features).float(), self.phase(features).float()
+        with full_precision(amp_logits.device.type):
+            amp = self.cfg.amplitude_max * torch.sigmoid(amp_logits)
+            phase = math.pi * torch.tanh(phase_logits)
+            pad = (n - amp.shape[-1]) // 2
+            obj = F.pad(torch.polar(amp, phase), (pad, pad, pad, pad))
         return obj.reshape(batch, channels, n, n)
 
 
@@ -142,8 +146,15 @@ class PtychoPINN(nn.Module):
         return self.support * intensity / intensity.max()
 
     def forward_intensity(self, obj_patches: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted far-field intensity of given object patches (merging gs2 groups)."""
-        return physics.forward_intensity(obj_patches, self.probe, offsets, self.merge_weights())
+        """Predicted far-field intensity of given object patches (merging gs2 groups).
+
+        Always complex64/float32, also under autocast: the resampling matmuls and FFTs of
+        the physics have no bf16 complex kernels, and photon counts need float32's range.
+        """
+        with full_precision(obj_patches.device.type):
+            offsets = None if offsets is None else offsets.float()
+            return physics.forward_intensity(obj_patches.to(torch.complex64), self.probe, offsets,
+                                             self.merge_weights())
 
     def forward(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Diffraction -> predicted intensity: the self-supervised autoencoder path."""
@@ -157,11 +168,22 @@ class PtychoPINN(nn.Module):
         (:func:`fly64_train.backends.torch.physics.split_counts`): the CNN sees the ``count_split``
         part and the loss scores the prediction on the other, independent part.
         """
+        diffraction = diffraction.float()
         if count_split is None:
-            return physics.poisson_nll(self(diffraction, offsets), diffraction, self.intensity_scale)
-        seen, held_out = physics.split_counts(diffraction, self.intensity_scale, count_split, generator)
-        rate_scale = (1.0 - count_split) * self.intensity_scale**2
-        return physics.poisson_nll_counts(self(seen, offsets), held_out, rate_scale)
+            predicted = self(diffraction, offsets)
+            with full_precision(diffraction.device.type):
+                return physics.poisson_nll(predicted, diffraction, self.intensity_scale)
+        with full_precision(diffraction.device.type):
+            seen, held_out = physics.split_counts(diffraction, self.intensity_scale, count_split, generator)
+        predicted = self(seen, offsets)
+        with full_precision(diffraction.device.type):
+            rate_scale = (1.0 - count_split) * self.intensity_scale**2
+            return physics.poisson_nll_counts(predicted, held_out, rate_scale)
+
+
+def full_precision(device_type: str) -> torch.autocast:
+    """Autocast switched off: what runs inside stays float32/complex64 under ``bf16-mixed``."""
+    return torch.autocast(device_type=device_type, enabled=False)
 
 
 def gflop_per_group(cfg: ModelConfig) -> float:

@@ -1,9 +1,9 @@
-"""One training job, end to end: validate data, train with Lightning, write the bundle.
+"""One training job, end to end, as named build steps: data, model, callbacks, trainer, fit, export.
 
-:func:`train_job` is what the study runner calls per (dose, view, gridsize).
+:func:`train_job` is what the torch backend runs per (dose, view, gridsize).
 Job directory layout::
 
-    <job_dir>/checkpoints/last.ckpt      resumed from when present
+    <job_dir>/checkpoints/last.ckpt      written every epoch; resumed from when present
     <job_dir>/checkpoints/best-*.ckpt    lowest monitored loss
     <job_dir>/logs/version_<k>/metrics.csv   (csv logger; tensorboard events likewise)
     <job_dir>/wts.h5.zip                 the bundle (best weights)
@@ -19,13 +19,192 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
+import lightning as L
 
+from fly64_manifest import sha256_file
+from fly64_train.backends.torch.bundle import BUNDLE_NAME, save_bundle
+from fly64_train.backends.torch.checkpoint import (
+    LAST_NAME,
+    CheckpointError,
+    check_resume_checkpoint,
+    checkpoint_callbacks,
+    load_best_state_dict,
+)
+from fly64_train.backends.torch.datamodule import DataConfig, Fly64DataModule
+from fly64_train.backends.torch.device import DeviceDefaults, device_defaults
+from fly64_train.backends.torch.lightning_module import PtychoPINNModule
 from fly64_train.training.config import TrainConfig
-from fly64_train.training.model_config import ModelConfig
+from fly64_train.training.result import TrainResult
+
+__all__ = ["CheckpointError", "TrainingJob", "train_job"]
+
+
+def train_job(config: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
+    """Train one PtychoPINN job and write its bundle.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    callbacks : list, optional
+        Extra Lightning callbacks (e.g. for monitoring).
+
+    Raises
+    ------
+    fly64_data.contract.ContractError
+        If the dataset fails DATA-001 (before any folder is written).
+    CheckpointError
+        If the job's ``last.ckpt`` is not plain tensors or points outside its ``checkpoints/`` folder.
+    """
+    return TrainingJob(config, callbacks).run()
+
+
+class TrainingJob:
+    """One job's build steps, in the order :meth:`run` takes them.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    callbacks : list, optional
+        Extra Lightning callbacks.
+    defaults : DeviceDefaults, optional
+        Device-dependent settings; default :func:`device_defaults` of ``config.accelerator``.
+    """
+
+    def __init__(self, config: TrainConfig, callbacks: list[Any] | None = None,
+                 defaults: DeviceDefaults | None = None) -> None:
+        config.check()
+        self.config = config
+        self.extra_callbacks = list(callbacks or [])
+        self.defaults = defaults or device_defaults(config.accelerator)
+        self.defaults.check()
+        self.job_dir = Path(config.job_dir)
+        self.ckpt_dir = self.job_dir / "checkpoints"
+
+    def run(self) -> TrainResult:
+        started = time.monotonic()
+        data = self.build_data()  # validation happens here, before any folder, logger or Trainer exists
+        resume_from = self.resume_checkpoint()
+        module = self.build_model(data)
+        best, last = checkpoint_callbacks(self.ckpt_dir, self.monitor(data))
+        logger = self.build_logger()
+        trainer = self.build_trainer([best, last, *self.extra_callbacks], logger)
+        self.fit(trainer, module, data, resume_from)
+        bundle = self.export(module, data, trainer, best)
+        return self.result(data, trainer, best, logger, bundle, resume_from, time.monotonic() - started)
+
+    # -- build steps -------------------------------------------------------------------------------
+
+    def build_data(self) -> Fly64DataModule:
+        """The validated, grouped training file."""
+        cfg = self.config
+        batch = cfg.batch_size if cfg.batch_size is not None else cfg.groups_per_step * self.defaults.batch_scale
+        return Fly64DataModule(DataConfig(
+            train_path=cfg.train_path, gridsize=cfg.gridsize, neighbor_count=cfg.neighbor_count,
+            n_groups=cfg.n_groups, grouping_seed=cfg.grouping_seed, batch_size=batch,
+            val_fraction=cfg.val_fraction, num_workers=cfg.num_workers, seed=cfg.seed,
+            resident_bytes=self.defaults.resident_bytes))
+
+    def resume_checkpoint(self) -> str | None:
+        """``last.ckpt`` when resuming and present, after checking it holds no code and no foreign paths."""
+        last = self.ckpt_dir / LAST_NAME
+        if not (self.config.resume and last.is_file()):
+            return None
+        check_resume_checkpoint(last, self.ckpt_dir)
+        return str(last)
+
+    def monitor(self, data: Fly64DataModule) -> str:
+        return "val_loss" if data.has_validation else "train_loss"
+
+    def learning_rate(self) -> float:
+        """The configured rate, scaled with the batch when the device enlarged the default batch."""
+        scaled = self.config.batch_size is None and self.defaults.batch_scale > 1
+        return self.config.lr * (self.defaults.lr_scale if scaled else 1.0)
+
+    def build_model(self, data: Fly64DataModule) -> PtychoPINNModule:
+        cfg, info = self.config, data.info
+        model_cfg = replace(cfg.model, patch_size=info.patch_size, gridsize=cfg.gridsize)
+        model_cfg.check()
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        return PtychoPINNModule(model_cfg.to_dict(), info.probe, info.intensity_scale, lr=self.learning_rate(),
+                                plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
+                                monitor=self.monitor(data), count_split=cfg.count_split)
+
+    def build_logger(self) -> Any:
+        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+        if self.config.logger == "csv":
+            return CSVLogger(save_dir=str(self.job_dir), name="logs")
+        if self.config.logger == "tensorboard":
+            return TensorBoardLogger(save_dir=str(self.job_dir), name="logs", default_hp_metric=False)
+        return False
+
+    def build_trainer(self, callbacks: list[Any], logger: Any) -> L.Trainer:
+        cfg = self.config
+        self.defaults.apply()
+        progress = sys.stderr.isatty() if cfg.progress_bar is None else cfg.progress_bar
+        with _without_lightning_tips():
+            return L.Trainer(
+                accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
+                deterministic=cfg.deterministic, max_epochs=cfg.max_epochs, max_time=cfg.max_time,
+                logger=logger, callbacks=callbacks, enable_progress_bar=progress,
+                enable_model_summary=progress, default_root_dir=str(self.job_dir), log_every_n_steps=1,
+                limit_train_batches=cfg.limit_train_batches, num_sanity_val_steps=0,
+            )
+
+    def fit(self, trainer: L.Trainer, module: PtychoPINNModule, data: Fly64DataModule,
+            resume_from: str | None) -> None:
+        with warnings.catch_warnings():
+            # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for a user to act on.
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+            # weights_only: Lightning's own resume must not unpickle code either.
+            trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+
+    def export(self, module: PtychoPINNModule, data: Fly64DataModule, trainer: L.Trainer,
+               best: Any) -> dict[str, Any]:
+        """Write the bundle with the best weights (lowest monitored loss), else the final ones."""
+        if best.best_model_path and Path(best.best_model_path).is_file():
+            module.load_state_dict(load_best_state_dict(best.best_model_path, self.ckpt_dir))
+        cfg = self.config
+        provenance = {
+            "train_path": str(cfg.train_path), "test_path": cfg.test_path,
+            "train_sha256": sha256_file(cfg.train_path)[0], "dose": data.info.meta.get("dose"),
+            "epochs_completed": int(trainer.current_epoch), "monitor": self.monitor(data),
+            "best_score": _finite(best.best_model_score),
+        }
+        return save_bundle(module.model.cpu(), self.job_dir / BUNDLE_NAME, config=_json_config(cfg),
+                           extra=provenance)
+
+    def result(self, data: Fly64DataModule, trainer: L.Trainer, best: Any, logger: Any, bundle: dict[str, Any],
+               resume_from: str | None, duration_s: float) -> TrainResult:
+        last = self.ckpt_dir / LAST_NAME
+        log_path = None
+        if logger:
+            log_dir = Path(logger.log_dir)
+            log_path = log_dir / "metrics.csv" if self.config.logger == "csv" else log_dir
+        return TrainResult(
+            final_loss=_finite(trainer.callback_metrics.get("train_loss")),
+            best_loss=_finite(best.best_model_score),
+            monitor=self.monitor(data),
+            epochs_completed=int(trainer.current_epoch),
+            global_step=int(trainer.global_step),
+            resumed_from=_rel(resume_from, self.job_dir),
+            checkpoint_path=_rel(last if last.is_file() else None, self.job_dir),
+            best_checkpoint_path=_rel(best.best_model_path or None, self.job_dir),
+            bundle_path=BUNDLE_NAME,
+            bundle_sha256=bundle["sha256"],
+            bundle_size_bytes=bundle["size_bytes"],
+            log_path=_rel(log_path, self.job_dir),
+            intensity_scale=data.info.intensity_scale,
+            n_patterns=data.info.n,
+            n_groups=len(data.groups),
+            n_train_groups=len(data.train_set) if data.train_set is not None else 0,
+            n_val_groups=len(data.val_set) if data.val_set is not None else 0,
+            duration_s=round(duration_s, 3),
+        )
 
 
 class _DropTips(logging.Filter):
@@ -44,130 +223,6 @@ def _without_lightning_tips() -> Iterator[None]:
         yield
     finally:
         log.removeFilter(tip_filter)
-
-
-def _make_logger(cfg: TrainConfig, job_dir: Path) -> Any:
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    if cfg.logger == "csv":
-        return CSVLogger(save_dir=str(job_dir), name="logs")
-    if cfg.logger == "tensorboard":
-        return TensorBoardLogger(save_dir=str(job_dir), name="logs", default_hp_metric=False)
-    return False
-
-
-def train_job(config: TrainConfig | dict[str, Any], callbacks: list[Any] | None = None) -> dict[str, Any]:
-    """Train one PtychoPINN job and write its bundle.
-
-    Parameters
-    ----------
-    config : TrainConfig or dict
-    callbacks : list, optional
-        Extra Lightning callbacks (e.g. for monitoring).
-
-    Returns
-    -------
-    dict
-        ``status`` ("completed"), ``final_loss`` (last epoch's train loss),
-        ``best_loss``, ``monitor``, ``epochs_completed``, ``global_step``,
-        ``resumed_from``, paths relative to ``job_dir`` (``checkpoint_path``,
-        ``best_checkpoint_path``, ``bundle_path``, ``log_path``),
-        ``bundle_sha256``, ``bundle_size_bytes``, ``intensity_scale``,
-        ``n_groups``, ``n_train_groups``, ``n_val_groups`` and ``duration_s``.
-
-    Raises
-    ------
-    fly64_data.contract.ContractError
-        If the dataset fails DATA-001 (before any training).
-    """
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    from fly64_data.contract import sha256_file
-    from fly64_train.backends.torch.bundle import BUNDLE_NAME, save_bundle
-    from fly64_train.backends.torch.datamodule import Fly64DataModule
-    from fly64_train.backends.torch.lightning_module import PtychoPINNModule
-
-    cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
-    cfg.check()
-    started = time.monotonic()
-    job_dir = Path(cfg.job_dir)
-
-    # Validation happens here, before any folder, logger or Trainer exists.
-    dm = Fly64DataModule(cfg.train_path, cfg.gridsize, cfg.neighbor_count, cfg.n_groups, cfg.grouping_seed,
-                         cfg.groups_per_step, cfg.val_fraction, cfg.num_workers, cfg.seed)
-    info = dm.info
-    model_cfg = ModelConfig(**{**cfg.model.to_dict(), "patch_size": info.patch_size, "gridsize": cfg.gridsize})
-    model_cfg.check()
-    monitor = "val_loss" if dm.has_validation else "train_loss"
-
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = PtychoPINNModule(model_cfg.to_dict(), info.probe, info.intensity_scale, lr=cfg.lr,
-                              plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
-                              monitor=monitor, count_split=cfg.count_split)
-
-    ckpt_dir = job_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best-{epoch:03d}", monitor=monitor,
-                                 mode="min", save_top_k=1, save_last=True)
-    last = ckpt_dir / "last.ckpt"
-    resume_from = str(last) if cfg.resume and last.is_file() else None
-    progress = sys.stderr.isatty() if cfg.progress_bar is None else cfg.progress_bar
-    logger = _make_logger(cfg, job_dir)
-    with _without_lightning_tips():
-        trainer = L.Trainer(
-            accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
-            deterministic=cfg.deterministic, max_epochs=cfg.max_epochs, max_time=cfg.max_time,
-            logger=logger, callbacks=[checkpoint, *(callbacks or [])], enable_progress_bar=progress,
-            enable_model_summary=progress, default_root_dir=str(job_dir), log_every_n_steps=1,
-            limit_train_batches=cfg.limit_train_batches, num_sanity_val_steps=0,
-        )
-    with warnings.catch_warnings():
-        # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for a user to act on.
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
-
-    # Export the best weights (lowest monitored loss), falling back to the final ones.
-    best_path = checkpoint.best_model_path
-    if best_path and Path(best_path).is_file():
-        # Our own Lightning checkpoint (it carries loop and optimizer state, not just tensors);
-        # only the published bundle is held to weights_only loading.
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
-    final_loss = trainer.callback_metrics.get("train_loss")
-    best_score = checkpoint.best_model_score
-    provenance = {
-        "train_path": str(cfg.train_path), "test_path": cfg.test_path,
-        "train_sha256": sha256_file(cfg.train_path), "dose": info.meta.get("dose"),
-        "epochs_completed": int(trainer.current_epoch), "monitor": monitor,
-        "best_score": None if best_score is None else float(best_score),
-    }
-    bundle = save_bundle(module.model.cpu(), job_dir / BUNDLE_NAME, config=_json_config(cfg), extra=provenance)
-
-    log_path = None
-    if logger:
-        log_dir = Path(logger.log_dir)
-        log_path = log_dir / "metrics.csv" if cfg.logger == "csv" else log_dir
-    return {
-        "status": "completed",
-        "final_loss": _finite(final_loss),
-        "best_loss": _finite(best_score),
-        "monitor": monitor,
-        "epochs_completed": int(trainer.current_epoch),
-        "global_step": int(trainer.global_step),
-        "resumed_from": _rel(resume_from, job_dir),
-        "checkpoint_path": _rel(last if last.is_file() else None, job_dir),
-        "best_checkpoint_path": _rel(best_path or None, job_dir),
-        "bundle_path": BUNDLE_NAME,
-        "bundle_sha256": bundle["sha256"],
-        "bundle_size_bytes": bundle["size_bytes"],
-        "log_path": _rel(log_path, job_dir),
-        "intensity_scale": info.intensity_scale,
-        "n_patterns": info.n,
-        "n_groups": len(dm.groups),
-        "n_train_groups": len(dm.train_set) if dm.train_set is not None else 0,
-        "n_val_groups": len(dm.val_set) if dm.val_set is not None else 0,
-        "duration_s": round(time.monotonic() - started, 3),
-    }
 
 
 def _finite(value: Any) -> float | None:
