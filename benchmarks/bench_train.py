@@ -62,10 +62,9 @@ def _meta(scale: float, created: str) -> dict:
 
 def tile_dataset(src: Path, dst: Path, repeats: int) -> Path:
     """Write a ``repeats``-times larger DATA-001 NPZ by streaming (bounded memory, ZIP_STORED)."""
-    from fly64_data.contract import load_npz
+    from fly64_data.npz_reader import read_npz
 
-    with load_npz(src) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = read_npz(src)
     per_position = {"diffraction", "Y", "xcoords", "ycoords", "scan_index"}
     tmp = dst.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
