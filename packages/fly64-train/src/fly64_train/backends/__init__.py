@@ -1,0 +1,1 @@
+"""Framework backends of the PtychoPINN model (torch, tensorflow)."""
