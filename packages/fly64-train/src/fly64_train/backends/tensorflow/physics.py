@@ -22,7 +22,8 @@ MERGE_EPS = 1e-6
 POISSON_EPS = 1e-8
 
 
-def interp_matrix(n_out: int | tf.Tensor, n_in: int | tf.Tensor, origin: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
+def interp_matrix(n_out: int | tf.Tensor, n_in: int | tf.Tensor, origin: tf.Tensor,
+                  dtype: tf.DType = tf.float32) -> tf.Tensor:
     """Bilinear weights ``(..., n_out, n_in)`` sampling the input at ``origin + i`` (zero outside)."""
     # float64 coordinates keep sub-pixel precision at large origins; only the weights are cast.
     origin = tf.cast(origin, tf.float64)
@@ -109,7 +110,8 @@ def merge_patches(patches: tf.Tensor, offsets: tf.Tensor, weights: tf.Tensor,
     return canvas, coverage
 
 
-def merge_and_reextract(patches: tf.Tensor, offsets: tf.Tensor, weights: tf.Tensor, m: int | tf.Tensor | None = None) -> tf.Tensor:
+def merge_and_reextract(patches: tf.Tensor, offsets: tf.Tensor, weights: tf.Tensor,
+                        m: int | tf.Tensor | None = None) -> tf.Tensor:
     """The gs2 object constraint: each patch becomes the consensus of its group."""
     canvas, _ = merge_patches(patches, offsets, weights, m)
     return extract_from_canvas(canvas, offsets, patches.shape[-1])
