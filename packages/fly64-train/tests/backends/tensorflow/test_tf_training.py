@@ -78,7 +78,7 @@ def test_tf_training_writes_checkpoints_logs_and_bundle(runs):
     job = root / "tf"
     assert result["status"] == "completed" and result["epochs_completed"] == EPOCHS
     assert result["checkpoint_path"] == "checkpoints/last.weights.h5"
-    for name in ("last.weights.h5", "best.weights.h5", "last.optimizer.h5", "last.json"):
+    for name in ("last.weights.h5", "best.weights.h5", "last.json"):
         assert (job / "checkpoints" / name).is_file()
     bundle = job / result["bundle_path"]
     assert result["bundle_sha256"] == hashlib.sha256(bundle.read_bytes()).hexdigest()

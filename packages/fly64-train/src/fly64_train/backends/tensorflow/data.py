@@ -10,6 +10,7 @@ sees the same order an uninterrupted one would.
 from __future__ import annotations
 
 import math
+
 import keras
 import numpy as np
 import tensorflow as tf

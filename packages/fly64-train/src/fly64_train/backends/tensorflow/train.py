@@ -3,8 +3,7 @@
 :func:`train_job_tf` takes the same :class:`~fly64_train.job.TrainConfig` as the torch
 ``train_job`` and returns the same result fields. Job directory layout::
 
-    <job_dir>/checkpoints/last.weights.h5     every epoch (the whole model: CNN, probe, scale)
-    <job_dir>/checkpoints/last.optimizer.h5   Adam's state (h5py datasets, no pickle)
+    <job_dir>/checkpoints/last.weights.h5     every epoch: CNN, probe, scale and Adam's state
     <job_dir>/checkpoints/last.json           epoch, losses, plateau state; written last
     <job_dir>/checkpoints/best.weights.h5     lowest monitored loss
     <job_dir>/logs/metrics.csv                CSVLogger (appended to on resume)
@@ -21,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import h5py
 import keras
-import numpy as np
 import tensorflow as tf
 
 from fly64_manifest import write_json
@@ -35,7 +32,6 @@ from fly64_train.job import TrainConfig
 from fly64_train.model import ModelConfig
 
 LAST_WEIGHTS = "last.weights.h5"
-LAST_OPTIMIZER = "last.optimizer.h5"
 LAST_STATE = "last.json"
 BEST_WEIGHTS = "best.weights.h5"
 
@@ -96,47 +92,20 @@ class LastCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        save_weights(self.model, self.ckpt_dir / LAST_WEIGHTS)
-        save_optimizer(self.model.optimizer, self.ckpt_dir / LAST_OPTIMIZER)
+        save_weights(self.model, self.ckpt_dir / LAST_WEIGHTS)  # with Adam's state (optimizer/)
         best = self.best.best
-        self.record = {"epoch": epoch, "epochs_completed": epoch + 1, "global_step": int(self.model.optimizer.iterations),
+        self.record = {"epoch": epoch, "epochs_completed": epoch + 1,
+                       "global_step": int(self.model.optimizer.iterations),
                        "loss": _finite(logs.get("loss")), "monitor": self.monitor,
                        "best_loss": _finite(best), "plateau": self.plateau.state()}
         write_json(self.ckpt_dir / LAST_STATE, self.record)
-
-
-def save_optimizer(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
-    """Optimizer variables as HDF5 datasets ``v<i>`` (with their Keras paths as attributes), atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as fh:
-        for i, var in enumerate(optimizer.variables):
-            fh.create_dataset(f"v{i:05d}", data=np.asarray(var.numpy())).attrs["path"] = var.path
-    os.replace(tmp, path)
-
-
-def load_optimizer(optimizer: keras.optimizers.Optimizer, variables: list, path: Path) -> None:
-    """Restore what :func:`save_optimizer` wrote into an optimizer built for ``variables``."""
-    optimizer.build(variables)
-    try:
-        with h5py.File(path, "r") as fh:
-            saved = [fh[name] for name in sorted(fh)]
-            if len(saved) != len(optimizer.variables):
-                raise WeightsError(f"{path}: {len(saved)} optimizer variables, the model needs "
-                                   f"{len(optimizer.variables)}")
-            for var, data in zip(optimizer.variables, saved, strict=True):
-                if tuple(data.shape) != tuple(var.shape):
-                    raise WeightsError(f"{path}: optimizer variable {var.path} has shape {data.shape}, "
-                                       f"needs {tuple(var.shape)}")
-                var.assign(data[()])
-    except OSError as exc:
-        raise WeightsError(f"{path}: not a readable optimizer state ({exc})") from None
 
 
 def _read_resume_state(ckpt_dir: Path) -> dict[str, Any] | None:
     import json
 
     state_path = ckpt_dir / LAST_STATE
-    if not (state_path.is_file() and (ckpt_dir / LAST_WEIGHTS).is_file() and (ckpt_dir / LAST_OPTIMIZER).is_file()):
+    if not (state_path.is_file() and (ckpt_dir / LAST_WEIGHTS).is_file()):
         return None
     try:
         state = json.loads(state_path.read_text())
@@ -193,8 +162,9 @@ def train_job_tf(config: TrainConfig | dict[str, Any], callbacks: list[keras.cal
     ckpt_dir = job_dir / "checkpoints"
     state = _read_resume_state(ckpt_dir) if cfg.resume else None
     if state is not None:
+        # Built first, so that loading restores Adam's moments, step count and learning rate too.
+        model.optimizer.build(model.cnn.trainable_variables)
         load_weights(model, ckpt_dir / LAST_WEIGHTS)
-        load_optimizer(model.optimizer, model.cnn.trainable_variables, ckpt_dir / LAST_OPTIMIZER)
     initial_epoch = int(state["epochs_completed"]) if state else 0
 
     clock = EpochClock()

@@ -4,7 +4,8 @@ The file is Keras 3's own weights format (datasets under ``<layer path>/vars/<i>
 h5py alone reads: no pickle, no code, no Keras needed to inspect it. Before Keras loads a
 file, its dataset layout (names, shapes, dtypes) is compared with the layout the model
 itself writes, so weights of another architecture are refused with one line instead of
-Keras's multi-line partial-load report.
+Keras's multi-line partial-load report. A compiled model's file carries the optimizer's
+state too (Keras writes it under ``optimizer/``), which is what resuming needs.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     got, want = read_layout(path), model_layout(model)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not optimizer.built:
+        # A compiled model's file also holds its optimizer's state (under optimizer/), which
+        # a model without a built optimizer (inference) neither needs nor writes.
+        got = {k: v for k, v in got.items() if not k.startswith("optimizer/")}
     if got != want:
         missing = sorted(set(want) - set(got))
         extra = sorted(set(got) - set(want))
