@@ -17,7 +17,7 @@ from fly64_train.dataset import open_dataset
 from fly64_train.job import train_job
 from fly64_train.model import ModelConfig
 
-EPOCHS = 4
+EPOCHS = 8
 #: conftest's TINY_MODEL at the tiny data's N.
 TINY_32 = ModelConfig(patch_size=32, base_width=4, depth=3, convs_per_level=1)
 

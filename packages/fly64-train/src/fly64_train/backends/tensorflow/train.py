@@ -223,7 +223,8 @@ def train_job_tf(config: TrainConfig | dict[str, Any], callbacks: list[keras.cal
         "best_loss": record.get("best_loss"),
         "monitor": monitor,
         "epochs_completed": epochs_completed,
-        "global_step": int(model.optimizer.iterations),
+        # From the record: loading the best weights also restored that epoch's optimizer step count.
+        "global_step": int(record.get("global_step", 0)),
         "resumed_from": f"checkpoints/{LAST_WEIGHTS}" if state else None,
         "checkpoint_path": f"checkpoints/{LAST_WEIGHTS}" if last_weights.is_file() else None,
         "best_checkpoint_path": f"checkpoints/{BEST_WEIGHTS}" if best_path.is_file() else None,
