@@ -1,0 +1,248 @@
+"""One training job with the TensorFlow backend: validate data, ``model.fit``, write the bundle.
+
+:func:`train_job_tf` takes the same :class:`~fly64_train.job.TrainConfig` as the torch
+``train_job`` and returns the same result fields. Job directory layout::
+
+    <job_dir>/checkpoints/last.weights.h5     every epoch: CNN, probe, scale and Adam's state
+    <job_dir>/checkpoints/last.json           epoch, losses, plateau state; written last
+    <job_dir>/checkpoints/best.weights.h5     lowest monitored loss
+    <job_dir>/logs/metrics.csv                CSVLogger (appended to on resume)
+    <job_dir>/logs/tensorboard/               with logger="tensorboard"
+    <job_dir>/wts.h5.zip                      the bundle (best weights)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from fly64_manifest import write_json
+from fly64_train.backends.tensorflow.bundle import BUNDLE_NAME, save_bundle_tf
+from fly64_train.backends.tensorflow.data import EpochClock, group_batches, split_groups
+from fly64_train.backends.tensorflow.model import PtychoPINN
+from fly64_train.backends.tensorflow.weights import WeightsError, load_weights, save_weights
+from fly64_train.training.config import TrainConfig
+from fly64_train.training.model_config import ModelConfig
+
+LAST_WEIGHTS = "last.weights.h5"
+LAST_STATE = "last.json"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+def parse_max_time(value: str | None) -> float | None:
+    """Lightning's ``DD:HH:MM:SS`` as seconds (``None``: no cap)."""
+    if value is None:
+        return None
+    parts = value.split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"max_time must be DD:HH:MM:SS, got {value!r}")
+    days, hours, minutes, seconds = (int(p) for p in parts)
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+class WallTimeCap(keras.callbacks.Callback):
+    """Stops training once ``seconds`` of wall time have passed (checked after every batch)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.started = time.monotonic()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if time.monotonic() - self.started > self.seconds:
+            self.model.stop_training = True
+
+
+class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose counters survive a resume (Keras resets them at train begin)."""
+
+    def __init__(self, state: dict[str, float] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.restored = state
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.restored:
+            self.best, self.wait = self.restored["best"], int(self.restored["wait"])
+            self.cooldown_counter = int(self.restored["cooldown_counter"])
+
+    def state(self) -> dict[str, float]:
+        return {"best": float(self.best), "wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter)}
+
+
+class LastCheckpoint(keras.callbacks.Callback):
+    """Every epoch: weights, optimizer state, then the JSON that makes them a checkpoint.
+
+    The JSON is written last (atomically), so a crash mid-save leaves the previous
+    epoch's record, which resume then trusts.
+    """
+
+    def __init__(self, ckpt_dir: Path, plateau: ResumableReduceLROnPlateau, best: keras.callbacks.ModelCheckpoint,
+                 monitor: str) -> None:
+        super().__init__()
+        self.ckpt_dir, self.plateau, self.best, self.monitor = ckpt_dir, plateau, best, monitor
+        self.record: dict[str, Any] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        save_weights(self.model, self.ckpt_dir / LAST_WEIGHTS)  # with Adam's state (optimizer/)
+        best = self.best.best
+        self.record = {"epoch": epoch, "epochs_completed": epoch + 1,
+                       "global_step": int(self.model.optimizer.iterations),
+                       "loss": _finite(logs.get("loss")), "monitor": self.monitor,
+                       "best_loss": _finite(best), "plateau": self.plateau.state()}
+        write_json(self.ckpt_dir / LAST_STATE, self.record)
+
+
+def _read_resume_state(ckpt_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    state_path = ckpt_dir / LAST_STATE
+    if not (state_path.is_file() and (ckpt_dir / LAST_WEIGHTS).is_file()):
+        return None
+    try:
+        state = json.loads(state_path.read_text())
+        int(state["epochs_completed"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{state_path}: not a checkpoint record ({exc})") from None
+    return state
+
+
+def _check_backend_config(cfg: TrainConfig) -> None:
+    if cfg.precision != "32-true":
+        raise ValueError(f"the tensorflow backend trains in float32 only (precision '32-true'), got {cfg.precision!r}")
+    if cfg.strategy != "auto":
+        raise ValueError(f"the tensorflow backend has no strategy option, got {cfg.strategy!r}")
+
+
+def train_job_tf(config: TrainConfig | dict[str, Any], callbacks: list[keras.callbacks.Callback] | None = None
+                 ) -> dict[str, Any]:
+    """Train one PtychoPINN job with Keras and write its bundle (see :func:`fly64_train.job.train_job`).
+
+    Returns the torch job's result fields: ``status``, ``final_loss``, ``best_loss``, ``monitor``,
+    ``epochs_completed``, ``global_step``, ``resumed_from``, ``checkpoint_path``,
+    ``best_checkpoint_path``, ``bundle_path``, ``bundle_sha256``, ``bundle_size_bytes``, ``log_path``,
+    ``intensity_scale``, ``n_patterns``, ``n_groups``, ``n_train_groups``, ``n_val_groups``, ``duration_s``.
+    """
+    from fly64_data.contract import sha256_file
+    from fly64_train.backends.torch.train import _json_config
+    from fly64_train.data.grouping import make_groups
+    from fly64_train.data.reader import open_dataset
+
+    cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
+    cfg.check()
+    _check_backend_config(cfg)
+    cap = parse_max_time(cfg.max_time)
+    started = time.monotonic()
+    job_dir = Path(cfg.job_dir)
+
+    # Validation happens here, before any folder, logger or model exists.
+    info = open_dataset(cfg.train_path, cfg.gridsize, cfg.neighbor_count)
+    groups = make_groups(info.ycoords, info.xcoords, cfg.gridsize, cfg.neighbor_count, cfg.n_groups,
+                         cfg.grouping_seed)
+    train_groups, val_groups = split_groups(groups, cfg.val_fraction, cfg.seed)
+    model_cfg = ModelConfig(**{**cfg.model.to_dict(), "patch_size": info.patch_size, "gridsize": cfg.gridsize})
+    model_cfg.check()
+    monitor = "val_loss" if val_groups is not None else "loss"
+
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        # Process-wide and irreversible in TensorFlow: a deterministic job makes its process deterministic.
+        tf.config.experimental.enable_op_determinism()
+    model = PtychoPINN(model_cfg, info.probe, info.intensity_scale, cfg.count_split, split_seed=cfg.seed)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.lr), jit_compile=False)
+
+    ckpt_dir = job_dir / "checkpoints"
+    state = _read_resume_state(ckpt_dir) if cfg.resume else None
+    if state is not None:
+        # Built first, so that loading restores Adam's moments, step count and learning rate too.
+        model.optimizer.build(model.cnn.trainable_variables)
+        load_weights(model, ckpt_dir / LAST_WEIGHTS)
+    initial_epoch = int(state["epochs_completed"]) if state else 0
+
+    clock = EpochClock()
+    batches = cfg.groups_per_step
+    limit = cfg.limit_train_batches
+    n_train_batches = math.ceil(len(train_groups) / batches)
+    max_batches = None if limit is None else (int(limit) if isinstance(limit, int) else
+                                              max(1, math.ceil(float(limit) * n_train_batches)))
+    train_data = group_batches(info.diffraction, train_groups, batches, cfg.seed, clock, max_batches)
+    val_data = group_batches(info.diffraction, val_groups, batches) if val_groups is not None else None
+
+    best = keras.callbacks.ModelCheckpoint(
+        str(ckpt_dir / BEST_WEIGHTS), monitor=monitor, mode="min", save_best_only=True, save_weights_only=True,
+        initial_value_threshold=state["best_loss"] if state and state.get("best_loss") is not None else None)
+    plateau = ResumableReduceLROnPlateau(state["plateau"] if state else None, monitor=monitor, mode="min",
+                                         factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=0.0)
+    last = LastCheckpoint(ckpt_dir, plateau, best, monitor)
+    job_callbacks: list[keras.callbacks.Callback] = [clock, plateau, best, last]
+    log_path: Path | None = None
+    if cfg.logger == "csv":
+        log_path = job_dir / "logs" / "metrics.csv"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        job_callbacks.append(keras.callbacks.CSVLogger(str(log_path), append=state is not None))
+    elif cfg.logger == "tensorboard":
+        log_path = job_dir / "logs" / "tensorboard"
+        job_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_path), write_graph=False))
+    if cap is not None:
+        job_callbacks.append(WallTimeCap(cap))
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    progress = sys.stdout.isatty() if cfg.progress_bar is None else cfg.progress_bar
+    history = None
+    if initial_epoch < cfg.max_epochs:
+        history = model.fit(train_data, validation_data=val_data, epochs=cfg.max_epochs, initial_epoch=initial_epoch,
+                            callbacks=[*job_callbacks, *(callbacks or [])], verbose=1 if progress else 0,
+                            shuffle=False)  # group_batches shuffles, seeded per epoch
+    record = last.record or state or {}
+
+    # Export the best weights (lowest monitored loss), falling back to the final ones.
+    best_path = ckpt_dir / BEST_WEIGHTS
+    if best_path.is_file():
+        load_weights(model, best_path)
+    epochs_completed = int(record.get("epochs_completed", 0))
+    provenance = {
+        "train_path": str(cfg.train_path), "test_path": cfg.test_path,
+        "train_sha256": sha256_file(cfg.train_path), "dose": info.meta.get("dose"),
+        "epochs_completed": epochs_completed, "monitor": monitor, "best_score": record.get("best_loss"),
+    }
+    bundle = save_bundle_tf(model, job_dir / BUNDLE_NAME, config={**_json_config(cfg), "backend": "tensorflow"},
+                            extra=provenance)
+    last_weights = ckpt_dir / LAST_WEIGHTS
+    return {
+        "status": "completed",
+        "final_loss": _finite(history.history["loss"][-1]) if history and history.history.get("loss")
+        else record.get("loss"),
+        "best_loss": record.get("best_loss"),
+        "monitor": monitor,
+        "epochs_completed": epochs_completed,
+        # From the record: loading the best weights also restored that epoch's optimizer step count.
+        "global_step": int(record.get("global_step", 0)),
+        "resumed_from": f"checkpoints/{LAST_WEIGHTS}" if state else None,
+        "checkpoint_path": f"checkpoints/{LAST_WEIGHTS}" if last_weights.is_file() else None,
+        "best_checkpoint_path": f"checkpoints/{BEST_WEIGHTS}" if best_path.is_file() else None,
+        "bundle_path": BUNDLE_NAME,
+        "bundle_sha256": bundle["sha256"],
+        "bundle_size_bytes": bundle["size_bytes"],
+        "log_path": None if log_path is None else os.path.relpath(log_path, job_dir).replace(os.sep, "/"),
+        "intensity_scale": info.intensity_scale,
+        "n_patterns": info.n,
+        "n_groups": len(groups),
+        "n_train_groups": len(train_groups),
+        "n_val_groups": len(val_groups) if val_groups is not None else 0,
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
