@@ -81,6 +81,9 @@ def test_without_a_command_it_runs_the_study_and_repeated_filters_accumulate(tin
         (d, v) for d in (1000.0, 100000.0) for v in ("baseline", "sparse")}
     assert manifest["filters"]["dose"] == [1000.0, 100000.0]
     assert manifest["backend"] == "pytorch" and {j["backend"] for j in manifest["jobs"]} == {"pytorch"}
+    from fly64_manifest import load_training_manifest
+
+    assert {job.backend for job in load_training_manifest(artifact).jobs} == {"pytorch"}
 
 
 def test_train_one_trains_a_tiny_job_with_the_shared_flag_spellings(tiny_npz, tmp_path):
@@ -141,8 +144,8 @@ def test_every_user_option_of_the_configs_has_a_flag_in_run_and_train_one():
                 assert set(names) <= one, f"train-one lacks {names}"
                 assert spec.scope == "job" or set(names) <= run, f"run lacks {names}"
     # The spellings the issue names, and the old train-one spelling as an alias.
-    assert {"--max-epochs", "--max_epochs", "--epochs", "--backend", "--logger", "--count-split"} <= one & run | {
-        "--epochs"} and "--epochs" in run
+    named = {"--max-epochs", "--max_epochs", "--epochs", "--backend", "--logger", "--count-split", "--n-images"}
+    assert named <= one and named <= run
 
 
 def test_a_field_without_a_declaration_cannot_be_forgotten():
