@@ -55,7 +55,14 @@ example:
 
 
 class CommandParser(OneLineParser):
-    """One-line usage errors that also list the commands (exit 2)."""
+    """One-line usage errors that also list the commands (exit 2); no abbreviated flags.
+
+    With abbreviations a misspelt flag (``--epoch``) can silently mean another one.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - argparse's signature
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (commands: {', '.join(COMMANDS)}; "
@@ -121,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = with_default_command(sys.argv[1:] if argv is None else argv)
     if not argv:
         parser.error("no command given")
+    if not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        parser.error(f"unknown command {argv[0]!r}")
     args = parser.parse_args(argv)
     return args.handler(args)
 
@@ -141,17 +150,20 @@ def _train_one(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from fly64_data.contract import ContractError
-    from fly64_data.design import get_study_design
-    from fly64_manifest import ManifestError, load_training_manifest, sha256_file
-    from fly64_train.backends.torch.bundle import BundleError
-    from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
-    from fly64_train.study.runner import update_job_metrics
+    from fly64_manifest import ManifestError, load_training_manifest
 
     try:
         manifest = load_training_manifest(args.artifact_root)
     except ManifestError as exc:
         return fail(str(exc))
+    # Only now the frameworks: a wrong root is answered without importing torch.
+    from fly64_data.contract import ContractError
+    from fly64_data.design import get_study_design
+    from fly64_manifest import sha256_file
+    from fly64_train.backends.torch.bundle import BundleError
+    from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
+    from fly64_train.study.runner import update_job_metrics
+
     doses = None if args.dose is None else set(args.dose)
     jobs = [j for j in manifest.jobs_with_status("success")
             if (doses is None or float(j.dose) in doses) and (args.view is None or j.view in args.view)]

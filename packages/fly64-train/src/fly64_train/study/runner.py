@@ -122,6 +122,8 @@ def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesi
     cfg.check()
     get_backend(cfg.train.backend)  # an uninstalled backend fails the run here, not each job
     specs, skipped = plan(cfg, design)
+    for spec in specs:
+        spec.check()
     verify_inputs(specs, Path(cfg.phase_c_root), Path(cfg.phase_d_root))
     header = cfg.header()
     manifest_path = record(header, [], skipped)
