@@ -49,10 +49,10 @@ TRAIN_NEEDS = $(PHASE_C) $(if $(filter-out baseline,$(or $(VIEW),all)),$(PHASE_D
 PHASE_E_ARGS = --phase-c-root $(ROOT)/phase_c --phase-d-root $(ROOT)/phase_d --artifact-root $(ROOT)/phase_e
 
 train: $(STAMP) $(TRAIN_NEEDS)
-	$(BIN)/fly64-train $(PHASE_E_ARGS) $(TRAIN_ARGS)
+	$(BIN)/fly64-train run $(PHASE_E_ARGS) $(TRAIN_ARGS)
 
 study: $(STAMP) $(PHASE_D)
-	$(BIN)/fly64-train $(PHASE_E_ARGS) $(if $(EPOCHS),--max-epochs $(EPOCHS)) $(if $(MAX_TIME),--max-time $(MAX_TIME))
+	$(BIN)/fly64-train run $(PHASE_E_ARGS) $(if $(EPOCHS),--max-epochs $(EPOCHS)) $(if $(MAX_TIME),--max-time $(MAX_TIME))
 	$(BIN)/fly64-train report --artifact-root $(ROOT)/phase_e --output $(ROOT)/report
 
 report: $(STAMP)

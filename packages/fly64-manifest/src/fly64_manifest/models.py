@@ -264,6 +264,12 @@ class TrainingJob:
         return self.status == "success"
 
     @property
+    def backend(self) -> str | None:
+        """The backend that trained the job (``pytorch``/``tensorflow``); ``None`` in files that predate it."""
+        value = self.raw.get("backend")
+        return value if isinstance(value, str) else None
+
+    @property
     def paths(self) -> Mapping[str, Path | None]:
         """Every path of the job by name (absolute; ``None`` where not recorded)."""
         return MappingProxyType({

@@ -1,4 +1,9 @@
-"""``fly64-train`` command line: the Phase E study runner (default) and ``train-one``."""
+"""``fly64-train``: one parser, four commands (``run``, ``train-one``, ``evaluate``, ``report``).
+
+``fly64-train --phase-c-root ...`` without a command means ``run``. The training
+flags of ``run`` and ``train-one`` are generated from the config dataclasses
+(:mod:`fly64_train.cli_options`), so both spell every option the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +11,31 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import NoReturn
 
-from fly64_data.cli_common import UNSET
+from fly64_data.cli_common import EXIT_USAGE, Accumulate, OneLineParser, positive_finite_float, positive_int
 from fly64_train import __version__
-from fly64_train.study_cli import add_count_split_option
+from fly64_train.cli_options import add_train_options, train_config_from_args
+from fly64_train.study_cli import add_run_command, fail
 
+PROG = "fly64-train"
+COMMANDS = ("run", "train-one", "evaluate", "report")
+#: What ``fly64-train --flag ...`` (no command) means.
+DEFAULT_COMMAND = "run"
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fly64-train",
-                                     description="Phase E: PtychoPINN training for the fly64 study.")
-    parser.add_argument("--version", action="version", version=f"fly64-train {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    one = sub.add_parser("train-one", help="train one job from one DATA-001 NPZ and write its bundle")
-    one.add_argument("--train", required=True, help="training NPZ (patched_train.npz or <view>_train.npz)")
-    one.add_argument("--test", default=None, help="test NPZ, recorded in the bundle provenance")
-    one.add_argument("--job-dir", required=True, help="output folder for checkpoints, logs and wts.h5.zip")
-    one.add_argument("--gridsize", type=int, default=1, choices=(1, 2))
-    one.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: TrainConfig.max_epochs)")
-    one.add_argument("--max-time", default=None, help="wall-clock cap DD:HH:MM:SS")
-    one.add_argument("--batch-size", type=int, default=None)
-    one.add_argument("--n-groups", type=int, default=None, help="groups to train on (default: one per position)")
-    one.add_argument("--base-width", type=int, default=None, help="CNN width of the first level")
-    add_count_split_option(one)
-    one.add_argument("--accelerator", default="auto")
-    one.add_argument("--devices", default="auto")
-    one.add_argument("--strategy", default="auto")
-    one.add_argument("--deterministic", action="store_true", help="deterministic algorithms (identical losses on CPU)")
-    one.add_argument("--num-workers", type=int, default=0)
-    one.add_argument("--logger", default="csv", choices=("csv", "tensorboard", "none"))
-    one.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints/last.ckpt exists")
-    one.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress bar (default: only on a terminal)")
-    _add_evaluate(sub)
-    _add_report(sub)
-    return parser
+DESCRIPTION = """\
+fly64 study, Phase E: PtychoPINN training, evaluation and the report.
 
+Without a command, `fly64-train --phase-c-root ...` means `fly64-train run --phase-c-root ...`."""
+
+EPILOG = """\
+examples:
+  fly64-train run --phase-c-root study/phase_c --phase-d-root study/phase_d --artifact-root study/phase_e
+  fly64-train train-one --train data/patched_train.npz --job-dir jobs/one --max-epochs 5
+  fly64-train evaluate --artifact-root study/phase_e --dose 1000 --view dense
+  fly64-train report --artifact-root study/phase_e --output study/report
+  fly64-train COMMAND --help                     the options of one command"""
 
 EVALUATE_EPILOG = """\
 Re-scores the bundle of every successful job in <artifact-root>/training_manifest.json on the job's
@@ -59,6 +54,41 @@ example:
   fly64-train report --artifact-root study/phase_e --output study/report"""
 
 
+class CommandParser(OneLineParser):
+    """One-line usage errors that also list the commands (exit 2); no abbreviated flags.
+
+    With abbreviations a misspelt flag (``--epoch``) can silently mean another one.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - argparse's signature
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (commands: {', '.join(COMMANDS)}; "
+                              f"see {PROG} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = CommandParser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=CommandParser)
+    add_run_command(sub)
+    _add_train_one(sub)
+    _add_evaluate(sub)
+    _add_report(sub)
+    return parser
+
+
+def _add_train_one(sub: argparse._SubParsersAction) -> None:
+    one = sub.add_parser("train-one", help="train one job from one DATA-001 NPZ and write its bundle",
+                         description="Train one PtychoPINN model from one DATA-001 NPZ; prints its result.")
+    add_train_options(one, jobs=True)
+    one.set_defaults(handler=_train_one)
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="re-evaluate existing bundles and update the manifest's metrics",
                         description="Phase E+: reconstruct each job's test split from its bundle and score it "
@@ -66,10 +96,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("--artifact-root", "--artifact_root", required=True, metavar="DIR",
                     help="Phase E folder holding training_manifest.json")
-    ev.add_argument("--dose", nargs="+", type=float, metavar="D", help="only these doses (default: all)")
-    ev.add_argument("--view", nargs="+", metavar="VIEW", help="only these views: baseline dense sparse")
-    ev.add_argument("--batch-size", "--batch_size", type=int, default=32, metavar="N",
+    ev.add_argument("--dose", action=Accumulate, type=positive_finite_float, metavar="D",
+                    help="only these doses (default: all; repeatable)")
+    ev.add_argument("--view", action=Accumulate, metavar="VIEW", help="only these views (default: all; repeatable)")
+    ev.add_argument("--batch-size", "--batch_size", type=positive_int, default=32, metavar="N",
                     help="groups per forward pass (default: 32)")
+    ev.set_defaults(handler=_evaluate)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -79,67 +111,79 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--artifact-root", "--artifact_root", required=True, metavar="DIR",
                      help="Phase E folder holding training_manifest.json")
     rep.add_argument("--output", required=True, metavar="DIR", help="folder for the report files (created if needed)")
+    rep.set_defaults(handler=_report)
 
 
-SUBCOMMANDS = ("train-one", "evaluate", "report")
+def with_default_command(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``run`` in front when it starts with a flag that is not a top-level one."""
+    argv = list(argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        return [DEFAULT_COMMAND, *argv]
+    return argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch: ``fly64-train <subcommand> ...`` or, by default, the Phase E study runner."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("--version",)):
-        from fly64_train.study_cli import main as study_main
-
-        return study_main(argv)
-    args = _parser().parse_args(argv)
-    if args.command == "train-one":
-        return _train_one(args)
-    if args.command == "evaluate":
-        return _evaluate(args)
-    if args.command == "report":
-        return _report(args)
-    return 2
+    """Parse and dispatch; usage errors exit 2 with one line."""
+    parser = build_parser()
+    argv = with_default_command(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        parser.error("no command given")
+    if not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        parser.error(f"unknown command {argv[0]!r}")
+    args = parser.parse_args(argv)
+    return args.handler(args)
 
 
-def _error(message: str) -> int:
-    print(f"fly64-train: error: {' '.join(str(message).split())}", file=sys.stderr)
-    return 1
+def _train_one(args: argparse.Namespace) -> int:
+    from fly64_data.contract import ContractError
+    from fly64_train.backends import BackendUnavailable, get_backend
+    from fly64_train.study.execute import as_train_result
+
+    cfg = train_config_from_args(args)
+    try:
+        cfg.check()
+        result = as_train_result(get_backend(cfg.backend).train(cfg))
+    except (ContractError, BackendUnavailable, ValueError) as exc:
+        return fail(str(exc))
+    print(json.dumps(asdict(result), indent=2))
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from fly64_data.contract import ContractError
-    from fly64_data.design import get_study_design
-    from fly64_manifest import ManifestError, load_training_manifest, sha256_file
-    from fly64_train.backends.torch.bundle import BundleError
-    from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
-    from fly64_train.study.runner import update_job_metrics
+    from fly64_manifest import ManifestError, load_training_manifest
 
     try:
         manifest = load_training_manifest(args.artifact_root)
     except ManifestError as exc:
-        return _error(str(exc))
-    design = get_study_design()
-    doses = None if args.dose is None else {float(d) for d in args.dose}
+        return fail(str(exc))
+    # Only now the frameworks: a wrong root is answered without importing torch.
+    from fly64_data.contract import ContractError
+    from fly64_data.design import get_study_design
+    from fly64_manifest import sha256_file
+    from fly64_train.backends.torch.bundle import BundleError
+    from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
+    from fly64_train.study.runner import update_job_metrics
+
+    doses = None if args.dose is None else set(args.dose)
     jobs = [j for j in manifest.jobs_with_status("success")
             if (doses is None or float(j.dose) in doses) and (args.view is None or j.view in args.view)]
     if not jobs:
-        return _error(f"{manifest.path}: no successful job matches the filters")
-    sigma = float(design.metrics_config.get("ms_ssim_sigma", 1.0))
+        return fail(f"{manifest.path}: no successful job matches the filters")
+    sigma = float(get_study_design().metrics_config["ms_ssim_sigma"])
     updates = {}
     for job in jobs:
         where = f"dose {job.dose:g} {job.view} gs{job.gridsize}"
         try:
             digest, _ = sha256_file(job.bundle_path)
             if digest != job.bundle_sha256:
-                return _error(f"{job.bundle_path}: sha256 {digest} does not match the manifest's "
-                              f"{job.bundle_sha256}")
+                return fail(f"{job.bundle_path}: sha256 {digest} does not match the manifest's {job.bundle_sha256}")
             metrics = evaluate_job(job.bundle_path, job.test_data_path, job.job_dir,
                                    EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size),
                                    title=f"{where} (test split)")
         except FileNotFoundError as exc:
-            return _error(f"{exc.filename}: file not found")
+            return fail(f"{exc.filename}: file not found")
         except (BundleError, ContractError, ValueError, OSError) as exc:
-            return _error(str(exc))
+            return fail(str(exc))
         updates[job.key] = metrics
         amp, ph = metrics["amplitude"], metrics["phase"]
         print(f"{where}: amplitude SSIM {amp['ssim']:.3f} MS-SSIM {amp['ms_ssim']:.3f}; "
@@ -156,47 +200,12 @@ def _report(args: argparse.Namespace) -> int:
     try:
         report = write_report(args.artifact_root, args.output)
     except ManifestError as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     except (ValueError, OSError) as exc:
-        return _error(f"{args.output}: {exc}")
+        return fail(f"{args.output}: {exc}")
     for path in report.files.values():
         print(path)
     return 0
-
-
-def _train_one(args: argparse.Namespace) -> int:
-    from fly64_data.contract import ContractError
-    from fly64_train.backends.torch.train import train_job
-    from fly64_train.training.config import TrainConfig
-    from fly64_train.training.model_config import ModelConfig
-
-    cfg = TrainConfig(train_path=args.train, job_dir=args.job_dir, gridsize=args.gridsize, test_path=args.test,
-                      accelerator=args.accelerator, devices=_devices(args.devices), strategy=args.strategy,
-                      deterministic=args.deterministic, num_workers=args.num_workers, logger=args.logger,
-                      resume=not args.no_resume, progress_bar=args.progress)
-    if args.max_time is not None:
-        cfg.max_time = args.max_time
-    if args.epochs is not None:
-        cfg.max_epochs = args.epochs
-    if args.batch_size is not None:
-        cfg.batch_size = args.batch_size
-    if args.n_groups is not None:
-        cfg.n_groups = args.n_groups
-    if args.base_width is not None:
-        cfg.model = ModelConfig(base_width=args.base_width)
-    if args.count_split is not UNSET:
-        cfg.count_split = args.count_split
-    try:
-        result = train_job(cfg)
-    except (ContractError, ValueError) as exc:
-        print(f"fly64-train: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-def _devices(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from fly64_data.contract import sha256_file
 from fly64_manifest import validate
 from fly64_train.study.matrix import build_matrix, filter_jobs
 from fly64_train.study.runner import StudyRunConfig, plan, run_study
-from fly64_train.study_cli import main as train_main
+from fly64_train.cli import main as train_main
 
 TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--deterministic",
               "--no-evaluate"]
@@ -28,6 +28,24 @@ def study(tiny_study_data) -> Path:
 def _roots(study: Path, artifact: Path) -> list[str]:
     return ["--phase-c-root", str(study / "phase_c"), "--phase-d-root", str(study / "phase_d"),
             "--artifact-root", str(artifact)]
+
+
+def rerecord(manifest: Path, file: Path) -> None:
+    """Record ``file``'s current sha256 and size in the manifest that lists it (as its producer would)."""
+    doc = json.loads(manifest.read_text())
+
+    def visit(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("path"), str) and (manifest.parent / node["path"]).resolve() == file.resolve():
+                node["sha256"], node["size_bytes"] = sha256_file(file), file.stat().st_size
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(doc)
+    manifest.write_text(json.dumps(doc, indent=2))
 
 
 def _manifest(artifact: Path) -> dict:
@@ -117,6 +135,7 @@ def test_a_failing_job_is_recorded_and_the_others_still_run(study, tmp_path, cap
     shutil.copytree(study / "phase_d", phase_d)
     broken = phase_d / "dose_1000" / "dense" / "dense_train.npz"
     broken.write_bytes(broken.read_bytes()[:4000])
+    rerecord(phase_d / "overlap_manifest.json", broken)  # a bad file its producer recorded, not tampering
     artifact = tmp_path / "e"
     code = train_main(["--phase-c-root", str(study / "phase_c"), "--phase-d-root", str(phase_d),
                        "--artifact-root", str(artifact), "--dose", "1000", "--view", "baseline", "dense",
@@ -178,11 +197,15 @@ def test_concurrent_runs_into_one_root_keep_every_job(study, tmp_path):
 @pytest.mark.parametrize(("argv", "expected"), [([], "absent"), (["--count-split", "0.5"], 0.5),
                                                 (["--count_split", "off"], None), (["--count-split", "0"], None)])
 def test_count_split_flag_reaches_the_job_config(argv, expected):
-    from fly64_train.study_cli import _overrides, build_parser
+    from fly64_train.cli import build_parser
+    from fly64_train.cli_options import train_config_from_args
+    from fly64_train.training.config import TrainConfig
 
-    args = build_parser().parse_args(["--phase-c-root", "c", "--phase-d-root", "d", "--artifact-root", "e", *argv])
-    overrides = _overrides(args)
-    assert overrides.get("count_split", "absent") == expected
+    args = build_parser().parse_args(["run", "--phase-c-root", "c", "--phase-d-root", "d", "--artifact-root", "e",
+                                      *argv])
+    config = train_config_from_args(args, train_path="t", job_dir="j")
+    default = TrainConfig(train_path="t", job_dir="j").count_split
+    assert config.count_split == (default if expected == "absent" else expected)
 
 
 def test_an_out_of_range_count_split_is_a_usage_error(capsys):

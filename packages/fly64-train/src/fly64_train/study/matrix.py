@@ -11,14 +11,25 @@ sparse     2         Phase D ``dose_<int>/sparse/sparse_{train,test}.npz``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from fly64_data.design import StudyDesign, dose_dirname
+from fly64_manifest import OverlapManifest, SkippedView
 
-VIEW_GRIDSIZE = {"baseline": 1, "dense": 2, "sparse": 2}
+#: The view trained on Phase C data; the others are the design's overlap views (Phase D).
+BASELINE = "baseline"
+
+
+def study_views(design: StudyDesign) -> tuple[str, ...]:
+    """Every view of the study in report order: the baseline, then the design's overlap views."""
+    return (BASELINE, *design.overlap_views)
+
+
+def view_gridsize(view: str, design: StudyDesign) -> int:
+    """Baseline jobs train single patterns (the smallest gridsize), overlap views groups (the largest)."""
+    return min(design.gridsizes) if view == BASELINE else max(design.gridsizes)
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,12 @@ class Job:
     @property
     def data_root(self) -> str:
         """Which root the data paths are relative to (a training_manifest field)."""
-        return "phase_c_root" if self.view == "baseline" else "phase_d_root"
+        return "phase_c_root" if self.view == BASELINE else "phase_d_root"
 
     def data_paths(self) -> tuple[str, str]:
         """Train and test NPZ, relative to :attr:`data_root`."""
         base = dose_dirname(self.dose)
-        if self.view == "baseline":
+        if self.view == BASELINE:
             return f"{base}/patched_train.npz", f"{base}/patched_test.npz"
         return f"{base}/{self.view}/{self.view}_train.npz", f"{base}/{self.view}/{self.view}_test.npz"
 
@@ -56,8 +67,8 @@ class Job:
 
 def build_matrix(design: StudyDesign) -> list[Job]:
     """Every job of the study: for each dose, baseline (gs1), dense and sparse (gs2)."""
-    views = ["baseline", *design.overlap_views]
-    return [Job(float(dose), view, VIEW_GRIDSIZE[view]) for dose in design.dose_list for view in views]
+    return [Job(float(dose), view, view_gridsize(view, design))
+            for dose in design.dose_list for view in study_views(design)]
 
 
 def filter_jobs(jobs: Iterable[Job], doses: Sequence[float] | None = None, views: Sequence[str] | None = None,
@@ -72,46 +83,46 @@ def filter_jobs(jobs: Iterable[Job], doses: Sequence[float] | None = None, views
 
 
 @dataclass(frozen=True)
-class Resolved:
-    """A job with its data located, or the reason it is skipped."""
+class Located:
+    """A job whose train and test files exist (absolute paths)."""
 
     job: Job
-    train_path: Path | None
-    test_path: Path | None
-    skip_reason: str | None = None
+    """The matrix cell."""
+    train_path: Path
+    """Training NPZ."""
+    test_path: Path
+    """Test NPZ."""
 
 
 class MissingPhaseCError(FileNotFoundError):
     """A baseline job's Phase C file is missing: an error, not a skip."""
 
 
-def resolve(job: Job, phase_c_root: Path, phase_d_root: Path) -> Resolved:
+def locate(job: Job, phase_c_root: Path, phase_d_root: Path,
+           overlap: OverlapManifest | None) -> Located | SkippedView:
     """Locate a job's data. A missing Phase D view is a skip; missing Phase C data is an error."""
     train_rel, test_rel = job.data_paths()
-    if job.view == "baseline":
+    if job.view == BASELINE:
         for rel in (train_rel, test_rel):
             if not (phase_c_root / rel).is_file():
                 raise MissingPhaseCError(f"{phase_c_root / rel}: Phase C file not found (run `make data` first)")
-        return Resolved(job, phase_c_root / train_rel, phase_c_root / test_rel)
-    recorded = _phase_d_skip_reason(phase_d_root, job)
+        return Located(job, phase_c_root / train_rel, phase_c_root / test_rel)
+    recorded = _phase_d_skip_reason(overlap, job)
     if recorded:
-        return Resolved(job, None, None, f"Phase D skipped this view: {recorded}")
+        return _skip(job, f"Phase D skipped this view: {recorded}")
     missing = [rel for rel in (train_rel, test_rel) if not (phase_d_root / rel).is_file()]
     if missing:
-        return Resolved(job, None, None, f"Phase D view not found: {phase_d_root / missing[0]}")
-    return Resolved(job, phase_d_root / train_rel, phase_d_root / test_rel)
+        return _skip(job, f"Phase D view not found: {phase_d_root / missing[0]}")
+    return Located(job, phase_d_root / train_rel, phase_d_root / test_rel)
 
 
-def _phase_d_skip_reason(phase_d_root: Path, job: Job) -> str | None:
+def _skip(job: Job, reason: str) -> SkippedView:
+    return SkippedView(dose=job.dose, view=job.view, gridsize=job.gridsize, reason=reason)
+
+
+def _phase_d_skip_reason(overlap: OverlapManifest | None, job: Job) -> str | None:
     """The reason Phase D recorded for skipping this view, if it did."""
-    manifest = phase_d_root / "overlap_manifest.json"
-    if not manifest.is_file():
-        return None
-    try:
-        doc = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    for rec in doc.get("skipped_views", []):
-        if float(rec.get("dose", -1)) == float(job.dose) and rec.get("view") == job.view:
-            return str(rec.get("reason") or "no reason recorded")
+    for skip in overlap.skipped_views if overlap is not None else ():
+        if float(skip.dose) == float(job.dose) and skip.view == job.view:
+            return skip.reason
     return None

@@ -26,11 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from fly64_data.design import get_study_design
+from fly64_manifest.models import thaw
 from fly64_train.evaluation.evaluate import FRC_UNIT, RECONSTRUCTION_NPZ
 from fly64_train.evaluation.figures import finite_or_none, plot_metric_vs_dose, plot_reconstruction_grid
 from fly64_train.evaluation.metrics import METRIC_NAMES
+from fly64_train.study.matrix import study_views
 
-VIEW_ORDER = ("baseline", "dense", "sparse")
 TABLE_METRICS = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("frc50", "FRC50"), ("psnr", "PSNR dB"))
 FILES = ("report.md", "metrics.csv", "metric_vs_dose.png", "reconstructions.png", "reconstructions_amplitude.png")
 
@@ -92,7 +94,7 @@ def collect(artifact_root: str | os.PathLike) -> tuple[list[ReportRow], list[flo
             note = job.error or "failed"
         elif job.status == "success" and not job.metrics:
             note = "not evaluated (run fly64-train evaluate)"
-        metrics = dict(_thaw(job.metrics)) if job.metrics else None
+        metrics = dict(thaw(job.metrics)) if job.metrics else None
         rows.append(ReportRow(float(job.dose), job.view, job.gridsize, job.status, metrics, job.job_dir, note))
     for skip in manifest.skipped_views:
         rows.append(ReportRow(float(skip.dose), skip.view, skip.gridsize, "skipped", note=skip.reason))
@@ -103,16 +105,8 @@ def collect(artifact_root: str | os.PathLike) -> tuple[list[ReportRow], list[flo
 
 
 def _view_rank(view: str) -> tuple[int, str]:
-    return (VIEW_ORDER.index(view) if view in VIEW_ORDER else len(VIEW_ORDER), view)
-
-
-def _thaw(value: Any) -> Any:
-    """Plain dicts/lists from the manifest package's read-only mappings and tuples."""
-    if hasattr(value, "items"):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
-    return value
+    order = study_views(get_study_design())
+    return (order.index(view) if view in order else len(order), view)
 
 
 def _cell(row: ReportRow, component: str, name: str) -> str:

@@ -5,72 +5,125 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fly64_data.cli_common import fraction_or_off, positive_finite_float, positive_int
+from fly64_data.design import get_study_design
 from fly64_train.training.model_config import ModelConfig
+from fly64_train.training.option import NESTED, internal, non_negative_int, option, time_or_off
+from fly64_train.training.option import devices as devices_type
 
 LOGGERS = ("csv", "tensorboard", "none")
 #: Diffraction patterns per optimisation step when ``TrainConfig.batch_size`` is not given.
 BATCH_PATTERNS = 16
 
 
+def _design_neighbor_count() -> int:
+    return get_study_design().neighbor_count
+
+
+def _design_grouping_seed() -> int:
+    return int(get_study_design().rng_seeds["grouping"])
+
+
+def _design_gridsizes() -> tuple[int, ...]:
+    return tuple(get_study_design().gridsizes)
+
+
 @dataclass
 class TrainConfig:
-    """Everything one job needs. Defaults are sized for 2 CPU cores at N = 128.
+    """Everything one job needs. Defaults are sized for 2 CPU cores at N = 128; the grouping
+    defaults (K, grouping seed) are the study design's. Each field's ``metadata["option"]``
+    says how it appears on the command line (see :mod:`fly64_train.training.option`)."""
 
-    Attributes
-    ----------
-    train_path : str
-        DATA-001 NPZ to train on.
-    job_dir : str
-        Output folder (checkpoints, logs, bundle).
-    gridsize : int
-        1 (baseline) or 2 (dense/sparse views).
-    test_path : str, optional
-        Recorded in the bundle's provenance; not used for training or model selection.
-    max_epochs : int
-        Upper bound on epochs; ``max_time`` may stop earlier.
-    batch_size : int, optional
-        Groups per optimisation step; default :data:`BATCH_PATTERNS` patterns' worth
-        (16 groups at gridsize 1, 4 at gridsize 2): the shared CNN's cost and its
-        updates per pattern then do not depend on the gridsize.
-    max_time : str, optional
-        Lightning ``DD:HH:MM:SS`` wall-clock cap on training (checkpoints and the bundle are
-        still written). The default, 12 minutes, leaves room for the runner's evaluation
-        inside a 15-minute budget per job on 2 CPU cores; ``None`` removes the cap.
-    count_split : float, optional
-        Photon-split training (see :func:`fly64_train.backends.torch.physics.split_counts`): the CNN
-        sees this fraction of each pattern's counts and is scored on the rest, so it
-        cannot learn to reproduce the noise it is scored on. Default 0.5; ``None``
-        trains on the full counts (input and target the same pattern), which lets
-        the CNN pass the input's Poisson noise through to the object.
-    """
-
-    train_path: str
-    job_dir: str
-    gridsize: int = 1
-    test_path: str | None = None
-    neighbor_count: int = 7
-    n_groups: int | None = None
-    grouping_seed: int = 123
-    seed: int = 42
-    batch_size: int | None = None
-    max_epochs: int = 60
-    max_time: str | None = "00:00:12:00"
-    lr: float = 1e-3
-    plateau_factor: float = 0.5
-    plateau_patience: int = 2
-    val_fraction: float = 0.05
-    count_split: float | None = 0.5
-    model: ModelConfig = field(default_factory=ModelConfig)
-    accelerator: str = "auto"
-    devices: int | str = "auto"
-    strategy: str = "auto"
-    precision: str = "32-true"
-    deterministic: bool = False
-    num_workers: int = 0
-    logger: str = "csv"
-    progress_bar: bool | None = None
-    resume: bool = True
-    limit_train_batches: int | float | None = None
+    train_path: str = field(metadata=option("training NPZ (patched_train.npz or <view>_train.npz)",
+                                            flag="--train", scope="job", required=True, metavar="NPZ"))
+    """DATA-001 NPZ to train on."""
+    job_dir: str = field(metadata=option("output folder for checkpoints, logs and wts.h5.zip", scope="job",
+                                         required=True, metavar="DIR"))
+    """Output folder (checkpoints, logs, bundle)."""
+    gridsize: int = field(default=1, metadata=option("patterns per group side: 1 (baseline) or 2", type=int,
+                                                     choices=_design_gridsizes(), scope="job", metavar="G"))
+    """1 (baseline) or 2 (dense/sparse views)."""
+    test_path: str | None = field(default=None, metadata=option("test NPZ, recorded in the bundle provenance",
+                                                                flag="--test", scope="job", metavar="NPZ"))
+    """Recorded in the bundle's provenance; not used for training or model selection."""
+    neighbor_count: int = field(default_factory=_design_neighbor_count,
+                                metadata=option("K, nearest neighbours a gs2 group is drawn from "
+                                                "(default: the study design's)", type=positive_int, metavar="K"))
+    """K nearest neighbours considered when forming a group (the design's ``neighbor_count``)."""
+    n_groups: int | None = field(default=None, metadata=option(
+        "training groups per job (default: one per position)", type=positive_int, metavar="N",
+        aliases=("--n-images", "--n_images")))
+    """Groups to train on; ``None``: one per scan position."""
+    grouping_seed: int = field(default_factory=_design_grouping_seed,
+                               metadata=option("seed of the group sampling (default: the study design's)",
+                                               type=int, metavar="S"))
+    """Seed of the group sampling (the design's ``rng_seeds["grouping"]``)."""
+    seed: int = field(default=42, metadata=option("training seed (weights init, shuffling)", type=int,
+                                                  metavar="S"))
+    """Seed of weight initialisation and shuffling."""
+    batch_size: int | None = field(default=None, metadata=option(
+        f"groups per optimisation step (default: {BATCH_PATTERNS} patterns' worth)", type=positive_int,
+        metavar="N"))
+    """Groups per optimisation step; default :data:`BATCH_PATTERNS` patterns' worth
+    (16 groups at gridsize 1, 4 at gridsize 2): the shared CNN's cost and its
+    updates per pattern then do not depend on the gridsize."""
+    max_epochs: int = field(default=60, metadata=option("maximum epochs per job", type=positive_int, metavar="N",
+                                                        aliases=("--epochs",)))
+    """Upper bound on epochs; ``max_time`` may stop earlier."""
+    max_time: str | None = field(default="00:00:12:00", metadata=option(
+        "wall-clock cap per job, or off (default: 12 minutes)", type=time_or_off, metavar="DD:HH:MM:SS"))
+    """Lightning ``DD:HH:MM:SS`` wall-clock cap on training (checkpoints and the bundle are
+    still written). The default, 12 minutes, leaves room for the runner's evaluation
+    inside a 15-minute budget per job on 2 CPU cores; ``None`` removes the cap."""
+    lr: float = field(default=1e-3, metadata=option("Adam learning rate", type=positive_finite_float,
+                                                    metavar="LR"))
+    """Initial Adam learning rate."""
+    plateau_factor: float = field(default=0.5, metadata=internal("learning-rate schedule, tuned in code"))
+    """Factor of ReduceLROnPlateau."""
+    plateau_patience: int = field(default=2, metadata=internal("learning-rate schedule, tuned in code"))
+    """Patience (epochs) of ReduceLROnPlateau."""
+    val_fraction: float = field(default=0.05, metadata=internal("model-selection split, the same for every job"))
+    """Fraction of the groups held out for validation."""
+    count_split: float | None = field(default=0.5, metadata=option(
+        "photon-split training: the CNN sees fraction F of each pattern's counts and is scored on the rest "
+        "(0 or off: no split; default: 0.5)", type=fraction_or_off, metavar="F"))
+    """Photon-split training (see :func:`fly64_train.backends.torch.physics.split_counts`): the CNN
+    sees this fraction of each pattern's counts and is scored on the rest, so it
+    cannot learn to reproduce the noise it is scored on. Default 0.5; ``None``
+    trains on the full counts (input and target the same pattern), which lets
+    the CNN pass the input's Poisson noise through to the object."""
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"option": NESTED})
+    """The network's shape (its own fields are options)."""
+    backend: str = field(default="torch", metadata=option("training framework"))
+    """The backend that trains the job (``fly64_train.backends.get_backend``): torch or tensorflow."""
+    accelerator: str = field(default="auto", metadata=option(
+        "auto (a GPU when present), cpu, gpu, ... (default: auto)", metavar="NAME"))
+    """Lightning accelerator."""
+    devices: int | str = field(default="auto", metadata=option("number of devices or 'auto'", type=devices_type,
+                                                               metavar="N"))
+    """Lightning devices: a count or ``auto``."""
+    strategy: str = field(default="auto", metadata=option("Lightning strategy, e.g. ddp (default: auto)",
+                                                          metavar="NAME"))
+    """Lightning strategy."""
+    precision: str = field(default="32-true", metadata=option("Lightning precision, e.g. 16-mixed on a GPU "
+                                                              "(default: 32-true)", metavar="P"))
+    """Lightning precision."""
+    deterministic: bool = field(default=False, metadata=option(
+        "deterministic algorithms: identical losses on CPU", kind="true"))
+    """Deterministic algorithms (identical losses on CPU)."""
+    num_workers: int = field(default=0, metadata=option("data-loader worker processes", type=non_negative_int,
+                                                        metavar="N"))
+    """Data-loader worker processes."""
+    logger: str = field(default="csv", metadata=option("training log format", choices=LOGGERS))
+    """``csv``, ``tensorboard`` or ``none``."""
+    progress_bar: bool | None = field(default=None, metadata=option(
+        "progress bar (default: only on a terminal)", kind="toggle", aliases=("--progress",)))
+    """Progress bar; ``None``: only when stderr is a terminal."""
+    resume: bool = field(default=True, metadata=option(
+        "start from scratch even if checkpoints/last.ckpt exists", kind="false"))
+    """Continue from ``checkpoints/last.ckpt`` when it exists."""
+    limit_train_batches: int | float | None = field(default=None, metadata=internal("a test knob"))
+    """Lightning ``limit_train_batches`` (tests use it to stop inside an epoch)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +145,9 @@ class TrainConfig:
         return self.batch_size if self.batch_size is not None else max(1, BATCH_PATTERNS // self.gridsize**2)
 
     def check(self) -> None:
+        """Raise ValueError on the first inconsistent field."""
+        if not self.train_path or not self.job_dir:
+            raise ValueError("train_path and job_dir are required")
         if self.logger not in LOGGERS:
             raise ValueError(f"logger must be one of {LOGGERS}, got {self.logger!r}")
         if self.gridsize < 1:

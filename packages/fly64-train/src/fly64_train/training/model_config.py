@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
+
+from fly64_data.cli_common import positive_finite_float, positive_int
+from fly64_train.training.option import internal, option
+
+#: gs2 merge weights a model can use (see :attr:`ModelConfig.merge_weights`).
+MERGE_WEIGHTS = ("probe_intensity", "support")
 
 
 @dataclass
@@ -63,23 +69,31 @@ class ModelConfig:
         pattern with the same weights.
     """
 
-    patch_size: int = 128
-    gridsize: int = 1
-    base_width: int = 16
-    depth: int = 3
-    convs_per_level: int = 2
-    support_fraction: float = 0.5
-    amplitude_max: float = 2.0
-    batch_norm: bool = True
-    input_fraction: float = 0.5
-    flat_start: bool = True
-    merge_weights: str = "support"
-    shared_encoder: bool = True
+    patch_size: int = field(default=128, metadata=internal("set from the training data's N"))
+    gridsize: int = field(default=1, metadata=internal("set from TrainConfig.gridsize"))
+    base_width: int = field(default=16, metadata=option("CNN width of the first level", type=positive_int,
+                                                        metavar="C"))
+    depth: int = field(default=3, metadata=option("2x poolings in the encoder", type=positive_int, metavar="D"))
+    convs_per_level: int = field(default=2, metadata=option("3x3 convolutions per encoder/decoder level",
+                                                            type=positive_int, metavar="N"))
+    support_fraction: float = field(default=0.5, metadata=internal("fixed: the decoders end at N/2"))
+    amplitude_max: float = field(default=2.0, metadata=option("amplitude = AMAX * sigmoid(.)",
+                                                              type=positive_finite_float, metavar="AMAX"))
+    batch_norm: bool = field(default=True, metadata=option("BatchNorm after each hidden convolution",
+                                                           kind="toggle"))
+    input_fraction: float = field(default=0.5, metadata=option(
+        "the encoder sees the central F * N square of each pattern", type=positive_finite_float, metavar="F"))
+    flat_start: bool = field(default=True, metadata=option("start from the flat object (zeroed last "
+                                                           "decoder convolutions)", kind="toggle"))
+    merge_weights: str = field(default="support", metadata=option("gs2 merge weights",
+                                                                  choices=MERGE_WEIGHTS))
+    shared_encoder: bool = field(default=True, metadata=option("gs2: one single-pattern CNN for every pattern "
+                                                               "of a group", kind="toggle"))
 
     #: Values of fields added after format 1.0 bundles were written, for manifests that lack them.
     LEGACY: ClassVar[dict[str, Any]] = {"input_fraction": 1.0, "flat_start": False, "merge_weights": "support",
                                         "shared_encoder": False}
-    MERGE_WEIGHTS: ClassVar[tuple[str, ...]] = ("probe_intensity", "support")
+    MERGE_WEIGHTS: ClassVar[tuple[str, ...]] = MERGE_WEIGHTS
 
     @property
     def group_size(self) -> int:

@@ -1,0 +1,1 @@
+"""The job matrix, the study runner and the report."""

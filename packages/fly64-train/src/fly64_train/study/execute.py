@@ -1,0 +1,121 @@
+"""Train and evaluate one planned job: ``run_job(spec) -> JobRecord``.
+
+A top-level function of a picklable :class:`JobSpec` with no shared state, so an
+executor (a process pool, a Dask cluster) can run it anywhere the data and the
+artifact root are visible; the caller records what it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from fly64_train.backends import get_backend
+from fly64_train.study.job_record import JobRecord, JobResult
+from fly64_train.study.job_spec import JobSpec
+from fly64_train.training.result import TrainResult
+
+JOB_LOCK_NAME = ".job.lock"
+
+
+def run_job(spec: JobSpec) -> JobRecord:
+    """Train ``spec`` (or, for a dry run, only log it) and evaluate the bundle.
+
+    Never raises for a job's own failure: a job that cannot train is returned
+    as ``failed`` with a one-line error, the traceback is in its ``train.log``.
+    """
+    spec.check()
+    spec.job_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with _job_log(spec.log_path) as log:
+        log.info("job %s", spec.job.label())
+        log.info("train data: %s", spec.train.train_path)
+        log.info("test data: %s", spec.train.test_path)
+        log.info("config: %r", spec.train)
+        if spec.dry_run:
+            log.info("dry run: nothing trained")
+            result = JobResult(status="dry_run")
+        else:
+            try:
+                with _job_lock(spec.job_dir):
+                    result = _train_and_evaluate(spec, log)
+            except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
+                log.error("FAILED:\n%s", traceback.format_exc())
+                result = JobResult.failed(" ".join(f"{type(exc).__name__}: {exc}".split()),
+                                          time.monotonic() - started)
+        log.info("result: %r", result)
+    return JobRecord(job=spec.job, backend=spec.train.backend, result=result)
+
+
+def _train_and_evaluate(spec: JobSpec, log: logging.Logger) -> JobResult:
+    trained = as_train_result(get_backend(spec.train.backend).train(spec.train))
+    log.info("training finished: %r", trained)
+    metrics = _evaluate(spec, trained, log) if spec.evaluate else None
+    return JobResult.trained(trained, metrics)
+
+
+def as_train_result(result: TrainResult | Mapping[str, Any]) -> TrainResult:
+    # Transitional: the torch backend's train_job returns a dict with TrainResult's keys until
+    # it returns the TrainResult itself; drop this adapter then.
+    if isinstance(result, TrainResult):
+        return result
+    return TrainResult(**{f.name: result[f.name] for f in fields(TrainResult) if f.name in result})
+
+
+def _evaluate(spec: JobSpec, trained: TrainResult, log: logging.Logger) -> Mapping[str, Any] | None:
+    """Score the bundle on the test split; ``None`` if the evaluation fails.
+
+    An evaluation failure does not fail the job (its bundle is good): the
+    traceback goes to ``train.log``, ``metrics`` stays null, and
+    ``fly64-train evaluate`` can score the bundle later.
+    """
+    from fly64_train.evaluation.evaluate import evaluate_job
+
+    try:
+        metrics = evaluate_job(spec.job_dir / trained.bundle_path, spec.train.test_path, spec.job_dir,
+                               spec.evaluation, title=f"{spec.job.label()} (test split)")
+    except Exception:  # noqa: BLE001 - a scoring problem must not turn a trained job into a failed one
+        log.error("evaluation FAILED (metrics left null):\n%s", traceback.format_exc())
+        return None
+    log.info("metrics: %r", metrics)
+    return metrics
+
+
+@contextlib.contextmanager
+def _job_log(path: Path) -> Iterator[logging.Logger]:
+    """A per-job logger writing to ``train.log`` (Lightning's own messages included)."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log = logging.getLogger(f"fly64_train.study.job.{path.parent}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    captured = [log, logging.getLogger("lightning.pytorch"), logging.getLogger("lightning.fabric")]
+    for logger in captured:
+        logger.addHandler(handler)
+    try:
+        yield log
+    finally:
+        for logger in captured:
+            logger.removeHandler(handler)
+        handler.close()
+
+
+@contextlib.contextmanager
+def _job_lock(job_dir: Path) -> Iterator[None]:
+    """Refuse to train a job another process is training right now."""
+    with open(job_dir / JOB_LOCK_NAME, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{job_dir}: another fly64-train run is training this job") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,89 @@
+"""Check every input file of a run against what Phase C / Phase D recorded, before anything is written.
+
+A job trains on ``dose_<d>/...`` files found by convention; this module makes sure
+each is the file its producer wrote: its sha256 must equal the digest recorded in
+``run_manifest.json`` (Phase C) or ``overlap_manifest.json`` (Phase D), and the dose
+in its ``_metadata`` must be the job's. A file whose ``_metadata`` cannot be read
+but whose digest matches is left to its job, which then fails with the data
+contract's own message (the producer recorded a bad file; the other jobs still run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from fly64_data.contract import ContractError, read_metadata
+from fly64_manifest import (
+    FileRecord,
+    ManifestError,
+    OverlapManifest,
+    RunManifest,
+    load_overlap_manifest,
+    load_run_manifest,
+    sha256_file,
+)
+from fly64_manifest.loaders import OVERLAP_MANIFEST, RUN_MANIFEST
+from fly64_train.study.job_spec import JobSpec
+from fly64_train.study.matrix import BASELINE, Job
+
+T = TypeVar("T")
+
+
+class InputMismatchError(ValueError):
+    """An input file is not the one its producer's manifest records."""
+
+
+def read_manifest(loader: Callable[[Path], T], path: Path) -> T:
+    """``loader(path)`` with every failure, a pathologically nested file included, as ManifestError."""
+    try:
+        return loader(path)
+    except RecursionError:
+        # json's decoder recurses per nesting level; a hostile file must not end in a traceback.
+        raise ManifestError(f"{path}: JSON nested too deeply to be a fly64 manifest") from None
+
+
+def read_phase_d(phase_d_root: Path, jobs: Sequence[Job]) -> OverlapManifest | None:
+    """Phase D's manifest when some job trains on Phase D data and the file exists, else ``None``."""
+    path = phase_d_root / OVERLAP_MANIFEST[0]
+    if all(job.view == BASELINE for job in jobs) or not path.is_file():
+        return None
+    return read_manifest(load_overlap_manifest, path)
+
+
+def verify_inputs(specs: Sequence[JobSpec], phase_c_root: Path, phase_d_root: Path) -> None:
+    """Raise :class:`InputMismatchError` (or ManifestError) naming the first file that does not check out."""
+    run: RunManifest | None = None
+    overlap = read_phase_d(phase_d_root, [spec.job for spec in specs])
+    for spec in specs:
+        job = spec.job
+        files = (Path(spec.train.train_path), Path(str(spec.train.test_path)))
+        if job.view == BASELINE:
+            run = run or read_manifest(load_run_manifest, phase_c_root / RUN_MANIFEST[0])
+            dose = run.dose(job.dose)
+            records, manifest = (dose.train, dose.test), run.path
+        else:
+            if overlap is None:
+                raise ManifestError(f"{phase_d_root}: no overlap_manifest.json to check {files[0].name} against")
+            view = overlap.view(job.dose, job.view)
+            records, manifest = (view.train, view.test), overlap.path
+        for path, record in zip(files, records, strict=True):
+            _check_file(path, record, manifest, job.dose)
+
+
+def _check_file(path: Path, record: FileRecord | None, manifest: Path, dose: float) -> None:
+    if record is None or record.path.resolve() != path.resolve():
+        raise InputMismatchError(f"{path}: not recorded in {manifest}")
+    if record.sha256 is None:
+        raise InputMismatchError(f"{path}: {manifest} records no sha256 for it")
+    digest, _ = sha256_file(path)
+    if digest != record.sha256:
+        raise InputMismatchError(f"{path}: sha256 {digest} does not match {record.sha256} recorded in {manifest}")
+    try:
+        recorded_dose = read_metadata(path).get("dose")
+    except ContractError:
+        return
+    if not isinstance(recorded_dose, (int, float)) or float(recorded_dose) != float(dose):
+        raise InputMismatchError(f"{path}: its _metadata records dose {recorded_dose}, the job is dose {dose:g}")
+

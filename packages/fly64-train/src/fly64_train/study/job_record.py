@@ -1,0 +1,84 @@
+"""What became of one job: the typed record the manifest writer serializes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fly64_train.study.job_spec import LOG_NAME
+from fly64_train.study.matrix import Job
+from fly64_train.training.result import TrainResult
+
+#: ``JobResult.status`` values the training manifest allows for a job the runner attempted.
+STATUSES = ("success", "failed", "dry_run")
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The ``result`` of a training-manifest job entry."""
+
+    status: str
+    """``success``, ``failed`` or ``dry_run``."""
+    duration_s: float = 0.0
+    """Wall time of training, seconds (0 for a dry run)."""
+    final_loss: float | None = None
+    """Last epoch's training loss."""
+    epochs_completed: int = 0
+    """Epochs finished, resumed ones included."""
+    checkpoint_path: str | None = None
+    """Last-epoch checkpoint, relative to the job folder."""
+    bundle_path: str | None = None
+    """The bundle, relative to the job folder."""
+    bundle_sha256: str | None = None
+    """sha256 of the bundle's bytes."""
+    bundle_size_bytes: int | None = None
+    """Size of the bundle."""
+    metrics: Mapping[str, Any] | None = None
+    """Evaluation scores on the test split (``None``: not evaluated)."""
+    error: str | None = None
+    """One-line error of a failed job."""
+
+    @classmethod
+    def trained(cls, result: TrainResult, metrics: Mapping[str, Any] | None) -> JobResult:
+        return cls(status="success", duration_s=result.duration_s, final_loss=result.final_loss,
+                   epochs_completed=result.epochs_completed, checkpoint_path=result.checkpoint_path,
+                   bundle_path=result.bundle_path, bundle_sha256=result.bundle_sha256,
+                   bundle_size_bytes=result.bundle_size_bytes, metrics=metrics)
+
+    @classmethod
+    def failed(cls, error: str, duration_s: float) -> JobResult:
+        return cls(status="failed", duration_s=round(duration_s, 3), error=error)
+
+    def check(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.status == "success" and (self.bundle_path is None or self.bundle_sha256 is None):
+            raise ValueError("a successful job records its bundle")
+        if self.status == "failed" and not self.error:
+            raise ValueError("a failed job records its error")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job entry of ``training_manifest.json``."""
+
+    job: Job
+    """The matrix cell; its job folder and data paths follow from it."""
+    backend: str
+    """The backend that trained (or would train) the job."""
+    result: JobResult
+    """What happened."""
+    log_path: str = LOG_NAME
+    """The job's log, relative to its folder."""
+
+    @property
+    def key(self) -> tuple[float, str, int]:
+        return self.job.key
+
+    @property
+    def failed(self) -> bool:
+        return self.result.status == "failed"
+
+    def check(self) -> None:
+        self.result.check()
