@@ -171,7 +171,11 @@ class DaskExecutor(Generic[Item, Result]):
                     f" ({' '.join(str(exc).split()) or type(exc).__name__})") from None
         else:
             self._cluster = start_local_cluster(config)
-            self.client = Client(self._cluster, set_as_default=False)
+            try:
+                self.client = Client(self._cluster, set_as_default=False)
+            except BaseException:
+                self._cluster.close()
+                raise
         if out is not None and self.dashboard_link:
             print(f"Dask dashboard: {self.dashboard_link}", file=out)
 
@@ -258,7 +262,7 @@ def worker_specs(config: ExecutorConfig) -> dict[str, dict[str, Any]]:
     """
     gpus = detect_gpus() if config.gpus is None else config.gpus
     n = config.workers or max(1, len(gpus))
-    cores = config.cores or len(os.sched_getaffinity(0))
+    cores = config.cores or _usable_cores()
     threads = str(max(1, cores // n))
     specs = {}
     for i in range(n):
@@ -295,6 +299,13 @@ def start_local_cluster(config: ExecutorConfig) -> Any:
         cluster.close()
         raise
     return cluster
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _one_line(exc: BaseException) -> str:
