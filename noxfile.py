@@ -48,8 +48,7 @@ def _collected_count(session: nox.Session, *targets: str) -> int:
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """Every package suite plus the cross-package end-to-end tests, in parallel."""
-    # loadgroup: tests sharing an expensive module fixture (a Dask cluster) stay on one worker.
-    args = session.posargs or ["-n", "auto", "--dist", "loadgroup"]
+    args = session.posargs or ["-n", "auto"]
     session.run(sys.executable, "-m", "pytest", *args, *_test_dirs())
 
 
