@@ -5,7 +5,7 @@ CLIs, then trains and evaluates every job of its matrix through each executor
 into a fresh artifact root, and prints one line per executor: wall time
 (cluster start included), jobs succeeded and the speed-up over one worker.
 
-    .venv/bin/python benchmarks/bench_study_workers.py [--workers 1 2 3] [--epochs 2]
+    .venv/bin/python benchmarks/bench_study_workers.py [--workers 1 2 3] [--epochs 2] [--dose D ...] [--no-local]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def build_study(root: Path) -> StudyRunConfig:
 
 def job_specs(study: StudyRunConfig, artifact_root: Path, epochs: int) -> list[JobSpec]:
     design = get_study_design()
-    study = StudyRunConfig(study.phase_c_root, study.phase_d_root, artifact_root,
+    study = StudyRunConfig(study.phase_c_root, study.phase_d_root, artifact_root, doses=study.doses,
                            train_overrides={"max_epochs": epochs, "model": TINY_MODEL, "progress_bar": False})
     runnable, _ = plan(study, design)
     evaluation = EvaluationConfig(ms_ssim_sigma=float(design.metrics_config.get("ms_ssim_sigma", 1.0)))
@@ -58,20 +58,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--dose", type=float, action="extend", nargs="+", help="only these doses' jobs")
+    parser.add_argument("--no-local", action="store_true", help="skip the in-process reference run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         study = build_study(root)
+        study.doses = args.dose
         n_jobs = len(job_specs(study, root / "count", args.epochs))
         print(f"tiny study: {n_jobs} jobs, {args.epochs} epochs each, training + evaluation")
-        seconds, ok = timed_run(ExecutorConfig(), job_specs(study, root / "local", args.epochs))
-        print(f"local (in process): {seconds:6.1f} s, {ok}/{n_jobs} succeeded")
+        if not args.no_local:
+            seconds, ok = timed_run(ExecutorConfig(), job_specs(study, root / "local", args.epochs))
+            print(f"local (in process): {seconds:6.1f} s, {ok}/{n_jobs} succeeded", flush=True)
         one = None
         for n in args.workers:
             specs = job_specs(study, root / f"dask{n}", args.epochs)
             seconds, ok = timed_run(ExecutorConfig(kind="dask", workers=n, gpus=()), specs)
             one = one or seconds
-            print(f"dask, {n} worker(s): {seconds:6.1f} s, {ok}/{n_jobs} succeeded, speed-up x{one / seconds:.2f}")
+            print(f"dask, {n} worker(s): {seconds:6.1f} s, {ok}/{n_jobs} succeeded, "
+                  f"speed-up x{one / seconds:.2f}", flush=True)
 
 
 if __name__ == "__main__":
