@@ -1,0 +1,312 @@
+"""Where the study's jobs run: in this process, or on Dask workers.
+
+The runner hands an executor a list of picklable job items and a top-level
+function ``fn(item) -> result`` and iterates ``(item, outcome)`` as each job
+completes. ``outcome`` is ``fn``'s return value, or a :class:`JobLost` when no
+result came back (the job's worker died more often than allowed).
+
+``fn`` must catch its own exceptions and return a failed result: only a dead
+worker may reach Dask's retry, so a job that fails for a reason of its own is
+run once. This module imports no torch: the client that submits the matrix
+stays light, and a GPU is never initialised before the workers pin theirs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Generic, Protocol, TypeVar
+
+KINDS = ("local", "dask")
+#: Environment variables that size a worker's BLAS/OpenMP (and hence torch's intra-op) thread pool.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class ExecutorError(RuntimeError):
+    """The executor could not start or reach its cluster (nothing was run)."""
+
+
+@dataclass
+class ExecutorConfig:
+    """How and where the study's jobs run.
+
+    Attributes
+    ----------
+    kind : str
+        ``"local"``: one job after another in this process (the default).
+        ``"dask"``: one Dask task per job, on a local cluster or ``scheduler``'s.
+    workers : int, optional
+        Worker processes of the local Dask cluster. Default: one per detected GPU,
+        else 1. Ignored when ``scheduler`` or ``scheduler_file`` names a cluster.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:port``), e.g. one that
+        dask-jobqueue's SLURMCluster/PBSCluster or ``dask scheduler`` started.
+    scheduler_file : str, optional
+        The JSON file ``dask scheduler --scheduler-file`` wrote; an alternative to ``scheduler``.
+    max_attempts : int
+        Times a job is started before a dying worker makes it a :class:`JobLost`
+        (Dask's ``allowed-failures`` is ``max_attempts - 1``). Applies to the local
+        cluster; a running scheduler keeps its own setting.
+    gpus : tuple of str, optional
+        GPU ids for the local cluster's workers, one each. Default: detected from
+        ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi -L`` (see :func:`detect_gpus`).
+    connect_timeout_s : float
+        Seconds to wait for ``scheduler`` to answer before giving up.
+    cores : int, optional
+        CPU cores the local workers share (their BLAS/torch threads are
+        ``cores // workers``, at least 1). Default: the cores this process may use.
+    """
+
+    kind: str = "local"
+    workers: int | None = None
+    scheduler: str | None = None
+    scheduler_file: str | None = None
+    max_attempts: int = 3
+    gpus: tuple[str, ...] | None = None
+    connect_timeout_s: float = 5.0
+    cores: int | None = None
+
+    def check(self) -> None:
+        """Raise ``ValueError`` with a one-line message if the settings contradict each other."""
+        if self.kind not in KINDS:
+            raise ValueError(f"executor must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        remote = self.scheduler is not None or self.scheduler_file is not None
+        if self.kind == "local" and (remote or self.workers is not None):
+            raise ValueError("--workers, --scheduler and --scheduler-file need --executor dask")
+        if self.scheduler is not None and self.scheduler_file is not None:
+            raise ValueError("give --scheduler or --scheduler-file, not both")
+        if remote and self.workers is not None:
+            raise ValueError("--workers starts a local cluster; it cannot be combined with --scheduler")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.connect_timeout_s <= 0:
+            raise ValueError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s}")
+        if self.cores is not None and self.cores < 1:
+            raise ValueError(f"cores must be >= 1, got {self.cores}")
+        if self.gpus and self.workers is not None and self.workers > len(self.gpus):
+            raise ValueError(f"{self.workers} workers but {len(self.gpus)} GPU(s): each worker needs a GPU of its own")
+
+
+@dataclass(frozen=True)
+class JobLost:
+    """No result came back for a job: its worker died on every allowed attempt.
+
+    Attributes
+    ----------
+    label : str
+        The job's label (its Dask key without the run token).
+    attempts : int
+        Times the job was started on a worker that then died.
+    reason : str
+        One line: what Dask reported.
+    """
+
+    label: str
+    attempts: int
+    reason: str
+
+
+class Executor(Protocol[Item, Result]):
+    """What the runner needs from any executor."""
+
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            label: Callable[[Item], str]) -> Iterator[tuple[Item, Result | JobLost]]:
+        """Start running ``fn`` on every item; the iterator yields ``(item, outcome)`` as each finishes."""
+        ...
+
+    def close(self) -> None:
+        """Release workers and connections."""
+        ...
+
+
+class LocalExecutor(Generic[Item, Result]):
+    """Today's behaviour: the jobs run here, one after another, in the order given."""
+
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            label: Callable[[Item], str]) -> Iterator[tuple[Item, Result | JobLost]]:
+        for item in items:
+            yield item, fn(item)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> LocalExecutor[Item, Result]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DaskExecutor(Generic[Item, Result]):
+    """One Dask task per job, on a local cluster of worker processes or on a running scheduler.
+
+    Opening it starts (or connects to) the cluster, so a bad ``--scheduler``
+    fails before the runner writes anything.
+    """
+
+    def __init__(self, config: ExecutorConfig, out: IO[str] | None = None) -> None:
+        from distributed import Client
+
+        config.check()
+        self.config = config
+        self._token = uuid.uuid4().hex[:8]
+        self._cluster = None
+        if config.scheduler is not None or config.scheduler_file is not None:
+            where = config.scheduler or config.scheduler_file
+            try:
+                self.client = Client(config.scheduler, scheduler_file=config.scheduler_file,
+                                     timeout=config.connect_timeout_s, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ExecutorError(
+                    f"{where}: no Dask scheduler answered within {config.connect_timeout_s:g} s"
+                    f" ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+        else:
+            self._cluster = start_local_cluster(config)
+            try:
+                self.client = Client(self._cluster, set_as_default=False)
+            except BaseException:
+                self._cluster.close()
+                raise
+        if out is not None and self.dashboard_link:
+            print(f"Dask dashboard: {self.dashboard_link}", file=out)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The scheduler's dashboard URL, or ``None`` when it serves none."""
+        if "dashboard" not in self.client.scheduler_info().get("services", {}):
+            return None
+        return self.client.dashboard_link
+
+    def _resources(self) -> dict[str, int] | None:
+        """``{"GPU": 1}`` when the cluster's workers advertise GPUs (else a task would wait forever)."""
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+        return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
+
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            label: Callable[[Item], str]) -> Iterator[tuple[Item, Result | JobLost]]:
+        """Submit every item now; the iterator yields each job as it completes."""
+        resources = self._resources()
+        # pure=False: a rerun must train again. The run token keeps two clients of
+        # one scheduler from sharing a task because their jobs have the same label.
+        futures = {self.client.submit(fn, item, key=f"{label(item)} [{self._token}]", pure=False,
+                                      resources=resources): item for item in items}
+        return self._completed(futures, label)
+
+    def _completed(self, futures: dict[Any, Item],
+                   label: Callable[[Item], str]) -> Iterator[tuple[Item, Result | JobLost]]:
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        for future in as_completed(futures, loop=self.client.loop):
+            item = futures.pop(future)
+            try:
+                outcome: Result | JobLost = future.result()
+            except KilledWorker as exc:
+                outcome = JobLost(label(item), exc.allowed_failures + 1, _one_line(exc))
+            except Exception as exc:  # noqa: BLE001 - fn's contract broken, or the cluster failed: report, go on
+                outcome = JobLost(label(item), 1, _one_line(exc))
+            future.release()
+            yield item, outcome
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self) -> DaskExecutor[Item, Result]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_executor(config: ExecutorConfig, out: IO[str] | None = None) -> LocalExecutor | DaskExecutor:
+    """The executor ``config`` asks for, started (use it as a context manager)."""
+    config.check()
+    return DaskExecutor(config, out) if config.kind == "dask" else LocalExecutor()
+
+
+def detect_gpus() -> tuple[str, ...]:
+    """GPU ids visible to this process, without initialising CUDA.
+
+    ``CUDA_VISIBLE_DEVICES`` wins when set (``""`` or ``-1`` mean none);
+    otherwise one id per line of ``nvidia-smi -L``; none without the tool.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = tuple(v.strip() for v in visible.split(",") if v.strip())
+        return () if not ids or ids[0] == "-1" else ids
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return ()
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU "))
+
+
+def worker_specs(config: ExecutorConfig) -> dict[str, dict[str, Any]]:
+    """Per local worker: its name, thread environment and, with GPUs, its own GPU.
+
+    Returns ``{name: {"env": {...}, "resources": {...} or None}}``.
+    """
+    gpus = detect_gpus() if config.gpus is None else config.gpus
+    n = config.workers or max(1, len(gpus))
+    cores = config.cores or _usable_cores()
+    threads = str(max(1, cores // n))
+    specs = {}
+    for i in range(n):
+        env = dict.fromkeys(THREAD_ENV, threads)
+        resources = None
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            resources = {"GPU": 1}
+        specs[f"worker-{i}"] = {"env": env, "resources": resources}
+    return specs
+
+
+def start_local_cluster(config: ExecutorConfig) -> Any:
+    """A ``distributed.LocalCluster`` of one-thread worker processes, each with its own environment.
+
+    LocalCluster gives every worker the same options, so the cluster starts
+    empty and one spec per worker (its GPU, its thread counts) is added before
+    scaling to them; the scheduler's ``allowed_failures`` comes from ``max_attempts``.
+    """
+    from distributed import LocalCluster
+
+    specs = worker_specs(config)
+    cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True,
+                           scheduler_kwargs={"allowed_failures": config.max_attempts - 1})
+    try:
+        for name, spec in specs.items():
+            options = {**cluster.new_spec["options"], "name": name, "env": spec["env"]}
+            if spec["resources"]:
+                options["resources"] = spec["resources"]
+            cluster.worker_spec[name] = {"cls": cluster.new_spec["cls"], "options": options}
+        cluster.scale(len(specs))
+        cluster.wait_for_workers(len(specs))
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
