@@ -55,7 +55,15 @@ from fly64_train.evaluation.metrics._frc import FRC, FRC_THRESHOLDS, frc
 from fly64_train.evaluation.metrics._ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
 from fly64_train.evaluation.metrics._pointwise import data_range_of, mae, pearson, psnr
 from fly64_train.evaluation.metrics._scores import METRIC_NAMES, ComponentScores, score_pair
-from fly64_train.evaluation.metrics._ssim import GAUSSIAN_TRUNCATE, K1, K2, SSIM_SIGMA, ssim, ssim_components, window_size
+from fly64_train.evaluation.metrics._ssim import (
+    GAUSSIAN_TRUNCATE,
+    K1,
+    K2,
+    SSIM_SIGMA,
+    ssim,
+    ssim_components,
+    window_size,
+)
 
 __all__ = [
     "FRC", "FRC_THRESHOLDS", "GAUSSIAN_TRUNCATE", "K1", "K2", "METRIC_NAMES", "MS_SSIM_WEIGHTS", "SSIM_SIGMA",
