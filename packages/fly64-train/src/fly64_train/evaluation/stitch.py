@@ -16,17 +16,25 @@ from __future__ import annotations
 
 import numpy as np
 
-_CHUNK_PIXELS = 1 << 22  # ~4 M window pixels per scatter-add: ~200 MB of float64 temporaries at most
+_CHUNK_PIXELS = 1 << 22  # ~4 M window pixels per scatter-add: a few hundred MB of temporaries at most
 
 
-def _windows(values: np.ndarray, fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
-    """(B, N+1, N+1) bilinear placement windows of ``values`` (B, N, N) shifted by (fy, fx) in [0, 1)."""
-    b, n, _ = values.shape
-    padded = np.zeros((b, n + 2, n + 2), values.dtype)
-    padded[:, 1:-1, 1:-1] = values
-    fy, fx = fy[:, None, None], fx[:, None, None]
-    rows = (1 - fy) * padded[:, 1:, :] + fy * padded[:, :-1, :]  # (B, N+1, N+2)
-    return (1 - fx) * rows[:, :, 1:] + fx * rows[:, :, :-1]  # (B, N+1, N+1)
+def _windows(values: np.ndarray, fy: np.ndarray, fx: np.ndarray, unit: int) -> np.ndarray:
+    """Bilinear placement windows of ``values`` (B, N, N*unit) shifted by (fy, fx) in [0, 1): (B, N+1, (N+1)*unit).
+
+    ``unit`` is 2 for complex data seen as interleaved float64 (a column step is two floats), else 1.
+    Written as in-place multiply-adds: this is the whole cost of the stitch.
+    """
+    b, n, m = values.shape
+    rows = np.empty((b, n + 1, m))
+    np.multiply(values, (1 - fy)[:, None, None], out=rows[:, :n])
+    rows[:, n] = 0
+    rows[:, 1:] += values * fy[:, None, None]
+    out = np.empty((b, n + 1, m + unit))
+    np.multiply(rows, (1 - fx)[:, None, None], out=out[:, :, :m])
+    out[:, :, m:] = 0
+    out[:, :, unit:] += rows * fx[:, None, None]
+    return out
 
 
 def stitch(patches: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray, shape: tuple[int, int],
@@ -47,29 +55,31 @@ def stitch(patches: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray, shape:
         raise ValueError(f"patches must be (P, N, N) with N x N matching the weight {weight.shape}, "
                          f"got {patches.shape}")
     n = patches.shape[-1]
-    h, w = shape
     oy = np.asarray(ycoords, np.float64) - n / 2
     ox = np.asarray(xcoords, np.float64) - n / 2
     r0, c0 = np.floor(oy).astype(np.int64), np.floor(ox).astype(np.int64)
     fy, fx = oy - r0, ox - c0
+    # Accumulate on a frame padded so that every window lies inside it (no per-pixel clipping
+    # masks); the padding is cropped away at the end, which drops what falls outside ``shape``.
+    top, left = max(0, -int(r0.min(initial=0))), max(0, -int(c0.min(initial=0)))
+    hp = max(shape[0], int(r0.max(initial=0)) + n + 1) + top
+    wp = max(shape[1], int(c0.max(initial=0)) + n + 1) + left
+    r0, c0 = r0 + top, c0 + left
     weight = weight.astype(np.float64)
     steps = np.arange(n + 1)
-    num_re = np.zeros(h * w)
-    num_im = np.zeros(h * w)
-    den = np.zeros(h * w)
+    num = np.zeros(2 * hp * wp)  # interleaved real, imag: one bincount for both
+    den = np.zeros(hp * wp)
     chunk = max(1, _CHUNK_PIXELS // (n + 1) ** 2)
     for start in range(0, len(patches), chunk):
         sl = slice(start, start + chunk)
-        rows = r0[sl, None] + steps  # (B, N+1)
-        cols = c0[sl, None] + steps
-        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        flat = (rows[:, :, None] * w + cols[:, None, :])[inside]
-        values = _windows(patches[sl].astype(np.complex128) * weight, fy[sl], fx[sl])[inside]
-        weights = _windows(np.broadcast_to(weight, (len(rows), n, n)), fy[sl], fx[sl])[inside]
-        num_re += np.bincount(flat, values.real, h * w)
-        num_im += np.bincount(flat, values.imag, h * w)
-        den += np.bincount(flat, weights, h * w)
-    num = (num_re + 1j * num_im).reshape(shape)
-    den = den.reshape(shape)
-    img = np.where(den > 1e-3 * den.max(), num / np.maximum(den, 1e-12), 0)
+        flat = ((r0[sl, None] + steps)[:, :, None] * wp + (c0[sl, None] + steps)[:, None, :]).ravel()
+        values = (patches[sl] * weight).astype(np.complex128).view(np.float64)  # (B, N, 2N)
+        num += np.bincount(np.stack([2 * flat, 2 * flat + 1], axis=1).ravel(),
+                           _windows(values, fy[sl], fx[sl], 2).ravel(), 2 * hp * wp)
+        den += np.bincount(flat, _windows(np.broadcast_to(weight, (len(flat) // (n + 1) ** 2, n, n)),
+                                          fy[sl], fx[sl], 1).ravel(), hp * wp)
+    crop = (slice(top, top + shape[0]), slice(left, left + shape[1]))
+    num_img = num.view(np.complex128).reshape(hp, wp)[crop]
+    den = den.reshape(hp, wp)[crop]
+    img = np.where(den > 1e-3 * den.max(), num_img / np.maximum(den, 1e-12), 0)
     return img, den
