@@ -29,7 +29,7 @@ setup: $(STAMP)
 
 $(STAMP): constraints.txt $(PKG_PRESENT)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt $(addprefix -e ,$(PKG_DIRS)) nox pytest pytest-xdist ruff hypothesis
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(addprefix -e ,$(PKG_DIRS)) nox pytest pytest-xdist ruff hypothesis import-linter
 	touch $(STAMP)
 
 PHASE_C := $(ROOT)/phase_c/run_manifest.json

@@ -100,8 +100,11 @@ def green(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
-    """ruff over packages, tests, benchmarks and this file."""
+    """ruff over packages, tests, benchmarks and this file; then the import-linter contracts (.importlinter)."""
     session.run(sys.executable, "-m", "ruff", "check", "packages", "tests", "benchmarks", "noxfile.py")
+    # The console script of import-linter, run by this interpreter so that it sees the installed packages.
+    session.run(sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+                "sys.exit(lint_imports_command())", "--config", str(ROOT / ".importlinter"))
 
 
 @nox.session(venv_backend="venv", reuse_venv=True)

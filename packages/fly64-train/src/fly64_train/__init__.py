@@ -1,29 +1,41 @@
 """Phase E of the fly64 study: PtychoPINN training, one job at a time.
 
-Public entry points: :func:`train_job` (one dose x view job), :func:`save_bundle`
-/ :func:`load_bundle` (the ``wts.h5.zip`` format) and the configuration
-dataclasses :class:`TrainConfig` and :class:`ModelConfig`. They are imported
-on first use so that ``import fly64_train`` (and ``--help``) stays fast.
+Public entry points: :func:`train_job` (one dose x view job, on the backend its
+config names), :func:`save_bundle` (torch) / :func:`load_bundle` (any backend;
+the ``wts.h5.zip`` format) and the configuration dataclasses
+:class:`TrainConfig` and :class:`ModelConfig`. Everything is imported on first
+use so that ``import fly64_train`` (and ``--help``) stays fast and a session
+that never trains imports no framework.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fly64_train.training.config import TrainConfig
+    from fly64_train.training.result import TrainResult
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "BundleError": "fly64_train.backends.torch.bundle",
-    "load_bundle": "fly64_train.backends.torch.bundle",
-    "save_bundle": "fly64_train.backends.torch.bundle",
+    "BundleError": "fly64_train.bundle",
+    "load_bundle": "fly64_train.bundle",
+    "save_bundle": "fly64_train.backends.torch.weights",
     "TrainConfig": "fly64_train.training.config",
-    "train_job": "fly64_train.backends.torch.train",
     "ModelConfig": "fly64_train.training.model_config",
     "PtychoPINN": "fly64_train.backends.torch.model",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [*sorted([*_EXPORTS, "train_job"]), "__version__"]
+
+
+def train_job(config: TrainConfig) -> TrainResult:
+    """Train one job on the backend ``config.backend`` names (``torch`` when the config has no such field)."""
+    from fly64_train.backends import get_backend
+
+    return get_backend(getattr(config, "backend", "torch")).train(config)
 
 
 def __getattr__(name: str) -> Any:

@@ -172,3 +172,24 @@ def test_evaluating_a_damaged_bundle_names_it(trained, tmp_path):
     with pytest.raises(BundleError, match="wts.h5.zip"):
         evaluate_job(broken, test, tmp_path)
     assert not (tmp_path / RECONSTRUCTION_NPZ).exists()
+
+
+def test_a_bundle_whose_bytes_differ_from_the_recorded_digest_is_not_evaluated(trained, tmp_path):
+    from fly64_train.bundle import BundleError
+
+    bundle, test, _ = trained
+    with pytest.raises(BundleError, match=r"wts\.h5\.zip: sha256 [0-9a-f]{64} does not match the expected"):
+        evaluate_job(bundle, test, tmp_path, expected_sha256="f" * 64)
+    assert not (tmp_path / RECONSTRUCTION_NPZ).exists()
+
+
+def test_evaluation_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import fly64_train.evaluation.evaluate, fly64_train.evaluation.predict, fly64_train.evaluation.stitch\n"
+            "import fly64_train.evaluation.metrics, fly64_train.evaluation.figures, fly64_train.bundle\n"
+            "print(sorted(m for m in ('torch', 'lightning', 'tensorflow', 'keras') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -2,8 +2,10 @@
 
 Steps, for one bundle and one DATA-001 test NPZ:
 
-1. Predict the object patch at every test position (batched; diffraction read
-   lazily by :func:`fly64_train.evaluation.stitch.predict_patches`).
+1. Load the bundle through :func:`fly64_train.bundle.load_bundle` (any backend,
+   numpy in and out) and predict the object patch at every test position
+   (batched; diffraction read lazily by :func:`fly64_train.evaluation.predict.predict_patches`).
+   No framework is imported here: the backend behind the bundle does that.
 2. Stitch the patches in the object frame with weights ``|P|^2 * support``
    (:func:`fly64_train.evaluation.stitch.stitch`).
 3. Coverage: a pixel is *covered* when its summed weight is at least
@@ -32,13 +34,16 @@ Steps, for one bundle and one DATA-001 test NPZ:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fly64_train.evaluation.metrics import ComponentScores, PhaseAlignment, align_amplitude, align_phase, score_pair
+
+if TYPE_CHECKING:
+    from fly64_train.backends import LoadedModel
 
 RECONSTRUCTION_NPZ = "reconstruction.npz"
 RECONSTRUCTION_PNG = "reconstruction.png"
@@ -47,26 +52,33 @@ FRC_UNIT = "cycles/pixel"
 
 @dataclass
 class EvaluationConfig:
-    """How to reconstruct and score.
-
-    Attributes
-    ----------
-    ms_ssim_sigma : float
-        Gaussian window sigma of MS-SSIM (the design's ``metrics_config``).
-    neighbor_count, grouping_seed : int, optional
-        gs2 grouping of the test positions; default: what the bundle was trained
-        with (its recorded config), else the study design's.
-    batch_size : int
-        Groups per forward pass.
-    coverage_fraction : float
-        Threshold of the coverage mask, as a fraction of one footprint's peak weight.
-    """
+    """How to reconstruct and score."""
 
     ms_ssim_sigma: float = 1.0
+    """Gaussian window sigma of MS-SSIM (the design's ``metrics_config``)."""
     neighbor_count: int | None = None
+    """K of the gs2 grouping of the test positions; ``None``: what the bundle was trained with, else the design's."""
     grouping_seed: int | None = None
+    """Seed of that grouping; ``None``: the bundle's recorded one, else the design's."""
     batch_size: int = 32
+    """Groups per forward pass."""
     coverage_fraction: float = 0.1
+    """Threshold of the coverage mask, as a fraction of one footprint's peak weight."""
+    device: str = "cpu"
+    """Where the backend runs the model (``cpu``, ``cuda``, ...)."""
+
+    def check(self) -> None:
+        """Refuse values no evaluation can use, naming the field."""
+        if not self.ms_ssim_sigma > 0:
+            raise ValueError(f"ms_ssim_sigma must be positive, got {self.ms_ssim_sigma}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 < self.coverage_fraction <= 1:
+            raise ValueError(f"coverage_fraction must be in (0, 1], got {self.coverage_fraction}")
+        for name in ("neighbor_count", "grouping_seed"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 @dataclass
@@ -151,8 +163,8 @@ def score_stitched(stitched: np.ndarray, weight: np.ndarray, truth: np.ndarray, 
     return Evaluation(
         amplitude=amp, phase=phase, amplitude_true=amp_true, phase_true=phase_true, covered=covered,
         stitched=image.astype(np.complex64), region=(r0, r1, c0, c1),
-        amplitude_scores=score_pair(amp, amp_true, cfg.ms_ssim_sigma, mask=covered),
-        phase_scores=score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True, mask=covered),
+        amplitude_scores=score_pair(amp, amp_true, ms_ssim_sigma=cfg.ms_ssim_sigma, mask=covered),
+        phase_scores=score_pair(phase, phase_true, ms_ssim_sigma=cfg.ms_ssim_sigma, wrapped=True, mask=covered),
         amplitude_scale=scale, phase_alignment=plane, shift_px=(float(shift[0]), float(shift[1])),
         extra={"floor": floor},
     )
@@ -170,54 +182,58 @@ def _floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray,
     flat = np.ones_like(amp_true)
     amp, _ = align_amplitude(flat, amp_true, covered)
     phase, _ = align_phase(np.zeros_like(phase_true), phase_true, covered)
-    return {"amplitude": score_pair(amp, amp_true, cfg.ms_ssim_sigma, mask=covered).as_json(),
-            "phase": score_pair(phase, phase_true, cfg.ms_ssim_sigma, wrapped=True, mask=covered).as_json()}
+    return {"amplitude": score_pair(amp, amp_true, ms_ssim_sigma=cfg.ms_ssim_sigma, mask=covered).as_json(),
+            "phase": score_pair(phase, phase_true, ms_ssim_sigma=cfg.ms_ssim_sigma, wrapped=True,
+                                mask=covered).as_json()}
 
 
-def reconstruct(model: Any, test_path: str | os.PathLike,
+def reconstruct(model: LoadedModel, test_path: str | os.PathLike,
                 cfg: EvaluationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Predict and stitch a test split: ``(stitched, weight, objectGuess, footprint peak weight)``."""
-    from fly64_train.backends.torch.predict import predict_patches
+    """Predict and stitch a test split: ``(stitched, weight, objectGuess, footprint peak weight)``.
+
+    ``cfg.neighbor_count`` and ``cfg.grouping_seed`` must be resolved (see :func:`grouping_for`).
+    """
     from fly64_train.data.reader import npz_members
+    from fly64_train.evaluation.predict import predict_patches
     from fly64_train.evaluation.stitch import stitch
 
-    neighbor_count = 7 if cfg.neighbor_count is None else cfg.neighbor_count
-    seed = 123 if cfg.grouping_seed is None else cfg.grouping_seed
+    if cfg.neighbor_count is None or cfg.grouping_seed is None:
+        raise ValueError("reconstruct needs a resolved grouping (neighbor_count and grouping_seed)")
     # predict_patches validates the file (DATA-001) before reading any pattern.
-    patches, y, x = predict_patches(model, test_path, neighbor_count, seed, cfg.batch_size)
+    predicted = predict_patches(model, test_path, neighbor_count=cfg.neighbor_count,
+                                grouping_seed=cfg.grouping_seed, batch_size=cfg.batch_size)
     readers = npz_members(test_path)
     truth = readers["objectGuess"].read_all()
     probe = readers["probeGuess"].read_all()
-    weight = (np.abs(probe).astype(np.float64) ** 2) * model.support.cpu().numpy().astype(np.float64)
-    image, summed = stitch(patches, y, x, truth.shape, weight)
+    weight = (np.abs(probe).astype(np.float64) ** 2) * model.support().astype(np.float64)
+    image, summed = stitch(predicted.patches, predicted.ycoords, predicted.xcoords, truth.shape, weight)
     return image, summed, truth, float(weight.max())
 
 
-def _grouping_from_bundle(bundle_path: Path, cfg: EvaluationConfig) -> EvaluationConfig:
+def grouping_for(manifest: dict[str, Any], cfg: EvaluationConfig) -> EvaluationConfig:
+    """``cfg`` with the grouping resolved: as asked, else as the bundle recorded, else the study design's."""
     from fly64_data.design import get_study_design
-    from fly64_train.backends.torch.bundle import read_manifest
 
-    recorded = read_manifest(bundle_path).get("config", {}) or {}
+    recorded = manifest.get("config", {}) or {}
     design = get_study_design()
     neighbor = cfg.neighbor_count if cfg.neighbor_count is not None else recorded.get(
         "neighbor_count", design.neighbor_count)
     seed = cfg.grouping_seed if cfg.grouping_seed is not None else recorded.get(
         "grouping_seed", int(design.rng_seeds["grouping"]))
-    return EvaluationConfig(cfg.ms_ssim_sigma, int(neighbor), int(seed), cfg.batch_size, cfg.coverage_fraction)
+    return replace(cfg, neighbor_count=int(neighbor), grouping_seed=int(seed))
 
 
 def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike,
-                    cfg: EvaluationConfig | None = None) -> Evaluation:
-    """Load a bundle, reconstruct ``test_path`` and score it against its ``objectGuess``."""
-    import torch
+                    cfg: EvaluationConfig | None = None, *, expected_sha256: str | None = None) -> Evaluation:
+    """Load a bundle (any backend), reconstruct ``test_path`` and score it against its ``objectGuess``."""
+    from fly64_train.bundle import load_bundle, read_manifest
 
-    from fly64_train.backends.torch.bundle import load_bundle
-
-    bundle_path = Path(bundle_path)
-    cfg = _grouping_from_bundle(bundle_path, cfg or EvaluationConfig())
-    model = load_bundle(bundle_path)
-    with torch.inference_mode():
-        image, weight, truth, peak = reconstruct(model, test_path, cfg)
+    cfg = cfg or EvaluationConfig()
+    cfg.check()
+    # Loading first checks the file's digest (when given), so the manifest read next is the verified one.
+    model = load_bundle(bundle_path, expected_sha256=expected_sha256, device=cfg.device)
+    cfg = grouping_for(read_manifest(bundle_path), cfg)
+    image, weight, truth, peak = reconstruct(model, test_path, cfg)
     return score_stitched(image, weight, truth, peak, cfg)
 
 
@@ -245,8 +261,11 @@ def save_reconstruction(evaluation: Evaluation, path: str | os.PathLike) -> Path
 
 
 def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, job_dir: str | os.PathLike,
-                 cfg: EvaluationConfig | None = None, title: str | None = None) -> dict[str, Any]:
+                 cfg: EvaluationConfig | None = None, title: str | None = None,
+                 expected_sha256: str | None = None) -> dict[str, Any]:
     """Evaluate a training job's bundle on its test split; write ``reconstruction.{npz,png}`` in ``job_dir``.
+
+    ``expected_sha256`` (the digest the training manifest recorded) refuses a bundle whose bytes differ.
 
     Returns
     -------
@@ -256,7 +275,7 @@ def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, j
     from fly64_train.evaluation.figures import plot_reconstruction
 
     job_dir = Path(job_dir)
-    evaluation = evaluate_bundle(bundle_path, test_path, cfg)
+    evaluation = evaluate_bundle(bundle_path, test_path, cfg, expected_sha256=expected_sha256)
     save_reconstruction(evaluation, job_dir / RECONSTRUCTION_NPZ)
     plot_reconstruction(evaluation, job_dir / RECONSTRUCTION_PNG, title=title or str(job_dir))
     return evaluation.metrics()

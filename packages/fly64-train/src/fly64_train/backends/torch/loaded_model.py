@@ -1,0 +1,34 @@
+"""A trained PtychoPINN behind the framework-free :class:`~fly64_train.backends.LoadedModel` interface."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fly64_train.backends.torch.model import PtychoPINN
+
+
+class TorchLoadedModel:
+    """Numpy in, torch on the model's device under ``inference_mode``, numpy out."""
+
+    def __init__(self, model: PtychoPINN, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        """The underlying :class:`PtychoPINN` (for torch users; the framework-free layers never touch it)."""
+        self.gridsize = int(model.cfg.gridsize)
+        self.patch_size = int(model.cfg.patch_size)
+
+    def support(self) -> np.ndarray:
+        """The (N, N) float mask of the object region the model predicts."""
+        return self.model.support.detach().cpu().numpy().astype(np.float64)
+
+    def predict_object(self, diffraction: np.ndarray) -> np.ndarray:
+        """Object patches (B, C, N, N) complex64 from diffraction amplitudes (B, C, N, N)."""
+        c, n = self.gridsize**2, self.patch_size
+        if diffraction.ndim != 4 or diffraction.shape[1:] != (c, n, n):
+            raise ValueError(f"diffraction must have shape (B, {c}, {n}, {n}) for a gridsize-{self.gridsize} "
+                             f"N={n} model, got {diffraction.shape}; group the patterns first")
+        x = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32)).to(self.device)
+        with torch.inference_mode():
+            out = self.model.predict_object(x)
+        return out.cpu().numpy().astype(np.complex64, copy=False)

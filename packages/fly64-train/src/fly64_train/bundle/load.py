@@ -1,0 +1,87 @@
+"""Reading a bundle: checked members, then the model, built by the backend the manifest names."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fly64_train.bundle.container import BundleError, ContainerReader
+from fly64_train.bundle.manifest import parse_manifest
+
+if TYPE_CHECKING:
+    from fly64_train.backends import LoadedModel
+
+
+@dataclass(frozen=True)
+class BundleContents:
+    """A bundle's checked manifest and weight files (nothing in it has been interpreted as a model yet)."""
+
+    path: Path
+    """The bundle file."""
+    manifest: dict[str, Any]
+    """The schema-valid manifest."""
+    members: dict[str, bytes] = field(repr=False)
+    """Weight file member name -> bytes, each matching its manifest sha256 and size."""
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The validated inner manifest of a bundle (its weight files are not read)."""
+    path = Path(path)
+    with ContainerReader(path) as zf:
+        return parse_manifest(zf.read_manifest_bytes(), str(path))
+
+
+def read_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None) -> BundleContents:
+    """Check and read a bundle: file digest (when given), manifest, every member's declared size, then bytes."""
+    import hashlib
+
+    path = Path(path)
+    with ContainerReader(path, expected_sha256=expected_sha256) as zf:
+        manifest = parse_manifest(zf.read_manifest_bytes(), str(path))
+        entries = manifest["models"]
+        names = [entry["file"] for entry in entries]
+        if len(set(names)) != len(names):
+            raise BundleError(f"{path}: the manifest lists one model file twice")
+        # Sizes come from the central directory: nothing is inflated before all of them pass.
+        zf.check_members({entry["file"]: entry.get("size_bytes") for entry in entries})
+        members = {}
+        for entry in entries:
+            data = zf.read(entry["file"])
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise BundleError(f"{path}: model file {entry['file']!r} does not match its sha256 in the manifest")
+            members[entry["file"]] = data
+    return BundleContents(path, manifest, members)
+
+
+def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, device: str = "cpu") -> LoadedModel:
+    """Load a bundle of any backend as a :class:`~fly64_train.backends.LoadedModel` ready for inference.
+
+    Parameters
+    ----------
+    path : path
+        The ``wts.h5.zip`` file.
+    expected_sha256 : str, optional
+        The digest a manifest recorded for this file; a bundle whose bytes differ is refused first.
+    device : str
+        Where the backend runs the model (``cpu``, ``cuda``, ``cuda:1`` ...).
+
+    Raises
+    ------
+    BundleError
+        One line naming the file (and member): unreadable, truncated or tampered archive, a member
+        bigger than declared or allowed, an unsupported format version, a backend whose framework
+        is not installed, or weights that do not fit the model the manifest describes.
+    """
+    from fly64_train.backends import BackendUnavailable, get_backend
+
+    contents = read_bundle(path, expected_sha256=expected_sha256)
+    try:
+        backend = get_backend(contents.manifest["backend"])
+    except BackendUnavailable as exc:
+        raise BundleError(f"{contents.path}: {exc}") from None
+    try:
+        return backend.load_model(contents.manifest, contents.members, device=device)
+    except BundleError as exc:
+        raise BundleError(f"{contents.path}: {exc}") from None

@@ -1,0 +1,100 @@
+"""The bundle's ``manifest.json`` (schema ``bundle_manifest`` of fly64-manifest): writing and checked reading.
+
+Format 2.0 (current): weights in a format no unpickler reads (safetensors for
+torch, Keras ``.weights.h5`` for TensorFlow) and ``size_bytes`` recorded for
+every weight file, so a reader can refuse a member from its zip header alone.
+Format 1.x (read only): torch state_dicts written with ``torch.save``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fly64_train.bundle.container import MANIFEST_NAME, BundleError, WeightFile
+
+BUNDLE_NAME = "wts.h5.zip"
+FORMAT = "fly64-pinn-bundle"
+FORMAT_VERSION = "2.0"
+SUPPORTED_MAJORS = ("1", "2")
+
+
+@dataclass(frozen=True)
+class BundleHeader:
+    """What a bundle's manifest says about its model, beside the weight files."""
+
+    backend: str
+    """Framework that wrote the weights: ``torch`` or ``tensorflow`` (picks the loader)."""
+    backend_version: str
+    """That framework's version at writing time."""
+    patch_size: int
+    """N, side of a diffraction pattern and of an object patch."""
+    gridsize: int
+    """Patterns per group side (1 or 2)."""
+    intensity_scale: float
+    """The training data's recorded intensity scale."""
+    model_config: dict[str, Any]
+    """The model's architecture (``ModelConfig.to_dict()``)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The training configuration (JSON), e.g. ``neighbor_count`` and ``grouping_seed`` for evaluation."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """Data paths and digests the model was trained from."""
+
+    def check(self) -> None:
+        """Refuse values the manifest schema would refuse, with the field named."""
+        if self.backend not in ("torch", "tensorflow"):
+            raise ValueError(f"backend must be 'torch' or 'tensorflow', got {self.backend!r}")
+        if self.patch_size < 2 or self.gridsize < 1:
+            raise ValueError(f"patch_size >= 2 and gridsize >= 1 needed, got {self.patch_size}, {self.gridsize}")
+        if not self.intensity_scale > 0:
+            raise ValueError(f"intensity_scale must be positive, got {self.intensity_scale}")
+
+
+def manifest_json(header: BundleHeader, files: list[WeightFile], producer_version: str) -> bytes:
+    """The validated ``manifest.json`` bytes of a format-2.0 bundle (sorted keys: deterministic)."""
+    from fly64_manifest import validate
+
+    header.check()
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "backend": header.backend,
+        "backend_version": header.backend_version,
+        "producer": {"package": "fly64-train", "version": producer_version},
+        "models": [wf.entry() for wf in files],
+        "N": header.patch_size,
+        "gridsize": header.gridsize,
+        "intensity_scale": float(header.intensity_scale),
+        "model_config": header.model_config,
+        "config": header.config,
+        "provenance": header.provenance,
+    }
+    validate(manifest, "bundle_manifest", source=MANIFEST_NAME)
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """Decode and check a ``manifest.json``: JSON, a supported major version, then the schema."""
+    from fly64_manifest import ManifestError, validate
+
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{where}: {MANIFEST_NAME} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleError(f"{where}: {MANIFEST_NAME} is nested too deeply to be a bundle manifest") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if not isinstance(version, str) or version.split(".")[0] not in SUPPORTED_MAJORS:
+        raise BundleError(f"{where}: bundle format_version {version!r} is not supported "
+                          f"(this fly64-train reads {', '.join(m + '.x' for m in SUPPORTED_MAJORS)})")
+    try:
+        validate(manifest, "bundle_manifest", source=MANIFEST_NAME)
+    except ManifestError as exc:
+        raise BundleError(f"{where}: {' '.join(str(exc).split())}") from None
+    return manifest
+
+
+def format_major(manifest: dict[str, Any]) -> int:
+    """The manifest's major format version (1 or 2)."""
+    return int(str(manifest["format_version"]).split(".")[0])

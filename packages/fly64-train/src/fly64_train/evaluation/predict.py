@@ -1,0 +1,50 @@
+"""Predict the object patch at every position of a test split with any backend's model (numpy only)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fly64_train.data.grouping import make_groups
+from fly64_train.data.reader import open_dataset
+
+if TYPE_CHECKING:
+    from fly64_train.backends import LoadedModel
+
+
+@dataclass(frozen=True)
+class PredictedPatches:
+    """One predicted object patch per scan position."""
+
+    patches: np.ndarray
+    """(n, N, N) complex64, row k the patch at position k."""
+    ycoords: np.ndarray
+    """(n,) position rows, object pixels."""
+    xcoords: np.ndarray
+    """(n,) position columns, object pixels."""
+
+
+def predict_patches(model: LoadedModel, path: str | os.PathLike, *, neighbor_count: int, grouping_seed: int,
+                    batch_size: int) -> PredictedPatches:
+    """Object patch at every position of a dataset (gs2: each position predicted as its group's seed).
+
+    The file is validated (DATA-001) before any pattern is read; patterns are
+    read lazily, one batch of groups at a time.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    info = open_dataset(path, model.gridsize, neighbor_count)
+    if info.patch_size != model.patch_size:
+        raise ValueError(f"{info.path}: patterns are {info.patch_size} px but the model was trained on "
+                         f"N = {model.patch_size}")
+    groups = make_groups(info.ycoords, info.xcoords, model.gridsize, neighbor_count, None, grouping_seed)
+    n = info.patch_size
+    out = np.empty((info.n, n, n), np.complex64)
+    for start in range(0, len(groups), batch_size):
+        idx = groups.indices[start:start + batch_size]
+        diff = info.diffraction.read_rows(idx.ravel()).reshape(*idx.shape, n, n)
+        out[idx[:, 0]] = model.predict_object(diff)[:, 0]  # column 0 is the seed: every position exactly once
+    return PredictedPatches(out, info.ycoords, info.xcoords)

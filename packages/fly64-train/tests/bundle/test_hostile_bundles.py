@@ -1,0 +1,242 @@
+"""Standing hostile suite for the bundle loader (#11 cases 11 and 12, and the bundle items around them).
+
+Every bundle here is built by the test itself, byte by byte where a normal zip
+writer would refuse to lie: a zip bomb, a corrupt deflate stream, a header that
+understates its member, a member named like a path outside the folder. Each one
+must end in a one-line :class:`BundleError` naming the file (and the member),
+never in a traceback from zipfile/zlib, never in gigabytes of memory.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import textwrap
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from fly64_data.sample import synthetic_probe
+from fly64_train import BundleError, load_bundle, save_bundle
+from fly64_train.backends.torch.model import PtychoPINN
+from fly64_train.training.model_config import ModelConfig
+
+GIB = 1 << 30
+RSS_LIMIT_MB = 300
+
+
+@dataclass(frozen=True)
+class Zeros:
+    """A member of ``size`` zero bytes, deflated in 1 MiB steps so that neither the test nor the file is large."""
+
+    size: int
+
+
+def _deflate_zeros(size: int, out) -> tuple[int, int]:
+    """Stream raw deflate of ``size`` zeros into ``out``; returns (compressed size, crc32).
+
+    A full flush resets the compressor after every MiB, so every full MiB compresses
+    to the same bytes: one MiB is compressed once and its bytes repeated (~1 KB each).
+    """
+    chunk = bytes(1 << 20)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+    steady = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+    full, rest = divmod(size, len(chunk))
+    written, crc = 0, 0
+    for k in range(full):
+        data = first if k == 0 else steady
+        out.write(data)
+        written += len(data)
+        crc = zlib.crc32(chunk, crc)
+    tail = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = tail.compress(bytes(rest)) + tail.flush() if full == 0 else comp.compress(bytes(rest)) + comp.flush()
+    out.write(data)
+    return written + len(data), zlib.crc32(bytes(rest), crc)
+
+
+def write_zip(path: Path, members: dict[str, bytes | Zeros], declared: dict[str, int] | None = None) -> Path:
+    """A deflated zip written by hand; ``declared`` overrides a member's recorded uncompressed size (a lie)."""
+    declared = declared or {}
+    central = []
+    with path.open("wb") as out:
+        for name, body in members.items():
+            offset = out.tell()
+            raw = name.encode()
+            header = struct.Struct("<IHHHHHIIIHH")
+            out.write(header.pack(0x04034B50, 20, 0, 8, 0, 0x21, 0, 0, 0, len(raw), 0) + raw)
+            start = out.tell()
+            if isinstance(body, Zeros):
+                csize, crc = _deflate_zeros(body.size, out)
+                size = body.size
+            else:
+                comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+                data = comp.compress(body) + comp.flush()
+                out.write(data)
+                csize, crc, size = len(data), zlib.crc32(body), len(body)
+            assert out.tell() - start == csize
+            size = declared.get(name, size)
+            end = out.tell()
+            out.seek(offset)
+            out.write(header.pack(0x04034B50, 20, 0, 8, 0, 0x21, crc, csize, size, len(raw), 0) + raw)
+            out.seek(end)
+            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, csize, size,
+                                       len(raw), 0, 0, 0, 0, 0, offset) + raw)
+        cd_offset = out.tell()
+        for entry in central:
+            out.write(entry)
+        cd_size = out.tell() - cd_offset
+        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), cd_size, cd_offset, 0))
+    return path
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = PtychoPINN(ModelConfig(patch_size=32, base_width=4), synthetic_probe(32), 3.5)
+    path = tmp_path_factory.mktemp("good") / "wts.h5.zip"
+    save_bundle(model, path, config={"max_epochs": 1})
+    return path
+
+
+def _parts(path: Path) -> tuple[dict, dict[str, bytes]]:
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    return json.loads(members["manifest.json"]), members
+
+
+def _rebuilt(good: Path, out: Path, edit=None, replace: dict[str, bytes | Zeros] | None = None,
+             extra: dict[str, bytes] | None = None, declared: dict[str, int] | None = None) -> Path:
+    manifest, members = _parts(good)
+    if edit:
+        edit(manifest)
+    members["manifest.json"] = json.dumps(manifest).encode()
+    members.update(replace or {})
+    members.update(extra or {})
+    return write_zip(out, members, declared)
+
+
+def _cnn_file(good: Path) -> str:
+    manifest, _ = _parts(good)
+    return next(m["file"] for m in manifest["models"] if m["name"] == "diffraction_to_obj")
+
+
+def test_the_hand_written_zip_is_a_valid_bundle(good, tmp_path):
+    # The byte-level writer itself is honest: the same members re-packed load like the original.
+    copy = _rebuilt(good, tmp_path / "copy.zip")
+    x = torch.rand(2, 1, 32, 32).numpy()
+    assert (load_bundle(copy).predict_object(x) == load_bundle(good).predict_object(x)).all()
+
+
+# Peak RSS of the loading process itself. Linux carries a forked parent's high-water mark into
+# getrusage's ru_maxrss across exec (a pytest worker holding torch starts the child at ~300 MB),
+# so the child's own address space's VmHWM is read where /proc exists; getrusage elsewhere.
+_BOMB_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    from fly64_train import BundleError, load_bundle
+    try:
+        load_bundle(sys.argv[1])
+        print("LOADED")
+    except BundleError as exc:
+        print("REFUSED", exc)
+    try:
+        with open("/proc/self/status") as fh:
+            peak_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    except OSError:
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print("MAXRSS_KB", peak_kb)
+""")
+
+
+@pytest.mark.parametrize("case", ["declared-size-differs-from-manifest", "manifest-agrees-but-over-the-cap"])
+def test_a_zip_bomb_member_is_refused_before_it_is_decompressed(good, tmp_path, case):
+    cnn = _cnn_file(good)
+
+    def claim_a_gib(doc):
+        for entry in doc["models"]:
+            if entry["file"] == cnn:
+                entry["size_bytes"] = GIB
+
+    bomb = _rebuilt(good, tmp_path / "bomb.zip", edit=claim_a_gib if case.startswith("manifest") else None,
+                    replace={cnn: Zeros(GIB)})
+    assert bomb.stat().st_size < 3 << 20  # ~1 MB on disk, 1 GiB inflated
+    run = subprocess.run([sys.executable, "-c", _BOMB_SCRIPT, str(bomb)], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    refused = next(line for line in run.stdout.splitlines() if line.startswith(("REFUSED", "LOADED")))
+    assert refused.startswith("REFUSED") and str(bomb) in refused and cnn in refused
+    assert "1073741824" in refused  # the declared size, read from the header, is what gave it away
+    rss_mb = int(run.stdout.split("MAXRSS_KB")[1].split()[0]) / 1024
+    assert rss_mb < RSS_LIMIT_MB, f"peak RSS {rss_mb:.0f} MB"
+
+
+def test_a_corrupt_deflate_stream_is_a_bundle_error_naming_file_and_member(good, tmp_path):
+    cnn = _cnn_file(good)
+    path = _rebuilt(good, tmp_path / "corrupt.zip")
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(cnn)
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(cnn.encode())
+    # 0xFF opens a deflate block of the reserved type 3: zlib.error "invalid block type".
+    data[start:start + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=rf"corrupt\.zip: .*{cnn}") as err:
+        load_bundle(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_header_that_understates_its_member_cannot_inflate_past_it(good, tmp_path):
+    # The header and the manifest both say a few KB; the deflate stream holds 64 MiB.
+    manifest, members = _parts(good)
+    cnn = _cnn_file(good)
+    size = len(members[cnn])
+    path = _rebuilt(good, tmp_path / "liar.zip", replace={cnn: Zeros(64 << 20)}, declared={cnn: size})
+    with pytest.raises(BundleError, match=rf"liar\.zip: .*{cnn}"):
+        load_bundle(path)
+
+
+def test_expected_sha256_is_checked_before_anything_else(good, tmp_path):
+    from fly64_manifest import sha256_file
+
+    digest, _ = sha256_file(good)
+    assert load_bundle(good, expected_sha256=digest).patch_size == 32
+    with pytest.raises(BundleError, match=r"wts\.h5\.zip: sha256 [0-9a-f]{64} does not match the expected"):
+        load_bundle(good, expected_sha256="0" * 64)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
+def test_a_truncated_bundle_is_a_bundle_error(good, tmp_path, keep):
+    data = good.read_bytes()
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(BundleError, match=r"cut\.zip: "):
+        load_bundle(cut)
+
+
+def test_a_member_named_like_a_path_outside_is_refused_and_never_written(good, tmp_path):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    path = _rebuilt(good, work / "escape.zip", extra={"../../x": b"payload"})
+    with pytest.raises(BundleError, match=r"escape\.zip: .*'\.\./\.\./x'"):
+        load_bundle(path)
+    assert not (tmp_path / "x").exists() and sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "escape.zip"]
+
+
+def test_a_manifest_pointing_a_model_outside_the_bundle_is_refused(good, tmp_path):
+    cnn = _cnn_file(good)
+
+    def escape(doc):
+        for entry in doc["models"]:
+            if entry["file"] == cnn:
+                entry["file"] = "../../" + cnn
+
+    _, members = _parts(good)
+    path = _rebuilt(good, tmp_path / "up.zip", edit=escape, extra={"../../" + cnn: members[cnn]})
+    with pytest.raises(BundleError, match=r"up\.zip: "):
+        load_bundle(path)
