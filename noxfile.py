@@ -20,7 +20,7 @@ PACKAGES = sorted(p for p in (ROOT / "packages").iterdir() if (p / "pyproject.to
 SELECTORS_FILE = ROOT / "tests" / "selectors.toml"
 RED_GREEN_LOGS = ROOT / ".red-green"
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "slow"]
 nox.options.default_venv_backend = "none"
 
 
@@ -49,7 +49,14 @@ def _collected_count(session: nox.Session, *targets: str) -> int:
 def tests(session: nox.Session) -> None:
     """Every package suite plus the cross-package end-to-end tests, in parallel."""
     args = session.posargs or ["-n", "auto"]
-    session.run(sys.executable, "-m", "pytest", *args, *_test_dirs())
+    session.run(sys.executable, "-m", "pytest", "-m", "not slow", *args, *_test_dirs())
+
+
+@nox.session(python=False)
+def slow(session: nox.Session) -> None:
+    """The checks marked ``slow`` (several real trainings, TF tracing, Dask clusters); CI runs them too."""
+    args = session.posargs or ["-n", "auto"]
+    session.run(sys.executable, "-m", "pytest", "-m", "slow", *args, *_test_dirs())
 
 
 @nox.session(python=False)
