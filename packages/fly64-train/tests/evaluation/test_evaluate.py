@@ -132,7 +132,7 @@ def trained(tmp_path_factory, tiny_sim, tiny_npz):
                       model=ModelConfig(base_width=4), deterministic=True, logger="none", progress_bar=False,
                       accelerator="cpu", devices=1)
     summary = train_job(cfg)
-    return job_dir / summary["bundle_path"], test, job_dir
+    return job_dir / summary.bundle_path, test, job_dir
 
 
 def test_evaluate_job_scores_a_trained_bundle_and_writes_its_figure_and_arrays(trained):
