@@ -142,22 +142,36 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 
 
 def _headers(zf: zipfile.ZipFile, path: Path) -> dict[str, NpyHeader]:
-    archive_size = path.stat().st_size
     headers: dict[str, NpyHeader] = {}
     for info in zf.infolist():
-        match = _MEMBER_NAME.match(info.filename)
-        if match is None:
-            raise NpzError(f"{path}: member {info.filename!r} is not a plain '<key>.npy' name (refused)")
-        key = match.group(1)
-        if key in headers:
+        header = member_header(zf, path, info)
+        if header.key in headers:
             raise NpzError(f"{path}: member {info.filename!r} appears twice")
-        if info.compress_size > archive_size:
-            raise NpzError(f"{path}: key {key!r}: member claims {info.compress_size} compressed bytes, "
-                           f"more than the file's {archive_size}")
-        header = _read_header(zf, path, info, key)
-        _check_size(path, info, header)
-        headers[key] = header
+        headers[header.key] = header
     return headers
+
+
+def member_header(zf: zipfile.ZipFile, path: str | os.PathLike, info: zipfile.ZipInfo) -> NpyHeader:
+    """The checked header of one member of an open NPZ (for readers that pick their own members).
+
+    Raises
+    ------
+    NpzError
+        If the name is not a plain ``<key>.npy``, the header is malformed or has an
+        object dtype, or the member declares other than the data it holds.
+    """
+    path = Path(path)
+    match = _MEMBER_NAME.match(info.filename)
+    if match is None:
+        raise NpzError(f"{path}: member {info.filename!r} is not a plain '<key>.npy' name (refused)")
+    key = match.group(1)
+    archive_size = path.stat().st_size
+    if info.compress_size > archive_size:
+        raise NpzError(f"{path}: key {key!r}: member claims {info.compress_size} compressed bytes, "
+                       f"more than the file's {archive_size}")
+    header = _read_header(zf, path, info, key)
+    _check_size(path, info, header)
+    return header
 
 
 def _read_header(zf: zipfile.ZipFile, path: Path, info: zipfile.ZipInfo, key: str) -> NpyHeader:

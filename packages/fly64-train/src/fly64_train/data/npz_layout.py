@@ -23,9 +23,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fly64_data.contract import REQUIRED_KEYS, ContractError
+from fly64_data.npz_reader import NpzError, member_header
 from fly64_train.data.array_reader import ArrayReader, MemberLayout
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
@@ -54,68 +53,34 @@ def npz_members(path: str | os.PathLike) -> dict[str, ArrayReader]:
                 if key is None:
                     continue
                 if info.compress_type == zipfile.ZIP_STORED:
-                    layout = _stored_layout(path, fh, info, key)
+                    layout = _stored_layout(path, zf, fh, info, key)
                 else:
                     layout = _cached_layout(path, zf, info, key)
                 readers[key] = ArrayReader(layout)
             return readers
+    except NpzError as exc:
+        raise ContractError(str(exc)) from None
     except ContractError as exc:
         raise ContractError(f"{path}: {exc}") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
         raise ContractError(f"{path}: not a readable NPZ file ({' '.join(str(exc).split())})") from None
 
 
-def _read_npy_header(fh: Any, key: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-    """``(shape, fortran_order, dtype, header bytes)`` of the ``.npy`` stream at ``fh``'s position."""
-    start = fh.tell()
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-    elif version in ((2, 0), (3, 0)):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-    else:
-        raise ContractError(f"member {key!r}: unsupported .npy version {version}")
-    if dtype.hasobject:
-        raise ContractError(f"member {key!r}: object arrays need pickle, which is not allowed")
-    return tuple(int(s) for s in shape), bool(fortran), dtype, fh.tell() - start
-
-
-def _check_declared_size(key: str, shape: tuple[int, ...], dtype: np.dtype, available: int) -> None:
-    # Python ints: a product of huge dimensions must not wrap around as int64 would.
-    declared = dtype.itemsize
-    for dim in shape:
-        declared *= dim
-    if declared > available:
-        raise ContractError(f"member {key!r} declares shape {shape} {dtype} ({_human(declared)}) "
-                            f"but holds only {_human(available)} of data")
-
-
-def _human(nbytes: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if nbytes < 1024 or unit == "TiB":
-            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{nbytes} B"
-        nbytes /= 1024
-    raise AssertionError("unreachable")
-
-
-def _stored_layout(path: Path, fh: Any, info: zipfile.ZipInfo, key: str) -> MemberLayout:
+def _stored_layout(path: Path, zf: zipfile.ZipFile, fh: Any, info: zipfile.ZipInfo, key: str) -> MemberLayout:
     fh.seek(info.header_offset)
     fields = _LOCAL_HEADER.unpack(fh.read(_LOCAL_HEADER.size))
     if fields[0] != _LOCAL_MAGIC:
         raise ContractError(f"member {key!r}: bad local zip header")
     name_len, extra_len = fields[9], fields[10]
-    fh.seek(info.header_offset + _LOCAL_HEADER.size + name_len + extra_len)
-    shape, fortran, dtype, header_len = _read_npy_header(fh, key)
-    _check_declared_size(key, shape, dtype, info.file_size - header_len)
-    return MemberLayout(str(path), key, fh.tell(), shape, dtype.str, fortran)
+    header = member_header(zf, path, info)
+    offset = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len + header.data_offset
+    return MemberLayout(str(path), key, offset, header.shape, header.dtype.str, header.fortran_order)
 
 
 def _cached_layout(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> MemberLayout:
     # The header is read from the compressed stream first: a member declaring more than its
     # (declared) uncompressed size is refused before anything is unpacked.
-    with zf.open(info) as src:
-        shape, fortran, dtype, header_len = _read_npy_header(src, key)
-    _check_declared_size(key, shape, dtype, info.file_size - header_len)
+    header = member_header(zf, path, info)
     # The cache is keyed by size and mtime so a rewritten NPZ never serves stale rows.
     stat = path.stat()
     cache_dir = path.with_name(f".{path.name}.{stat.st_size}-{stat.st_mtime_ns}.cache")
@@ -130,7 +95,7 @@ def _cached_layout(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: 
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    with target.open("rb") as fh:
-        shape, fortran, dtype, header_len = _read_npy_header(fh, key)
-        _check_declared_size(key, shape, dtype, target.stat().st_size - header_len)
-        return MemberLayout(str(target), key, header_len, shape, dtype.str, fortran)
+    # The cache holds the member's bytes unchanged: the same header, the same data offset.
+    if target.stat().st_size != info.file_size:
+        raise ContractError(f"member {key!r}: cached copy {target} is not the member's size")
+    return MemberLayout(str(target), key, header.data_offset, header.shape, header.dtype.str, header.fortran_order)
