@@ -177,7 +177,7 @@ def _job(raw: Mapping[str, Any], base: Path, roots: Mapping[str, Path], where: s
         bundle_sha256=result["bundle_sha256"], bundle_size_bytes=result["bundle_size_bytes"],
         final_loss=result["final_loss"], epochs_completed=result["epochs_completed"],
         metrics=freeze(result["metrics"]), error=result["error"], duration_s=result["duration_s"],
-        raw=freeze(raw),
+        raw=freeze(raw), attempts=result.get("attempts"),
     )
 
 

@@ -233,6 +233,8 @@ class TrainingJob:
         Absolute paths of the data the model was trained and evaluated on.
     metrics : Mapping or None
         Evaluation scores, e.g. ``metrics["phase"]["ssim"]``; see :meth:`metric`.
+    attempts : int or None
+        Times the run started the job (above 1 after a lost worker); ``None`` in files that predate it.
     """
 
     dose: float
@@ -254,6 +256,7 @@ class TrainingJob:
     error: str | None
     duration_s: float
     raw: Mapping[str, Any] = field(repr=False)
+    attempts: int | None = None
 
     @property
     def key(self) -> tuple[float, str, int]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from fly64_data.cli_common import Accumulate, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.cli_options import add_train_options, train_config_from_args
+from fly64_train.study.executor import AUTO, JOBS_PER_GPU, KINDS, ExecutorConfig, ExecutorError
 from fly64_train.study.matrix import study_views
 
 RUN_EPILOG = """\
@@ -19,7 +20,9 @@ examples:
 
 Every input file is checked against run_manifest.json / overlap_manifest.json (sha256, dose) first.
 Outputs: <artifact-root>/dose_<int>/<view>/gs<g>/ (train.log, checkpoints/, logs/, wts.h5.zip),
-<artifact-root>/training_manifest.json and skip_summary.json. Exit status 1 if any job failed."""
+<artifact-root>/training_manifest.json and skip_summary.json. Exit status 1 if any job failed.
+  fly64-train run ... --executor dask --workers 3          # a local Dask cluster of 3 worker processes
+  fly64-train run ... --executor dask --scheduler tcp://HOST:8786   # a running cluster (Slurm, PBS, ...)"""
 
 
 def add_run_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -46,9 +49,45 @@ def add_run_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                           help="enumerate jobs, write their train.log and the manifests, train nothing")
     switches.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                           help="skip scoring each bundle on the test split")
+    add_execution_options(run)
     add_train_options(run, jobs=False)
     run.set_defaults(handler=run_command, command_parser=run)
     return run
+
+
+def add_execution_options(run: argparse.ArgumentParser) -> None:
+    """Where the jobs run: the ``execution`` group (ExecutorConfig's fields and defaults)."""
+    default = ExecutorConfig()
+    group = run.add_argument_group("execution (docs/study.md, 'Running on several workers / clusters')")
+    group.add_argument("--executor", choices=KINDS, default=default.kind,
+                       help=f"local: one job after another in this process; dask: one Dask task per job "
+                            f"(default: {default.kind})")
+    group.add_argument("--workers", type=workers_type, metavar=f"N|{AUTO}",
+                       help=f"with --executor dask: start a local cluster of N worker processes; {AUTO}: "
+                            f"{JOBS_PER_GPU} per GPU, 1 on a CPU-only node (the default)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --executor dask: submit to the running scheduler at ADDRESS (tcp://host:8786)")
+    group.add_argument("--scheduler-file", "--scheduler_file", metavar="PATH",
+                       help="with --executor dask: the scheduler named by this `dask scheduler --scheduler-file`")
+    group.add_argument("--max-attempts", "--max_attempts", type=positive_int, default=default.max_attempts,
+                       metavar="N", help="starts of a job whose worker keeps dying before it is recorded as "
+                                         f"failed (local cluster; default: {default.max_attempts})")
+
+
+def workers_type(text: str) -> int | str:
+    """argparse type of ``--workers``: a whole number >= 1 or ``auto``."""
+    return AUTO if text == AUTO else positive_int(text)
+
+
+def executor_config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ExecutorConfig:
+    """The typed ExecutorConfig of the parsed flags; contradictions are usage errors (exit 2)."""
+    config = ExecutorConfig(kind=args.executor, workers=args.workers, scheduler=args.scheduler,
+                            scheduler_file=args.scheduler_file, max_attempts=args.max_attempts)
+    try:
+        config.check()
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config
 
 
 def check_filters(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -74,14 +113,16 @@ def run_command(args: argparse.Namespace) -> int:
     from fly64_train.study.runner import StudyRunConfig, run_study
 
     check_filters(args.command_parser, args)
+    executor = executor_config_from_args(args.command_parser, args)
     if not args.phase_c_root.is_dir():
         return fail(f"{args.phase_c_root}: --phase-c-root folder not found (run `make data` first)")
     cfg = StudyRunConfig(args.phase_c_root, args.phase_d_root, args.artifact_root, doses=args.dose,
                          views=args.view, gridsizes=args.gridsize, dry_run=args.dry_run,
-                         train=train_config_from_args(args, train_path="", job_dir=""), evaluate=args.evaluate)
+                         train=train_config_from_args(args, train_path="", job_dir=""), evaluate=args.evaluate,
+                         executor=executor)
     try:
         outcome = run_study(cfg)
-    except (MissingPhaseCError, ContractError, BackendUnavailable, ValueError, OSError) as exc:
+    except (MissingPhaseCError, ContractError, BackendUnavailable, ExecutorError, ValueError, OSError) as exc:
         return fail(str(exc))
     return 1 if outcome.failed else 0
 

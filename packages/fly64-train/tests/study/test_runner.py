@@ -214,3 +214,147 @@ def test_an_out_of_range_count_split_is_a_usage_error(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--count-split" in err and "1.5" in err
+
+
+# --------------------------------------------------------------------------- executors
+
+TWO_JOBS = ["--dose", "1000", "--view", "baseline", "dense"]
+
+
+def _jobs(artifact: Path) -> dict[str, dict]:
+    return {j["view"]: j["result"] for j in _manifest(artifact)["jobs"]}
+
+
+def test_dask_workers_give_the_same_jobs_as_in_process(study, tmp_path, capsys):
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    assert train_main([*_roots(study, local), *TWO_JOBS, *TINY_TRAIN]) == 0
+    capsys.readouterr()
+    assert train_main([*_roots(study, dask), *TWO_JOBS, *TINY_TRAIN, "--executor", "dask", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    here, there = _jobs(local), _jobs(dask)
+    assert set(here) == set(there) == {"baseline", "dense"}
+    for view in here:
+        assert there[view]["status"] == here[view]["status"] == "success"
+        assert there[view]["bundle_sha256"] == here[view]["bundle_sha256"]
+        assert there[view]["final_loss"] == here[view]["final_loss"]
+        assert there[view]["attempts"] == here[view]["attempts"] == 1
+        # One progress line per job, naming the Dask worker that ran it.
+        assert re.search(rf"dose 1000 view {view} gs\d: bundle .* \(success, [\d.]+ min, attempt 1, on tcp://", out)
+    assert "Dask dashboard: http" in out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_scheduler_is_one_line_and_nothing_written(study, tmp_path, capsys):
+    artifact = tmp_path / "e"
+    nowhere = f"tcp://127.0.0.1:{free_port()}"
+    assert train_main([*_roots(study, artifact), *TWO_JOBS, "--executor", "dask", "--scheduler", nowhere]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"fly64-train: error: {nowhere}: no Dask scheduler answered") and "\n" not in err
+    assert not artifact.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "2"], "need --executor dask"),
+    (["--executor", "dask", "--workers", "0"], "--workers"),
+    (["--executor", "dask", "--workers", "2", "--scheduler", "tcp://h:1"], "cannot be combined"),
+    (["--executor", "ray"], "--executor"),
+])
+def test_contradictory_execution_flags_are_usage_errors(study, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        train_main([*_roots(study, tmp_path / "e"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "e").exists()
+
+
+def _wait_for(predicate, what: str, proc=None, deadline_s: float = 600):
+    import time
+
+    stop = time.monotonic() + deadline_s
+    while not (value := predicate()):
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}")
+        if time.monotonic() > stop:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_from_its_checkpoint(study, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from fly64_manifest import read_json
+
+    artifact = tmp_path / "e"
+    job_dir = artifact / "dose_1000" / "baseline" / "gs1"
+    train = [a for a in TINY_TRAIN if a not in ("--max-epochs", "1")]
+    proc = subprocess.Popen([sys.executable, "-m", "fly64_train", "run", *_roots(study, artifact), "--dose", "1000",
+                             "--view", "baseline", *train, "--max-epochs", "60", "--executor", "dask",
+                             "--workers", "2", "--max-attempts", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The first epoch always improves the monitored loss, so last.ckpt exists once it ends.
+        _wait_for((job_dir / "checkpoints" / "last.ckpt").is_file, "the first checkpoint", proc)
+        first = read_json(job_dir / "attempts.json")["history"][0]["pid"]
+        os.kill(first, signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    [job] = _manifest(artifact)["jobs"]
+    result = job["result"]
+    assert result["status"] == "success" and result["attempts"] == 2 and result["epochs_completed"] == 60
+    history = read_json(job_dir / "attempts.json")["history"]
+    assert len(history) == 2 and history[1]["pid"] != first
+    # The second attempt continued after epoch 0: it resumed, it did not start over.
+    second_log = sorted((job_dir / "logs").glob("version_*/metrics.csv"))[-1]
+    assert second_log.parent.name != "version_0" and "\n0," not in second_log.read_text()
+    assert "attempt 2" in out
+
+
+@pytest.mark.slow
+def test_cluster_by_address_with_real_scheduler_and_worker_processes(study, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(scheduler_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        _wait_for(scheduler_file.is_file, "the scheduler file", procs[0], 120)
+        procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                                       "--nworkers", "1", "--no-dashboard"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = json.loads(scheduler_file.read_text())["address"]
+        artifact = tmp_path / "e"
+        assert train_main([*_roots(study, artifact), *TWO_JOBS, *TINY_TRAIN, "--executor", "dask",
+                           "--scheduler", address]) == 0
+        assert {r["status"] for r in _jobs(artifact).values()} == {"success"}
+        assert train_main([*_roots(study, tmp_path / "f"), "--dose", "1000", "--view", "baseline", *TINY_TRAIN,
+                           "--executor", "dask", "--scheduler-file", str(scheduler_file)]) == 0
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    out = capsys.readouterr().out
+    assert out.count("(success,") == 3

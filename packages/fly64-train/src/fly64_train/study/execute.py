@@ -1,8 +1,15 @@
 """Train and evaluate one planned job: ``run_job(spec) -> JobRecord``.
 
 A top-level function of a picklable :class:`JobSpec` with no shared state, so an
-executor (a process pool, a Dask cluster) can run it anywhere the data and the
-artifact root are visible; the caller records what it returns.
+executor (this process, a Dask cluster) can run it anywhere the data and the
+artifact root are visible; the caller records what it returns. It writes only
+inside the job's own folder (``train.log``, ``attempts.json``, checkpoints,
+bundle, reconstruction): the client that submitted it writes the root manifests.
+
+A job that fails for a reason of its own (bad data, a bug) comes back as a
+``failed`` record and is not retried; only a worker that dies mid-job makes
+Dask start the task again, and then ``attempts.json`` counts on and training
+resumes from ``checkpoints/last.ckpt`` (``TrainConfig.resume``).
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
+import socket
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -17,12 +26,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from fly64_data.contract import utc_now
+from fly64_manifest import read_json, write_json
 from fly64_train.backends import get_backend
 from fly64_train.study.job_record import JobRecord, JobResult
 from fly64_train.study.job_spec import JobSpec
 from fly64_train.training.result import TrainResult
 
 JOB_LOCK_NAME = ".job.lock"
+#: Per-job count of the starts of the current run (a retry after a lost worker counts on).
+ATTEMPTS_NAME = "attempts.json"
 
 
 def run_job(spec: JobSpec) -> JobRecord:
@@ -34,6 +47,8 @@ def run_job(spec: JobSpec) -> JobRecord:
     spec.check()
     spec.job_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    where = ran_on()
+    attempts = 1
     with _job_log(spec.log_path) as log:
         log.info("job %s", spec.job.label())
         log.info("train data: %s", spec.train.train_path)
@@ -41,24 +56,50 @@ def run_job(spec: JobSpec) -> JobRecord:
         log.info("config: %r", spec.train)
         if spec.dry_run:
             log.info("dry run: nothing trained")
-            result = JobResult(status="dry_run")
+            result = JobResult(status="dry_run", ran_on=where)
         else:
             try:
+                attempts = record_attempt(spec.job_dir, spec.run_id)
+                log.info("attempt %d on %s", attempts, where)
                 with _job_lock(spec.job_dir):
-                    result = _train_and_evaluate(spec, log)
+                    result = _train_and_evaluate(spec, log, attempts, where)
             except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
                 log.error("FAILED:\n%s", traceback.format_exc())
                 result = JobResult.failed(" ".join(f"{type(exc).__name__}: {exc}".split()),
-                                          time.monotonic() - started)
+                                          time.monotonic() - started, attempts, where)
         log.info("result: %r", result)
     return JobRecord(job=spec.job, backend=spec.train.backend, result=result)
 
 
-def _train_and_evaluate(spec: JobSpec, log: logging.Logger) -> JobResult:
+def record_attempt(job_dir: Path, run_id: str) -> int:
+    """Count one more start of this job by run ``run_id`` in ``<job_dir>/attempts.json``; return the count.
+
+    The file is replaced atomically, so a worker killed at any moment leaves
+    either the previous count or the new one.
+    """
+    path = job_dir / ATTEMPTS_NAME
+    previous = read_json(path) if path.is_file() else {}
+    history = list(previous.get("history", [])) if previous.get("run_id") == run_id else []
+    history.append({"started": utc_now(), "host": socket.gethostname(), "pid": os.getpid()})
+    write_json(path, {"run_id": run_id, "attempts": len(history), "history": history})
+    return len(history)
+
+
+def ran_on() -> str:
+    """The Dask worker's address when running as a Dask task, else this host and process."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):  # ValueError: not inside a Dask worker
+        return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def _train_and_evaluate(spec: JobSpec, log: logging.Logger, attempts: int, where: str) -> JobResult:
     trained = as_train_result(get_backend(spec.train.backend).train(spec.train))
     log.info("training finished: %r", trained)
     metrics = _evaluate(spec, trained, log) if spec.evaluate else None
-    return JobResult.trained(trained, metrics)
+    return JobResult.trained(trained, metrics, attempts, where)
 
 
 def as_train_result(result: TrainResult | Mapping[str, Any]) -> TrainResult:
@@ -80,7 +121,8 @@ def _evaluate(spec: JobSpec, trained: TrainResult, log: logging.Logger) -> Mappi
 
     try:
         metrics = evaluate_job(spec.job_dir / trained.bundle_path, spec.train.test_path, spec.job_dir,
-                               spec.evaluation, title=f"{spec.job.label()} (test split)")
+                               spec.evaluation, title=f"{spec.job.label()} (test split)",
+                               expected_sha256=trained.bundle_sha256)
     except Exception:  # noqa: BLE001 - a scoring problem must not turn a trained job into a failed one
         log.error("evaluation FAILED (metrics left null):\n%s", traceback.format_exc())
         return None

@@ -22,6 +22,13 @@ from dataclasses import dataclass
 from typing import IO, Any, Generic, Protocol, TypeVar
 
 KINDS = ("local", "dask")
+#: ``--workers auto``: as many local workers as the node uses well (see :func:`auto_workers`).
+AUTO = "auto"
+#: Jobs that share one GPU under ``--workers auto``. One study job (a small CNN, batches of 16
+#: patterns) keeps an H200 about 2 % busy (issue #13), so a few concurrent jobs per GPU use it
+#: better; 3 keeps each job's memory (a dose's patterns and the model, well under 10 GB) and the
+#: worker's CPU threads for data loading comfortably within one node.
+JOBS_PER_GPU = 3
 #: Environment variables that size a worker's BLAS/OpenMP (and hence torch's intra-op) thread pool.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -42,9 +49,10 @@ class ExecutorConfig:
     kind : str
         ``"local"``: one job after another in this process (the default).
         ``"dask"``: one Dask task per job, on a local cluster or ``scheduler``'s.
-    workers : int, optional
-        Worker processes of the local Dask cluster. Default: one per detected GPU,
-        else 1. Ignored when ``scheduler`` or ``scheduler_file`` names a cluster.
+    workers : int or "auto", optional
+        Worker processes of the local Dask cluster; ``None`` or ``"auto"``: as
+        :func:`auto_workers` decides (GPUs x ``jobs_per_gpu``, else 1). Not
+        allowed when ``scheduler`` or ``scheduler_file`` names a cluster.
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:port``), e.g. one that
         dask-jobqueue's SLURMCluster/PBSCluster or ``dask scheduler`` started.
@@ -62,16 +70,20 @@ class ExecutorConfig:
     cores : int, optional
         CPU cores the local workers share (their BLAS/torch threads are
         ``cores // workers``, at least 1). Default: the cores this process may use.
+    jobs_per_gpu : int
+        Local workers (so concurrent jobs) that share one GPU, at most; ``auto``
+        starts exactly this many per GPU.
     """
 
     kind: str = "local"
-    workers: int | None = None
+    workers: int | str | None = None
     scheduler: str | None = None
     scheduler_file: str | None = None
     max_attempts: int = 3
     gpus: tuple[str, ...] | None = None
     connect_timeout_s: float = 5.0
     cores: int | None = None
+    jobs_per_gpu: int = JOBS_PER_GPU
 
     def check(self) -> None:
         """Raise ``ValueError`` with a one-line message if the settings contradict each other."""
@@ -84,16 +96,21 @@ class ExecutorConfig:
             raise ValueError("give --scheduler or --scheduler-file, not both")
         if remote and self.workers is not None:
             raise ValueError("--workers starts a local cluster; it cannot be combined with --scheduler")
-        if self.workers is not None and self.workers < 1:
+        if isinstance(self.workers, str) and self.workers != AUTO:
+            raise ValueError(f"workers must be a number or {AUTO!r}, got {self.workers!r}")
+        if isinstance(self.workers, int) and self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.jobs_per_gpu < 1:
+            raise ValueError(f"jobs_per_gpu must be >= 1, got {self.jobs_per_gpu}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if self.connect_timeout_s <= 0:
             raise ValueError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s}")
         if self.cores is not None and self.cores < 1:
             raise ValueError(f"cores must be >= 1, got {self.cores}")
-        if self.gpus and self.workers is not None and self.workers > len(self.gpus):
-            raise ValueError(f"{self.workers} workers but {len(self.gpus)} GPU(s): each worker needs a GPU of its own")
+        if self.gpus and isinstance(self.workers, int) and self.workers > len(self.gpus) * self.jobs_per_gpu:
+            raise ValueError(f"{self.workers} workers but {len(self.gpus)} GPU(s): at most {self.jobs_per_gpu} "
+                             "workers share one GPU")
 
 
 @dataclass(frozen=True)
@@ -255,24 +272,66 @@ def detect_gpus() -> tuple[str, ...]:
     return tuple(str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU "))
 
 
-def worker_specs(config: ExecutorConfig) -> dict[str, dict[str, Any]]:
-    """Per local worker: its name, thread environment and, with GPUs, its own GPU.
+@dataclass(frozen=True)
+class WorkerPlacement:
+    """Where one local worker runs and how many threads it may use.
 
-    Returns ``{name: {"env": {...}, "resources": {...} or None}}``.
+    Attributes
+    ----------
+    name : str
+        The Dask worker name, ``worker-<i>``.
+    gpu : str, optional
+        The GPU id it sees (as ``CUDA_VISIBLE_DEVICES``); ``None`` on a CPU-only node.
+    threads : int
+        BLAS/OpenMP (and torch intra-op) threads: its share of the cores.
     """
+
+    name: str
+    gpu: str | None
+    threads: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict.fromkeys(THREAD_ENV, str(self.threads))
+        if self.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpu
+        return env
+
+    @property
+    def resources(self) -> dict[str, int] | None:
+        """One ``GPU`` slot per worker: a job's task asks for one, so it runs only where a GPU is."""
+        return None if self.gpu is None else {"GPU": 1}
+
+
+def auto_workers(n_gpus: int, jobs_per_gpu: int = JOBS_PER_GPU) -> int:
+    """``--workers auto``: ``jobs_per_gpu`` workers per GPU; 1 on a CPU-only node.
+
+    On CPUs one training already uses every core it is given, and two trainings on
+    2 cores took longer together than one after the other (docs/study.md), so a
+    CPU node gets one worker.
+    """
+    return n_gpus * jobs_per_gpu if n_gpus else 1
+
+
+def place_workers(workers: int | str | None, gpus: Sequence[str], cores: int,
+                  jobs_per_gpu: int = JOBS_PER_GPU) -> list[WorkerPlacement]:
+    """The local workers for ``workers`` (a count, ``"auto"`` or ``None`` = auto) on this node.
+
+    Worker ``i`` sees GPU ``gpus[i % G]``, so fewer workers than GPUs get one GPU
+    each and more share them evenly (at most ``jobs_per_gpu`` per GPU); each gets
+    ``cores // workers`` threads, at least 1.
+    """
+    n = auto_workers(len(gpus), jobs_per_gpu) if workers is None or workers == AUTO else int(workers)
+    if gpus and n > len(gpus) * jobs_per_gpu:
+        raise ValueError(f"{n} workers but {len(gpus)} GPU(s): at most {jobs_per_gpu} workers share one GPU")
+    threads = max(1, cores // n)
+    return [WorkerPlacement(f"worker-{i}", gpus[i % len(gpus)] if gpus else None, threads) for i in range(n)]
+
+
+def worker_specs(config: ExecutorConfig) -> list[WorkerPlacement]:
+    """The local cluster's workers for ``config`` on this node (GPUs detected unless given)."""
     gpus = detect_gpus() if config.gpus is None else config.gpus
-    n = config.workers or max(1, len(gpus))
-    cores = config.cores or _usable_cores()
-    threads = str(max(1, cores // n))
-    specs = {}
-    for i in range(n):
-        env = dict.fromkeys(THREAD_ENV, threads)
-        resources = None
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-            resources = {"GPU": 1}
-        specs[f"worker-{i}"] = {"env": env, "resources": resources}
-    return specs
+    return place_workers(config.workers, gpus, config.cores or _usable_cores(), config.jobs_per_gpu)
 
 
 def start_local_cluster(config: ExecutorConfig) -> Any:
@@ -288,11 +347,11 @@ def start_local_cluster(config: ExecutorConfig) -> Any:
     cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True,
                            scheduler_kwargs={"allowed_failures": config.max_attempts - 1})
     try:
-        for name, spec in specs.items():
-            options = {**cluster.new_spec["options"], "name": name, "env": spec["env"]}
-            if spec["resources"]:
-                options["resources"] = spec["resources"]
-            cluster.worker_spec[name] = {"cls": cluster.new_spec["cls"], "options": options}
+        for spec in specs:
+            options = {**cluster.new_spec["options"], "name": spec.name, "env": spec.env}
+            if spec.resources:
+                options["resources"] = spec.resources
+            cluster.worker_spec[spec.name] = {"cls": cluster.new_spec["cls"], "options": options}
         cluster.scale(len(specs))
         cluster.wait_for_workers(len(specs))
     except BaseException:

@@ -38,17 +38,23 @@ class JobResult:
     """Evaluation scores on the test split (``None``: not evaluated)."""
     error: str | None = None
     """One-line error of a failed job."""
+    attempts: int = 1
+    """Times this run started the job (more than 1 after a worker died mid-job)."""
+    ran_on: str | None = None
+    """Where the last attempt ran (a Dask worker's address, or host and pid); progress only, not recorded."""
 
     @classmethod
-    def trained(cls, result: TrainResult, metrics: Mapping[str, Any] | None) -> JobResult:
-        return cls(status="success", duration_s=result.duration_s, final_loss=result.final_loss,
+    def trained(cls, result: TrainResult, metrics: Mapping[str, Any] | None, attempts: int = 1,
+                ran_on: str | None = None) -> JobResult:
+        return cls(status="success", attempts=attempts, ran_on=ran_on, duration_s=result.duration_s,
+                   final_loss=result.final_loss,
                    epochs_completed=result.epochs_completed, checkpoint_path=result.checkpoint_path,
                    bundle_path=result.bundle_path, bundle_sha256=result.bundle_sha256,
                    bundle_size_bytes=result.bundle_size_bytes, metrics=metrics)
 
     @classmethod
-    def failed(cls, error: str, duration_s: float) -> JobResult:
-        return cls(status="failed", duration_s=round(duration_s, 3), error=error)
+    def failed(cls, error: str, duration_s: float, attempts: int = 1, ran_on: str | None = None) -> JobResult:
+        return cls(status="failed", duration_s=round(duration_s, 3), error=error, attempts=attempts, ran_on=ran_on)
 
     def check(self) -> None:
         if self.status not in STATUSES:
@@ -57,6 +63,8 @@ class JobResult:
             raise ValueError("a successful job records its bundle")
         if self.status == "failed" and not self.error:
             raise ValueError("a failed job records its error")
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
 
 
 @dataclass(frozen=True)

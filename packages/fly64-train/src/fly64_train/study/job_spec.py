@@ -27,6 +27,9 @@ class JobSpec:
     """Score the bundle after training (a scoring failure leaves ``metrics`` null, not the job failed)."""
     dry_run: bool = False
     """Write the job's ``train.log`` and record it as planned; train nothing."""
+    run_id: str = ""
+    """The client run that submitted the job: ``attempts.json`` counts starts per run, so a later
+    run of the same job starts again at attempt 1 while a retry after a lost worker counts on."""
 
     @property
     def job_dir(self) -> Path:

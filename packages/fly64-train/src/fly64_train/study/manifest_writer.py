@@ -127,7 +127,7 @@ def job_json(rec: JobRecord) -> dict[str, Any]:
             "epochs_completed": result.epochs_completed, "checkpoint_path": result.checkpoint_path,
             "bundle_path": result.bundle_path, "bundle_sha256": result.bundle_sha256,
             "bundle_size_bytes": result.bundle_size_bytes, "metrics": thaw(result.metrics),
-            "error": result.error, "duration_s": round(result.duration_s, 3),
+            "error": result.error, "duration_s": round(result.duration_s, 3), "attempts": result.attempts,
         },
     }
 

@@ -2,9 +2,11 @@
 
 ``plan`` (the filtered matrix -> :class:`JobSpec` per runnable job, skipped views)
 -> ``verify_inputs`` (every input file against its producer's manifest, before
-anything is written) -> ``run_job`` per spec (train through the backend, then
-evaluate) -> ``manifest_writer.record`` after every job, so a crash loses at most
-the job in progress.
+anything is written) -> ``open_executor`` (in process, or a Dask cluster: a bad
+scheduler address fails here, still before anything is written) -> ``run_job``
+per spec on the executor (train through the backend, then evaluate) ->
+``manifest_writer.record`` by this process as each job finishes, so a crash
+loses at most the jobs in progress and workers never write the root manifests.
 
 Outputs at the artifact root: ``training_manifest.json`` (one entry per (dose,
 view, gridsize); runs into one root upsert their own entries) and
@@ -14,17 +16,21 @@ view, gridsize); runs into one root upsert their own entries) and
 from __future__ import annotations
 
 import sys
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
+
+from tqdm import tqdm
 
 from fly64_data.design import StudyDesign, get_study_design
 from fly64_manifest import SkippedView
 from fly64_train.backends import get_backend
 from fly64_train.evaluation.evaluate import EvaluationConfig
 from fly64_train.study.execute import run_job
+from fly64_train.study.executor import ExecutorConfig, JobLost, open_executor
 from fly64_train.study.inputs import read_phase_d, verify_inputs
-from fly64_train.study.job_record import JobRecord
+from fly64_train.study.job_record import JobRecord, JobResult
 from fly64_train.study.job_spec import JobSpec
 from fly64_train.study.manifest_writer import RunHeader, record, update_job_metrics
 from fly64_train.study.matrix import Located, build_matrix, filter_jobs, locate
@@ -60,10 +66,13 @@ class StudyRunConfig:
     ``train_path``, ``test_path``, ``job_dir`` and ``gridsize`` (whatever this one holds there)."""
     evaluate: bool = True
     """Score each bundle on its test split."""
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    """Where the jobs run: in this process (the default) or on Dask workers."""
 
     def check(self) -> None:
         if self.doses is not None and not self.doses or self.views is not None and not self.views:
             raise ValueError("a filter, when given, names at least one value")
+        self.executor.check()
 
     def header(self) -> RunHeader:
         return RunHeader(self.phase_c_root, self.phase_d_root, self.artifact_root, self.doses, self.views,
@@ -101,14 +110,16 @@ def plan(cfg: StudyRunConfig, design: StudyDesign | None = None) -> tuple[list[J
     found = [locate(job, phase_c, phase_d, overlap) for job in jobs]
     evaluation = EvaluationConfig(ms_ssim_sigma=float(design.metrics_config["ms_ssim_sigma"]),
                                   neighbor_count=cfg.train.neighbor_count, grouping_seed=cfg.train.grouping_seed)
-    specs = [_spec(item, cfg, evaluation) for item in found if isinstance(item, Located)]
+    run_id = uuid.uuid4().hex
+    specs = [_spec(item, cfg, evaluation, run_id) for item in found if isinstance(item, Located)]
     return specs, [item for item in found if isinstance(item, SkippedView)]
 
 
-def _spec(item: Located, cfg: StudyRunConfig, evaluation: EvaluationConfig) -> JobSpec:
+def _spec(item: Located, cfg: StudyRunConfig, evaluation: EvaluationConfig, run_id: str) -> JobSpec:
     train = replace(cfg.train, train_path=str(item.train_path), test_path=str(item.test_path),
                     job_dir=str(Path(cfg.artifact_root) / item.job.job_dir), gridsize=item.job.gridsize)
-    return JobSpec(job=item.job, train=train, evaluation=evaluation, evaluate=cfg.evaluate, dry_run=cfg.dry_run)
+    return JobSpec(job=item.job, train=train, evaluation=evaluation, evaluate=cfg.evaluate, dry_run=cfg.dry_run,
+                   run_id=run_id)
 
 
 def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesign | None = None) -> RunOutcome:
@@ -126,28 +137,47 @@ def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesi
         spec.check()
     verify_inputs(specs, Path(cfg.phase_c_root), Path(cfg.phase_d_root))
     header = cfg.header()
-    manifest_path = record(header, [], skipped)
-    records = []
-    for spec in specs:
-        rec = run_job(spec)
-        records.append(rec)
-        manifest_path = record(header, [rec], skipped)
-        _print_job(out, spec, rec)
+    with open_executor(cfg.executor, out) as executor:
+        manifest_path = record(header, [], skipped)
+        records = {}
+        with tqdm(total=len(specs), desc="jobs", unit="job", file=out, disable=not _is_terminal(out)) as bar:
+            for spec, outcome in executor.run(run_job, specs, _task_label):
+                rec = outcome if isinstance(outcome, JobRecord) else _lost(spec, outcome)
+                records[spec.job.key] = rec
+                manifest_path = record(header, [rec], skipped)
+                bar.write(_job_line(spec, rec), file=out)
+                bar.update()
     for skip in skipped:
         print(f"skipped: dose {skip.dose:g} {skip.view} gs{skip.gridsize}: {skip.reason}", file=out)
-    outcome = RunOutcome(manifest_path, records, skipped)
+    outcome = RunOutcome(manifest_path, [records[spec.job.key] for spec in specs], skipped)
     print(f"manifest: {manifest_path} ({len(records)} jobs, {len(skipped)} skipped"
           f"{f', {outcome.failed} failed' if outcome.failed else ''})", file=out)
     return outcome
 
 
-def _print_job(out: IO[str], spec: JobSpec, rec: JobRecord) -> None:
+def _task_label(spec: JobSpec) -> str:
+    return spec.job.label()
+
+
+def _lost(spec: JobSpec, lost: JobLost) -> JobRecord:
+    """A job whose workers died on every allowed attempt, recorded as failed with its attempts."""
+    error = f"lost: its worker died on each of {lost.attempts} attempt(s) ({lost.reason})"
+    return JobRecord(job=spec.job, backend=spec.train.backend,
+                     result=JobResult.failed(error, 0.0, attempts=max(1, lost.attempts)))
+
+
+def _is_terminal(out: IO[str]) -> bool:
+    return bool(getattr(out, "isatty", None) and out.isatty())
+
+
+def _job_line(spec: JobSpec, rec: JobRecord) -> str:
+    """One progress line: dose, view, status, then the bundle or the error, minutes and where it ran."""
     result, job = rec.result, spec.job
     where = f"dose {job.dose:g} view {job.view} gs{job.gridsize}"
+    ran = f"{result.duration_s / 60:.2f} min, attempt {result.attempts}, on {result.ran_on or 'a lost worker'}"
     if result.status == "success":
-        print(f"{where}: bundle {spec.job_dir / result.bundle_path} sha256 {result.bundle_sha256} "
-              f"size {result.bundle_size_bytes} bytes", file=out)
-    elif result.status == "failed":
-        print(f"{where}: FAILED: {result.error} (log: {spec.log_path})", file=out)
-    else:
-        print(f"{where}: dry run, would train {job.data_paths()[0]} (log: {spec.log_path})", file=out)
+        return (f"{where}: bundle {spec.job_dir / result.bundle_path} sha256 {result.bundle_sha256} "
+                f"size {result.bundle_size_bytes} bytes (success, {ran})")
+    if result.status == "failed":
+        return f"{where}: FAILED: {result.error} (log: {spec.log_path}; {ran})"
+    return f"{where}: dry run, would train {job.data_paths()[0]} (log: {spec.log_path})"
