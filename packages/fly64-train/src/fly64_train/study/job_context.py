@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fly64_manifest import ManifestError, OverlapManifest, RunManifest
 from fly64_train.study.matrix import BASELINE, Job
@@ -64,7 +67,9 @@ def job_context(job: Job, run: RunManifest | None, overlap: OverlapManifest | No
             dose = None
         if dose is None:
             return JobContext()
-        return JobContext(train_positions=dose.train.n_positions, test_positions=dose.test.n_positions)
+        nn_overlap, diameter = baseline_nn_overlap(dose.train.path)
+        return JobContext(train_positions=dose.train.n_positions, test_positions=dose.test.n_positions,
+                          nn_overlap=nn_overlap, probe_diameter_px=diameter)
     try:
         view = overlap.view(job.dose, job.view) if overlap is not None else None
     except ManifestError:
@@ -83,6 +88,31 @@ def job_context(job: Job, run: RunManifest | None, overlap: OverlapManifest | No
         probe_diameter_px=measured.get("probe_diameter_px"),
         matched_to=view.matched_to, matched_from=view.matched_from,
     )
+
+
+def baseline_nn_overlap(train_path: Path) -> tuple[float | None, float | None]:
+    """Mean nearest-neighbour footprint overlap of a Phase C training split, as Phase D measures its views.
+
+    Phase C records no overlap, so the baseline's is measured here with Phase D's
+    own definitions (encircled-energy probe diameter, disc overlap of nearest
+    neighbours); the group overlap, a sampled quantity, is left to Phase D.
+    ``(None, None)`` when the file cannot be read (its job reports why).
+    """
+    from fly64_data.contract import ContractError
+    from fly64_overlap.metrics import disc_overlap_fraction, nearest_neighbour_distances
+    from fly64_overlap.probe import measure_probe_diameter
+    from fly64_train.data.npz_layout import npz_members
+
+    try:
+        readers = npz_members(train_path)
+        points = np.stack([readers["xcoords"].read_all(), readers["ycoords"].read_all()], axis=1)
+        diameter = measure_probe_diameter(readers["probeGuess"].read_all()).value_px
+    except (ContractError, KeyError, ValueError):
+        return None, None
+    distances = nearest_neighbour_distances(points)
+    if distances.size == 0:
+        return None, round(float(diameter), 3)
+    return round(float(disc_overlap_fraction(distances, diameter).mean()), 6), round(float(diameter), 3)
 
 
 def _positions(record: Any, count: Mapping[str, Any] | None) -> int | None:
