@@ -1,6 +1,7 @@
 """The Phase E schemas accept what the writer produces and reject each kind of broken document."""
 
 import copy
+import re
 
 import pytest
 
