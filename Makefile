@@ -9,6 +9,7 @@ GRIDSIZE    ?=
 EPOCHS      ?=
 # `make study WORKERS=3` (or auto): jobs on a local Dask cluster of that many workers; empty: in process.
 WORKERS     ?=
+SEEDS       ?=
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.fly64-setup-stamp
 PACKAGES    := packages/fly64-manifest packages/fly64-data packages/fly64-overlap packages/fly64-train
@@ -22,7 +23,7 @@ help:
 	@echo "make data                       Phase C dose sweep into $(ROOT)/phase_c"
 	@echo "make overlap                    Phase D overlap views into $(ROOT)/phase_d"
 	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS optional)"
-	@echo "make study                      every phase, every job, evaluation and the report (MAX_TIME=DD:HH:MM:SS per job, WORKERS=N|auto for Dask)"
+	@echo "make study                      every phase, every job, evaluation and the report (MAX_TIME=DD:HH:MM:SS per job, WORKERS=N|auto for Dask, SEEDS=\"0 1 2\" replicates)"
 	@echo "make report                     $(ROOT)/report: table, metrics.csv and figures from $(ROOT)/phase_e"
 	@echo "make test                       nox -s tests (all package suites + end-to-end)"
 	@echo "make clean                      remove generated study data ($(ROOT)), never source"
@@ -55,7 +56,8 @@ train: $(STAMP) $(TRAIN_NEEDS)
 
 study: $(STAMP) $(PHASE_D)
 	$(BIN)/fly64-train run $(PHASE_E_ARGS) $(if $(EPOCHS),--max-epochs $(EPOCHS)) $(if $(MAX_TIME),--max-time $(MAX_TIME)) \
-	    $(if $(WORKERS),--executor dask --workers $(WORKERS))
+	    $(if $(WORKERS),--executor dask --workers $(WORKERS)) \
+	    $(if $(SEEDS),--seeds $(SEEDS))
 	$(BIN)/fly64-train report --artifact-root $(ROOT)/phase_e --output $(ROOT)/report
 
 report: $(STAMP)

@@ -15,6 +15,7 @@ from typing import Any
 
 from fly64_manifest.io import ManifestError, read_json
 from fly64_manifest.models import (
+    ArtifactRecord,
     DoseData,
     FileRecord,
     OverlapManifest,
@@ -178,6 +179,9 @@ def _job(raw: Mapping[str, Any], base: Path, roots: Mapping[str, Path], where: s
         final_loss=result["final_loss"], epochs_completed=result["epochs_completed"],
         metrics=freeze(result["metrics"]), error=result["error"], duration_s=result["duration_s"],
         raw=freeze(raw), attempts=result.get("attempts"),
+        artifacts=tuple(
+            ArtifactRecord(in_job(f"result/artifacts/{k}/path", a["path"]), a["path"], a["sha256"], a["size_bytes"])
+            for k, a in enumerate(result.get("artifacts") or ())),
     )
 
 
@@ -205,11 +209,12 @@ def load_training_manifest(root_or_file: str | os.PathLike) -> TrainingManifest:
     base = path.parent
     roots = {name: resolve_root(doc[name], base) for name in ("phase_c_root", "phase_d_root", "artifact_root")}
     jobs: list[TrainingJob] = []
-    seen: dict[tuple[float, str, int], int] = {}
+    seen: dict[tuple[float, str, int, int | None], int] = {}
     for i, raw in enumerate(doc["jobs"]):
         job = _job(raw, base, roots, f"{path}: jobs/{i}")
         if job.key in seen:
-            raise ManifestError(f"{path}: jobs/{i} repeats job {job.view} gs{job.gridsize} at dose "
+            seed = "" if job.seed is None else f" seed {job.seed}"
+            raise ManifestError(f"{path}: jobs/{i} repeats job {job.view} gs{job.gridsize}{seed} at dose "
                                 f"{job.dose:g} (first at jobs/{seen[job.key]})")
         seen[job.key] = i
         jobs.append(job)

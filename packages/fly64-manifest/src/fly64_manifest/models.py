@@ -215,6 +215,16 @@ class OverlapManifest:
 
 
 @dataclass(frozen=True)
+class ArtifactRecord:
+    """A file a job's evaluation wrote, as recorded: absolute path, the recorded path, sha256, size."""
+
+    path: Path
+    recorded: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class TrainingJob:
     """One trained (or attempted) model: a (dose, view, gridsize) of Phase E.
 
@@ -257,10 +267,24 @@ class TrainingJob:
     duration_s: float
     raw: Mapping[str, Any] = field(repr=False)
     attempts: int | None = None
+    artifacts: tuple[ArtifactRecord, ...] = ()
+    """Files the evaluation wrote (``reconstruction.h5``), paths checked, with their recorded sha256 (1.1)."""
 
     @property
-    def key(self) -> tuple[float, str, int]:
-        return (float(self.dose), self.view, self.gridsize)
+    def seed(self) -> int | None:
+        """The training seed of a replicate (schema 1.1 ``seed``); ``None`` for a one-seed job."""
+        value = self.raw.get("seed")
+        return value if isinstance(value, int) else None
+
+    @property
+    def key(self) -> tuple[float, str, int, int | None]:
+        return (float(self.dose), self.view, self.gridsize, self.seed)
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        """What the cell was trained on (schema 1.1 ``context``: positions, overlap, ...); empty before 1.1."""
+        value = self.raw.get("context")
+        return value if isinstance(value, Mapping) else MappingProxyType({})
 
     @property
     def succeeded(self) -> bool:

@@ -102,8 +102,11 @@ def _check_training(manifest: TrainingManifest, phase_dirs: dict[str, Path] | No
             if Path(actual).resolve() != Path(expected).resolve():
                 found.append(Problem(src, f"{name} {manifest.raw[name]!r} resolves to {actual}, not {expected}"))
     for job in manifest.jobs:
-        label = f"{job.view} gs{job.gridsize} at dose {job.dose:g}"
+        seed = "" if job.seed is None else f" seed {job.seed}"
+        label = f"{job.view} gs{job.gridsize}{seed} at dose {job.dose:g}"
         expected_dir = manifest.root / f"dose_{int(job.dose)}" / job.view / f"gs{job.gridsize}"
+        if job.seed is not None:
+            expected_dir = expected_dir / f"seed_{job.seed}"
         if job.job_dir != expected_dir:
             found.append(Problem(src, f"job {label} has job_dir {job.raw['job_dir']!r}, "
                                       f"expected {os.path.relpath(expected_dir, manifest.root)!r}"))
@@ -112,6 +115,9 @@ def _check_training(manifest: TrainingManifest, phase_dirs: dict[str, Path] | No
                 found.append(Problem(str(getattr(job, name)), f"{name} of job {label} is missing"))
         if job.bundle_path is not None:
             found += _check_hash(job.bundle_path, job.bundle_sha256, job.bundle_size_bytes, f"bundle of job {label}")
+        for artifact in job.artifacts:
+            found += _check_hash(artifact.path, artifact.sha256, artifact.size_bytes,
+                                 f"{artifact.recorded} of job {label}")
     if manifest.skipped_count != len(manifest.skipped_views):
         found.append(Problem(src, f"skipped_count {manifest.skipped_count} != "
                                   f"{len(manifest.skipped_views)} skipped_views"))
@@ -140,7 +146,8 @@ def _check_skip_summary(manifest: TrainingManifest, problems: list[Problem]) -> 
 def verify(root: str | os.PathLike, *, rehash_data: bool = False) -> list[Problem]:
     """Check a study root (or a bare Phase E artifact root) against its manifests.
 
-    For every bundle a job records, re-hash it and compare sha256 and size; check
+    For every bundle and evaluation artifact (``reconstruction.h5``) a job records,
+    re-hash it and compare sha256 and size; check
     that ``skip_summary.json`` holds exactly the manifest's ``skipped_views``; refuse
     any recorded path that is absolute or escapes its root; check every data file a
     manifest records exists (and, with ``rehash_data``, matches its recorded hash).

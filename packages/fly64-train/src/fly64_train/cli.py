@@ -108,8 +108,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     rep = sub.add_parser("report", help="write the study report (table, metrics.csv, figures)",
                          description="The fly64 study report from a Phase E artifact root.",
                          epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    rep.add_argument("--artifact-root", "--artifact_root", required=True, metavar="DIR",
-                     help="Phase E folder holding training_manifest.json")
+    rep.add_argument("--artifact-root", "--artifact_root", required=True, metavar="DIR", action=Accumulate,
+                     help="Phase E folder holding training_manifest.json (repeatable: torch and tensorflow "
+                          "roots side by side, the backend is a column)")
     rep.add_argument("--output", required=True, metavar="DIR", help="folder for the report files (created if needed)")
     rep.set_defaults(handler=_report)
 
@@ -160,7 +161,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fly64_data.contract import ContractError
     from fly64_data.design import get_study_design
     from fly64_train.bundle import BundleError
-    from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
+    from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5, EvaluationConfig, evaluate_job
+    from fly64_train.study.job_record import Artifact
     from fly64_train.study.runner import update_job_metrics
 
     doses = None if args.dose is None else set(args.dose)
@@ -169,7 +171,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not jobs:
         return fail(f"{manifest.path}: no successful job matches the filters")
     sigma = float(get_study_design().metrics_config["ms_ssim_sigma"])
-    updates = {}
+    updates, artifacts = {}, {}
     for job in jobs:
         where = f"dose {job.dose:g} {job.view} gs{job.gridsize}"
         try:
@@ -182,10 +184,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         except (BundleError, ContractError, ValueError, OSError) as exc:
             return fail(str(exc))
         updates[job.key] = metrics
+        artifacts[job.key] = [Artifact.of(job.job_dir, RECONSTRUCTION_H5)]
         amp, ph = metrics["amplitude"], metrics["phase"]
         print(f"{where}: amplitude SSIM {amp['ssim']:.3f} MS-SSIM {amp['ms_ssim']:.3f}; "
               f"phase SSIM {ph['ssim']:.3f} MS-SSIM {ph['ms_ssim']:.3f} -> {job.job_dir}")
-    path = update_job_metrics(manifest.root, updates)
+    path = update_job_metrics(manifest.root, updates, artifacts)
     print(f"manifest: {path} ({len(updates)} job(s) evaluated)")
     return 0
 

@@ -5,12 +5,41 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from fly64_data.cli_common import Accumulate, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.cli_options import add_train_options, train_config_from_args
 from fly64_train.study.executor import AUTO, JOBS_PER_GPU, KINDS, ExecutorConfig, ExecutorError
 from fly64_train.study.matrix import study_views
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (a training seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative (seeds are >= 0)")
+    return value
+
+
+class DistinctSeeds(Accumulate):
+    """``--seeds``: accumulates like the filters, but a seed given twice is a usage error, not merged.
+
+    A repeated seed would train the same replicate twice and count it twice in the mean.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        current = getattr(namespace, self.dest, None)
+        given = [*(current if current is not None and current is not self.default else ()), *values]
+        repeated = next((s for i, s in enumerate(given) if s in given[:i]), None)
+        if repeated is not None:
+            parser.error(f"{option_string} {repeated} is given more than once (each seed trains every cell once)")
+        super().__call__(parser, namespace, values, option_string)
+
 
 RUN_EPILOG = """\
 examples:
@@ -49,6 +78,9 @@ def add_run_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                           help="enumerate jobs, write their train.log and the manifests, train nothing")
     switches.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                           help="skip scoring each bundle on the test split")
+    switches.add_argument("--seeds", action=DistinctSeeds, type=non_negative_int, metavar="S",
+                          help="train every cell once per training seed (repeatable); several seeds put jobs "
+                               "in dose_<int>/<view>/gs<g>/seed_<s>/, one seed keeps the plain layout")
     add_execution_options(run)
     add_train_options(run, jobs=False)
     run.set_defaults(handler=run_command, command_parser=run)
@@ -94,15 +126,17 @@ def check_filters(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     """Usage error (exit 2) for a dose, view or gridsize the study design does not have."""
     design = get_study_design()
     known_doses = {float(x) for x in design.dose_list}
+    views = [*study_views(design), *(f"{v}_matched" for v in study_views(design))]
     for name, values, known, shown in (
         ("--dose", args.dose, known_doses, [f"{d:g}" for d in design.dose_list]),
-        ("--view", args.view, set(study_views(design)), list(study_views(design))),
+        ("--view", args.view, set(views), views),
         ("--gridsize", args.gridsize, set(design.gridsizes), [str(g) for g in design.gridsizes]),
     ):
         unknown = [v for v in values or () if v not in known]
         if unknown:
             value = f"{unknown[0]:g}" if isinstance(unknown[0], float) else unknown[0]
             parser.error(f"{name} {value} is not in the study design ({', '.join(shown)})")
+
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -119,7 +153,7 @@ def run_command(args: argparse.Namespace) -> int:
     cfg = StudyRunConfig(args.phase_c_root, args.phase_d_root, args.artifact_root, doses=args.dose,
                          views=args.view, gridsizes=args.gridsize, dry_run=args.dry_run,
                          train=train_config_from_args(args, train_path="", job_dir=""), evaluate=args.evaluate,
-                         executor=executor)
+                         executor=executor, seeds=args.seeds)
     try:
         outcome = run_study(cfg)
     except (MissingPhaseCError, ContractError, BackendUnavailable, ExecutorError, ValueError, OSError) as exc:

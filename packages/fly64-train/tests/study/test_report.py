@@ -40,6 +40,9 @@ def test_the_runner_records_schema_valid_metrics_and_figures_for_every_job(study
         job_dir = study / "phase_e" / job["job_dir"]
         assert (job_dir / "reconstruction.png").read_bytes()[:8] == PNG
         assert (job_dir / "reconstruction.npz").is_file()
+        (artifact,) = job["result"]["artifacts"]
+        assert artifact["path"] == "reconstruction.h5" and (job_dir / "reconstruction.h5").is_file()
+        assert job["context"]["train_positions"] > 0
     # Sparse views leave gaps between probe footprints; the baseline scan covers nearly everything.
     typed = load_training_manifest(study / "phase_e")
     for dose in typed.doses:
@@ -61,8 +64,12 @@ def test_report_fills_every_cell(study, tmp_path, capsys):
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == len(header.strip("|").split("|"))
-        for cell in cells:
-            assert cell and cell not in {"-", "not evaluated", "failed", "skipped"}, row
+        named = dict(zip([h.strip() for h in header.strip("|").split("|")], cells, strict=True))
+        for name, cell in named.items():
+            assert cell and cell not in {"not evaluated", "failed", "skipped"}, row
+            if name not in ("f", "basis", "group overlap", "seeds"):  # the baseline has no spacing rule
+                assert cell != "-", (name, row)
+        assert "[" in named["amp SSIM"]  # the flat-object floor beside the score
         seen.add((cells[0], cells[1].split()[0]))
     assert seen == {(d, v) for d in ("1000", "10000", "100000") for v in ("baseline", "dense", "sparse")}
     with (out / "metrics.csv").open() as fh:
@@ -73,7 +80,7 @@ def test_report_fills_every_cell(study, tmp_path, capsys):
             for name in ("mae", "psnr", "ssim", "ms_ssim", "pearson"):
                 float(rec[f"{comp}_{name}"])  # present and numeric
     assert all(rec["floor_phase_ssim"] for rec in records)
-    assert "Floor:" in (out / "report.md").read_text()
+    assert all(rec["context_train_positions"] and rec["context_nn_overlap"] for rec in records)
     assert str(out / "report.md") in capsys.readouterr().out
 
 

@@ -28,7 +28,8 @@ Steps, for one bundle and one DATA-001 test NPZ:
    mean of the covered aligned values (and greyed in the figure).
 
 :func:`evaluate_job` does all that for a training job and writes
-``reconstruction.npz`` and ``reconstruction.png`` into the job directory.
+``reconstruction.npz``, ``reconstruction.png`` and ``reconstruction.h5`` (a ptychodus
+product: :func:`fly64_train.evaluation.product.write_product`) into the job directory.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 RECONSTRUCTION_NPZ = "reconstruction.npz"
 RECONSTRUCTION_PNG = "reconstruction.png"
+RECONSTRUCTION_H5 = "reconstruction.h5"
 FRC_UNIT = "cycles/pixel"
 
 
@@ -262,10 +264,11 @@ def save_reconstruction(evaluation: Evaluation, path: str | os.PathLike) -> Path
 
 def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, job_dir: str | os.PathLike,
                  cfg: EvaluationConfig | None = None, title: str | None = None,
-                 expected_sha256: str | None = None) -> dict[str, Any]:
-    """Evaluate a training job's bundle on its test split; write ``reconstruction.{npz,png}`` in ``job_dir``.
+                 expected_sha256: str | None = None, losses: list[float] | tuple[float, ...] = ()) -> dict[str, Any]:
+    """Evaluate a training job's bundle on its test split; write ``reconstruction.{npz,png,h5}`` in ``job_dir``.
 
     ``expected_sha256`` (the digest the training manifest recorded) refuses a bundle whose bytes differ.
+    ``losses`` (training loss per epoch, may be empty) go into the product file.
 
     Returns
     -------
@@ -278,4 +281,37 @@ def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, j
     evaluation = evaluate_bundle(bundle_path, test_path, cfg, expected_sha256=expected_sha256)
     save_reconstruction(evaluation, job_dir / RECONSTRUCTION_NPZ)
     plot_reconstruction(evaluation, job_dir / RECONSTRUCTION_PNG, title=title or str(job_dir))
+    save_product(evaluation, test_path, job_dir / RECONSTRUCTION_H5, name=title or str(job_dir), losses=losses)
     return evaluation.metrics()
+
+
+def save_product(evaluation: Evaluation, test_path: str | os.PathLike, path: str | os.PathLike, *, name: str,
+                 losses: list[float] | tuple[float, ...] = ()) -> Path:
+    """Write the scored region as a ptychodus product: stitched object, probe, test positions in metres.
+
+    The stitched (unaligned) complex object of the region is written, so a
+    reader sees what the model produced. Object pixel ``(i, j)`` sits at
+    ``(i, j)`` in the positions' pixel frame (a position is a patch centre),
+    so the region's centre is the mean of its first and last pixel index.
+    The geometry is nominal (:class:`fly64_train.evaluation.product.NominalGeometry`).
+    """
+    from fly64_data.contract import read_metadata
+    from fly64_train.data.reader import npz_members
+    from fly64_train.evaluation.product import NominalGeometry, ProductMetadata, write_product
+
+    readers = npz_members(test_path)
+    probe = readers["probeGuess"].read_all()
+    positions = np.stack([readers["ycoords"].read_all(), readers["xcoords"].read_all()], axis=1)
+    indexes = readers["scan_index"].read_all() if "scan_index" in readers else np.arange(len(positions))
+    geometry = NominalGeometry()
+    pixel = geometry.object_pixel_size_m(int(probe.shape[0]))
+    r0, r1, c0, c1 = evaluation.region
+    dose = read_metadata(test_path).get("dose")
+    comments = (f"fly64 study reconstruction of {Path(test_path).name} (scored region rows {r0}:{r1}, cols "
+                f"{c0}:{c1}); simulated data: the geometry (photon energy, detector distance, pixel size) is "
+                "nominal, see docs/evaluation.md")
+    metadata = ProductMetadata.nominal(name, comments, geometry,
+                                       probe_photon_count=float(dose) if isinstance(dose, (int, float)) else 0.0)
+    return write_product(path, object_patch=evaluation.stitched, pixel_size_m=pixel,
+                         center_m=((r0 + r1 - 1) / 2 * pixel, (c0 + c1 - 1) / 2 * pixel), probe=probe,
+                         positions_px=positions, indexes=indexes, metadata=metadata, losses=losses)

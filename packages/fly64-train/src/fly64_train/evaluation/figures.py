@@ -82,38 +82,67 @@ def plot_metric_vs_dose(rows: Sequence[Mapping[str, Any]], path: str | os.PathLi
                         metrics: Sequence[tuple[str, str]] = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"),
                                                               ("frc50", "FRC50 (cycles/pixel)"),
                                                               ("psnr", "PSNR (dB)"))) -> Path:
-    """Metric vs dose (log x), one line per view; top row amplitude, bottom row phase.
+    """Metric vs dose (log x), one line per view (and backend); top row amplitude, bottom row phase.
 
-    ``rows`` are report rows with ``dose``, ``view`` and ``amplitude_<metric>`` /
-    ``phase_<metric>`` keys (None where missing). An FRC that never crossed is
-    drawn at Nyquist (0.5) with a hollow marker: the crossing is at least that.
+    ``rows`` are report cells with ``dose``, ``view``, optional ``backend`` and
+    ``amplitude_<metric>`` / ``phase_<metric>`` keys (None where missing), optional
+    ``<key>_std`` (drawn as error bars: the spread across training seeds) and
+    ``floor_<component>_<metric>`` (the flat-object floor, drawn as a grey band
+    from its lowest to its highest value at each dose). An FRC that never crossed
+    is drawn at Nyquist (0.5): the crossing is at least that.
     """
     fig = Figure(figsize=(4 * len(metrics), 7))
     axes = fig.subplots(2, len(metrics), squeeze=False)
-    views = list(dict.fromkeys(r["view"] for r in rows))
+    several = len({r.get("backend") for r in rows}) > 1
+    lines = list(dict.fromkeys((r["view"], r.get("backend")) for r in rows))
     for i, component in enumerate(("amplitude", "phase")):
         for j, (key, label) in enumerate(metrics):
             ax = axes[i][j]
-            for view in views:
-                color, marker = VIEW_STYLE.get(view, ("black", "x"))
-                xs, ys = [], []
-                for r in sorted((r for r in rows if r["view"] == view), key=lambda r: float(r["dose"])):
+            _floor_band(ax, rows, f"floor_{component}_{key}")
+            for view, backend in lines:
+                color, marker = VIEW_STYLE.get(view.removesuffix("_matched"), ("black", "x"))
+                style = "--" if view.endswith("_matched") else ("-" if backend in (None, "pytorch") else ":")
+                xs, ys, errs = [], [], []
+                cell_rows = (r for r in rows if r["view"] == view and r.get("backend") == backend)
+                for r in sorted(cell_rows, key=lambda r: float(r["dose"])):
                     value = finite_or_none(r.get(f"{component}_{key}"))
                     if value is None and key.startswith("frc") and r.get("evaluated"):
                         value = 0.5  # never crossed: the resolution is at least Nyquist
                     if value is not None:
                         xs.append(float(r["dose"]))
                         ys.append(value)
+                        errs.append(finite_or_none(r.get(f"{component}_{key}_std")) or 0.0)
                 if xs:
-                    ax.plot(xs, ys, color=color, marker=marker, label=view)
+                    name = f"{view} ({backend})" if several else view
+                    ax.errorbar(xs, ys, yerr=errs if any(errs) else None, color=color, marker=marker,
+                                linestyle=style, capsize=3, label=name)
             ax.set_xscale("log")
             ax.set_xlabel("dose (photons per pattern)")
             ax.set_title(f"{component}: {label}", fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
             if i == 0 and j == 0:
-                ax.legend(fontsize=8)
+                ax.legend(fontsize=7)
+    fig.suptitle("mean over training seeds, error bars ± std; grey band: flat-object floor", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _floor_band(ax: Any, rows: Sequence[Mapping[str, Any]], key: str) -> None:
+    """Grey band between the lowest and highest floor of the cells at each dose."""
+    by_dose: dict[float, list[float]] = {}
+    for r in rows:
+        value = finite_or_none(r.get(key))
+        if value is not None:
+            by_dose.setdefault(float(r["dose"]), []).append(value)
+    if not by_dose:
+        return
+    doses = sorted(by_dose)
+    lo = [min(by_dose[d]) for d in doses]
+    hi = [max(by_dose[d]) for d in doses]
+    if len(doses) == 1:  # a band needs a width on a log axis
+        doses = [doses[0] / 1.2, doses[0] * 1.2]
+        lo, hi = lo * 2, hi * 2
+    ax.fill_between(doses, lo, [h + 1e-3 for h in hi], color="0.6", alpha=0.35, linewidth=0, label="floor")
 
 
 def plot_reconstruction_grid(cells: Mapping[tuple[float, str], Mapping[str, np.ndarray] | None],

@@ -29,7 +29,8 @@ from typing import Any
 from fly64_data.contract import utc_now
 from fly64_manifest import read_json, write_json
 from fly64_train.backends import get_backend
-from fly64_train.study.job_record import JobRecord, JobResult
+from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5
+from fly64_train.study.job_record import Artifact, JobRecord, JobResult
 from fly64_train.study.job_spec import JobSpec
 from fly64_train.training.result import TrainResult
 
@@ -68,7 +69,7 @@ def run_job(spec: JobSpec) -> JobRecord:
                 result = JobResult.failed(" ".join(f"{type(exc).__name__}: {exc}".split()),
                                           time.monotonic() - started, attempts, where)
         log.info("result: %r", result)
-    return JobRecord(job=spec.job, backend=spec.train.backend, result=result)
+    return JobRecord(job=spec.job, backend=spec.train.backend, result=result, context=spec.context)
 
 
 def record_attempt(job_dir: Path, run_id: str) -> int:
@@ -99,7 +100,8 @@ def _train_and_evaluate(spec: JobSpec, log: logging.Logger, attempts: int, where
     trained = as_train_result(get_backend(spec.train.backend).train(spec.train))
     log.info("training finished: %r", trained)
     metrics = _evaluate(spec, trained, log) if spec.evaluate else None
-    return JobResult.trained(trained, metrics, attempts, where)
+    artifacts = (Artifact.of(spec.job_dir, RECONSTRUCTION_H5),) if metrics is not None else ()
+    return JobResult.trained(trained, metrics, attempts, where, artifacts)
 
 
 def as_train_result(result: TrainResult | Mapping[str, Any]) -> TrainResult:
@@ -122,12 +124,24 @@ def _evaluate(spec: JobSpec, trained: TrainResult, log: logging.Logger) -> Mappi
     try:
         metrics = evaluate_job(spec.job_dir / trained.bundle_path, spec.train.test_path, spec.job_dir,
                                spec.evaluation, title=f"{spec.job.label()} (test split)",
-                               expected_sha256=trained.bundle_sha256)
+                               expected_sha256=trained.bundle_sha256,
+                               losses=_losses(spec.job_dir, trained.log_path))
     except Exception:  # noqa: BLE001 - a scoring problem must not turn a trained job into a failed one
         log.error("evaluation FAILED (metrics left null):\n%s", traceback.format_exc())
         return None
     log.info("metrics: %r", metrics)
     return metrics
+
+
+def _losses(job_dir: Path, log_path: str | None) -> list[float]:
+    """Per-epoch training loss from the job's CSV log (empty without one): the product's loss curve."""
+    import csv
+
+    path = job_dir / log_path if log_path else None
+    if path is None or not path.is_file() or path.suffix != ".csv":
+        return []
+    with path.open(newline="") as fh:
+        return [float(row["train_loss"]) for row in csv.DictReader(fh) if row.get("train_loss")]
 
 
 @contextlib.contextmanager

@@ -44,12 +44,20 @@ def read_manifest(loader: Callable[[Path], T], path: Path) -> T:
         raise ManifestError(f"{path}: JSON nested too deeply to be a fly64 manifest") from None
 
 
-def read_phase_d(phase_d_root: Path, jobs: Sequence[Job]) -> OverlapManifest | None:
-    """Phase D's manifest when some job trains on Phase D data and the file exists, else ``None``."""
+def read_phase_d(phase_d_root: Path, jobs: Sequence[Job],
+                 views: Sequence[str] | None = None) -> OverlapManifest | None:
+    """Phase D's manifest when some job (or a ``views`` filter) needs Phase D data and the file exists."""
     path = phase_d_root / OVERLAP_MANIFEST[0]
-    if all(job.view == BASELINE for job in jobs) or not path.is_file():
+    needed = any(job.view != BASELINE for job in jobs) or any(view != BASELINE for view in views or ())
+    if not needed or not path.is_file():
         return None
     return read_manifest(load_overlap_manifest, path)
+
+
+def read_phase_c(phase_c_root: Path) -> RunManifest | None:
+    """Phase C's manifest if the file exists (the baseline jobs' context), else ``None``."""
+    path = phase_c_root / RUN_MANIFEST[0]
+    return read_manifest(load_run_manifest, path) if path.is_file() else None
 
 
 def verify_inputs(specs: Sequence[JobSpec], phase_c_root: Path, phase_d_root: Path) -> None:

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from fly64_train.study.job_context import JobContext
 from fly64_train.study.job_spec import LOG_NAME
 from fly64_train.study.matrix import Job
 from fly64_train.training.result import TrainResult
 
 #: ``JobResult.status`` values the training manifest allows for a job the runner attempted.
 STATUSES = ("success", "failed", "dry_run")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file of the job folder recorded with its digest, so ``fly64-manifest verify`` can check it."""
+
+    path: str
+    """Relative to the job folder."""
+    sha256: str
+    """sha256 of the bytes written."""
+    size_bytes: int
+    """Size of the file."""
+
+    @classmethod
+    def of(cls, job_dir: Path, name: str) -> Artifact:
+        from fly64_manifest import sha256_file
+
+        digest, size = sha256_file(job_dir / name)
+        return cls(name, digest, size)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size_bytes": self.size_bytes}
 
 
 @dataclass(frozen=True)
@@ -42,15 +66,20 @@ class JobResult:
     """Times this run started the job (more than 1 after a worker died mid-job)."""
     ran_on: str | None = None
     """Where the last attempt ran (a Dask worker's address, or host and pid); progress only, not recorded."""
+    n_groups: int | None = None
+    """Training groups formed from the training file."""
+    artifacts: tuple[Artifact, ...] = ()
+    """Files the evaluation wrote (``reconstruction.h5``), hashed when written."""
 
     @classmethod
     def trained(cls, result: TrainResult, metrics: Mapping[str, Any] | None, attempts: int = 1,
-                ran_on: str | None = None) -> JobResult:
+                ran_on: str | None = None, artifacts: tuple[Artifact, ...] = ()) -> JobResult:
         return cls(status="success", attempts=attempts, ran_on=ran_on, duration_s=result.duration_s,
                    final_loss=result.final_loss,
                    epochs_completed=result.epochs_completed, checkpoint_path=result.checkpoint_path,
                    bundle_path=result.bundle_path, bundle_sha256=result.bundle_sha256,
-                   bundle_size_bytes=result.bundle_size_bytes, metrics=metrics)
+                   bundle_size_bytes=result.bundle_size_bytes, metrics=metrics, n_groups=result.n_groups,
+                   artifacts=artifacts)
 
     @classmethod
     def failed(cls, error: str, duration_s: float, attempts: int = 1, ran_on: str | None = None) -> JobResult:
@@ -79,9 +108,11 @@ class JobRecord:
     """What happened."""
     log_path: str = LOG_NAME
     """The job's log, relative to its folder."""
+    context: JobContext = JobContext()
+    """What the cell was trained on (positions, measured overlap, ...)."""
 
     @property
-    def key(self) -> tuple[float, str, int]:
+    def key(self) -> tuple[float, str, int, int | None]:
         return self.job.key
 
     @property

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fly64_train.evaluation.evaluate import EvaluationConfig
+from fly64_train.study.job_context import JobContext
 from fly64_train.study.matrix import Job
 from fly64_train.training.config import TrainConfig
 
@@ -18,7 +19,7 @@ class JobSpec:
     """Everything :func:`fly64_train.study.execute.run_job` needs, and nothing it must look up."""
 
     job: Job
-    """The matrix cell (dose, view, gridsize)."""
+    """The matrix cell (dose, view, gridsize; seed for a replicate)."""
     train: TrainConfig
     """The complete training configuration: data paths, job folder, the user's settings."""
     evaluation: EvaluationConfig
@@ -30,6 +31,8 @@ class JobSpec:
     run_id: str = ""
     """The client run that submitted the job: ``attempts.json`` counts starts per run, so a later
     run of the same job starts again at attempt 1 while a retry after a lost worker counts on."""
+    context: JobContext = JobContext()
+    """What the cell trains on (positions, measured overlap), recorded with the job."""
 
     @property
     def job_dir(self) -> Path:
@@ -44,5 +47,8 @@ class JobSpec:
         self.train.check()
         if self.train.gridsize != self.job.gridsize:
             raise ValueError(f"{self.job.label()}: train.gridsize is {self.train.gridsize}")
+        if self.job.seed is not None and self.train.seed != self.job.seed:
+            raise ValueError(f"{self.job.label()}: train.seed is {self.train.seed}")
+        self.context.check()
         if self.train.test_path is None:
             raise ValueError(f"{self.job.label()}: no test split")

@@ -20,7 +20,7 @@ from fly64_data.contract import utc_now
 from fly64_manifest import SkippedView, load_training_manifest, write_json
 from fly64_manifest.models import thaw
 from fly64_train import __version__
-from fly64_train.study.job_record import JobRecord
+from fly64_train.study.job_record import Artifact, JobRecord
 
 MANIFEST_NAME = "training_manifest.json"
 SKIP_SUMMARY_NAME = "skip_summary.json"
@@ -29,7 +29,10 @@ PRODUCER = {"package": "fly64-train", "version": __version__}
 #: Backend name (``TrainConfig.backend``) -> the training manifest's spelling (schema 1.x enum).
 MANIFEST_BACKEND = {"torch": "pytorch", "tensorflow": "tensorflow"}
 
-Key = tuple[float, str, int]
+#: A job: (dose, view, gridsize, seed); seed is None for the one-seed layout.
+Key = tuple[float, str, int, int | None]
+#: The training manifest version written (1.1: optional seed, context, n_groups, artifacts).
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class RunHeader:
 
 
 def record(header: RunHeader, records: Sequence[JobRecord], skips: Sequence[SkippedView]) -> Path:
-    """Upsert ``records`` and ``skips`` by (dose, view, gridsize), keeping every other entry; both files."""
+    """Upsert ``records`` and ``skips`` by (dose, view, gridsize, seed), keeping every other entry; both files."""
     root = Path(header.artifact_root)
     path = root / MANIFEST_NAME
     with root_lock(root):
@@ -68,7 +71,7 @@ def record(header: RunHeader, records: Sequence[JobRecord], skips: Sequence[Skip
         skipped_list = [skipped[k] for k in sorted(skipped)]
         now = utc_now()
         manifest = {
-            "schema_version": "1.0", "kind": "training_manifest", "timestamp": now, "producer": PRODUCER,
+            "schema_version": SCHEMA_VERSION, "kind": "training_manifest", "timestamp": now, "producer": PRODUCER,
             "phase_c_root": _relative_root(header.phase_c_root, root),
             "phase_d_root": _relative_root(header.phase_d_root, root),
             "artifact_root": ".",
@@ -79,15 +82,16 @@ def record(header: RunHeader, records: Sequence[JobRecord], skips: Sequence[Skip
             "skipped_views": skipped_list, "skipped_count": len(skipped_list),
             "skip_summary_path": SKIP_SUMMARY_NAME,
         }
-        summary = {"schema_version": "1.0", "kind": "skip_summary", "timestamp": now,
+        summary = {"schema_version": SCHEMA_VERSION, "kind": "skip_summary", "timestamp": now,
                    "skipped_views": skipped_list, "skipped_count": len(skipped_list)}
         write_json(root / SKIP_SUMMARY_NAME, summary, "skip_summary")
         write_json(path, manifest, "training_manifest")
     return path
 
 
-def update_job_metrics(artifact_root: str | os.PathLike, metrics: Mapping[Key, Mapping[str, Any] | None]) -> Path:
-    """Set ``result.metrics`` of existing manifest entries (keyed by dose, view, gridsize).
+def update_job_metrics(artifact_root: str | os.PathLike, metrics: Mapping[Key, Mapping[str, Any] | None],
+                       artifacts: Mapping[Key, Sequence[Artifact]] | None = None) -> Path:
+    """Set ``result.metrics`` (and ``result.artifacts``) of existing entries (keyed like :data:`Key`).
 
     Read-modify-write under the root lock, validated and atomic like every
     manifest write; entries not named in ``metrics`` are left as they are.
@@ -103,12 +107,15 @@ def update_job_metrics(artifact_root: str | os.PathLike, metrics: Mapping[Key, M
         manifest = load_training_manifest(path)
         doc = thaw(manifest.raw)
         by_key = {job.key: raw for job, raw in zip(manifest.jobs, doc["jobs"], strict=True)}
-        wanted = {(float(k[0]), k[1], int(k[2])): v for k, v in metrics.items()}
+        wanted = {(float(k[0]), k[1], int(k[2]), k[3]): v for k, v in metrics.items()}
         missing = [k for k in wanted if k not in by_key]
         if missing:
             raise KeyError(f"{path}: no job for {missing[0]}")
         for key, value in wanted.items():
             by_key[key]["result"]["metrics"] = thaw(value)
+        for key, files in (artifacts or {}).items():
+            by_key[(float(key[0]), key[1], int(key[2]), key[3])]["result"]["artifacts"] = [a.as_json() for a in files]
+        doc["schema_version"] = SCHEMA_VERSION
         doc["timestamp"] = utc_now()
         write_json(path, doc, "training_manifest")
     return path
@@ -118,16 +125,18 @@ def job_json(rec: JobRecord) -> dict[str, Any]:
     """The manifest entry of one job."""
     job, result = rec.job, rec.result
     train_rel, test_rel = job.data_paths()
+    seed = {} if job.seed is None else {"seed": job.seed}
     return {
-        "dose": job.dose, "view": job.view, "gridsize": job.gridsize, "job_dir": job.job_dir,
+        "dose": job.dose, "view": job.view, "gridsize": job.gridsize, **seed, "job_dir": job.job_dir,
         "data_root": job.data_root, "train_data_path": train_rel, "test_data_path": test_rel,
-        "log_path": rec.log_path, "backend": MANIFEST_BACKEND[rec.backend],
+        "log_path": rec.log_path, "backend": MANIFEST_BACKEND[rec.backend], "context": rec.context.as_json(),
         "result": {
             "status": result.status, "final_loss": result.final_loss,
             "epochs_completed": result.epochs_completed, "checkpoint_path": result.checkpoint_path,
             "bundle_path": result.bundle_path, "bundle_sha256": result.bundle_sha256,
             "bundle_size_bytes": result.bundle_size_bytes, "metrics": thaw(result.metrics),
             "error": result.error, "duration_s": round(result.duration_s, 3), "attempts": result.attempts,
+            "n_groups": result.n_groups, "artifacts": [a.as_json() for a in result.artifacts],
         },
     }
 
@@ -160,7 +169,7 @@ def root_lock(root: Path) -> Iterator[None]:
 
 
 def _key(skip: SkippedView) -> Key:
-    return (float(skip.dose), skip.view, int(skip.gridsize))
+    return (float(skip.dose), skip.view, int(skip.gridsize), None)
 
 
 def _listed(values: Sequence[Any] | None) -> list[Any] | None:

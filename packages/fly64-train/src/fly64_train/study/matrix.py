@@ -6,13 +6,17 @@ view       gridsize  training / test data
 baseline   1         Phase C ``dose_<int>/patched_{train,test}.npz``
 dense      2         Phase D ``dose_<int>/dense/dense_{train,test}.npz``
 sparse     2         Phase D ``dose_<int>/sparse/sparse_{train,test}.npz``
+<v>_matched  1 or 2  Phase D equal-positions controls (gridsize of ``matched_from``)
 =========  ========  =============================================
+
+With several training seeds every cell is trained once per seed; such jobs go to
+``dose_<int>/<view>/gs<g>/seed_<s>/`` (one seed keeps the plain layout).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fly64_data.design import StudyDesign, dose_dirname
@@ -32,22 +36,30 @@ def view_gridsize(view: str, design: StudyDesign) -> int:
     return min(design.gridsizes) if view == BASELINE else max(design.gridsizes)
 
 
+def matched_gridsize(matched_from: str, design: StudyDesign) -> int:
+    """An equal-positions control trains like the view it was thinned from (``baseline``: gs1)."""
+    return view_gridsize(BASELINE if matched_from == BASELINE else matched_from, design)
+
+
 @dataclass(frozen=True)
 class Job:
-    """One cell of the matrix."""
+    """One cell of the matrix (one replicate of it when ``seed`` is set)."""
 
     dose: float
     view: str
     gridsize: int
+    seed: int | None = None
+    """The training seed of a replicate; ``None`` for the one-seed layout (no ``seed_<s>`` folder)."""
 
     @property
-    def key(self) -> tuple[float, str, int]:
-        return (float(self.dose), self.view, int(self.gridsize))
+    def key(self) -> tuple[float, str, int, int | None]:
+        return (float(self.dose), self.view, int(self.gridsize), self.seed)
 
     @property
     def job_dir(self) -> str:
         """Relative to the artifact root."""
-        return f"{dose_dirname(self.dose)}/{self.view}/gs{self.gridsize}"
+        base = f"{dose_dirname(self.dose)}/{self.view}/gs{self.gridsize}"
+        return base if self.seed is None else f"{base}/seed_{self.seed}"
 
     @property
     def data_root(self) -> str:
@@ -62,13 +74,35 @@ class Job:
         return f"{base}/{self.view}/{self.view}_train.npz", f"{base}/{self.view}/{self.view}_test.npz"
 
     def label(self) -> str:
-        return f"dose {self.dose:g} {self.view} gs{self.gridsize}"
+        seed = "" if self.seed is None else f" seed {self.seed}"
+        return f"dose {self.dose:g} {self.view} gs{self.gridsize}{seed}"
 
 
-def build_matrix(design: StudyDesign) -> list[Job]:
-    """Every job of the study: for each dose, baseline (gs1), dense and sparse (gs2)."""
-    return [Job(float(dose), view, view_gridsize(view, design))
-            for dose in design.dose_list for view in study_views(design)]
+def matched_views(overlap: OverlapManifest | None) -> dict[str, str]:
+    """Equal-positions controls Phase D wrote or skipped: view name -> ``matched_from``, in manifest order."""
+    found: dict[str, str] = {}
+    for entry in overlap.views if overlap is not None else ():
+        if entry.matched_from is not None:
+            found.setdefault(entry.view, entry.matched_from)
+    return found
+
+
+def build_matrix(design: StudyDesign, overlap: OverlapManifest | None = None,
+                 seeds: Sequence[int] | None = None) -> list[Job]:
+    """Every job of the study: per dose baseline (gs1), dense and sparse (gs2), then Phase D's controls.
+
+    ``seeds``: one job per cell and seed when more than one is given; with none or one
+    the jobs carry no seed (the plain folder layout, the seed is the training config's).
+    """
+    controls = matched_views(overlap)
+    cells = [Job(float(dose), view, view_gridsize(view, design))
+             for dose in design.dose_list for view in study_views(design)]
+    cells += [Job(float(dose), view, matched_gridsize(source, design))
+              for dose in design.dose_list for view, source in controls.items()]
+    cells.sort(key=lambda job: float(job.dose))  # stable: per dose, the views in report order
+    if seeds is None or len(seeds) < 2:
+        return cells
+    return [replace(job, seed=int(seed)) for job in cells for seed in seeds]
 
 
 def filter_jobs(jobs: Iterable[Job], doses: Sequence[float] | None = None, views: Sequence[str] | None = None,

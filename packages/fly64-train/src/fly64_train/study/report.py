@@ -1,18 +1,23 @@
-"""The study report: a dose x view table, ``metrics.csv`` and figures from a Phase E artifact root.
+"""The study report: a dose x view table, ``metrics.csv`` and figures from Phase E artifact roots.
 
-Reads ``training_manifest.json`` through :func:`fly64_manifest.load_training_manifest`
+Reads each root's ``training_manifest.json`` through :func:`fly64_manifest.load_training_manifest`
 (validated, paths checked to stay inside the study) and each job's
-``reconstruction.npz``; writes into the output folder:
+``reconstruction.npz``; nothing else: the context of a cell (positions, measured
+overlap, spacing basis, equal-positions control) was recorded in the job's entry.
+Several roots (torch and tensorflow runs) sit side by side, the backend a column.
+A *cell* is (backend, dose, view, gridsize); its jobs are the replicates (one per
+training seed), summarised as mean ± standard deviation (n). Writes into the output folder:
 
 ``report.md``
-    The table (one row per dose and view: amplitude and phase SSIM, MS-SSIM,
-    FRC50, PSNR, plus coverage and status), how to read it, and the figures.
+    The table (one row per cell: context, then scores beside their flat-object
+    floor), how to read it, and the figures.
 ``metrics.csv``
-    Every metric of every job (one row per job, skipped views included).
+    Every metric and the context of every job (one row per job and seed, skipped views included).
 ``metric_vs_dose.png``
-    SSIM, MS-SSIM, FRC50 and PSNR against dose (log x), one line per view.
+    SSIM, MS-SSIM, FRC50 and PSNR against dose (log x), one line per view and backend,
+    error bars ± std across seeds, the flat-object floor as a grey band.
 ``reconstructions.png`` / ``reconstructions_amplitude.png``
-    Aligned phase / amplitude reconstructions: rows doses, columns views.
+    Aligned phase / amplitude reconstructions: rows doses, columns views (the first seed).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from fly64_manifest.models import thaw
 from fly64_train.evaluation.evaluate import FRC_UNIT, RECONSTRUCTION_NPZ
 from fly64_train.evaluation.figures import finite_or_none, plot_metric_vs_dose, plot_reconstruction_grid
 from fly64_train.evaluation.metrics import METRIC_NAMES
+from fly64_train.study.job_context import JobContext
 from fly64_train.study.matrix import study_views
 
 TABLE_METRICS = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("frc50", "FRC50"), ("psnr", "PSNR dB"))
@@ -39,7 +46,7 @@ FILES = ("report.md", "metrics.csv", "metric_vs_dose.png", "reconstructions.png"
 
 @dataclass
 class ReportRow:
-    """One (dose, view) cell of the study."""
+    """One job of the study (one seed of a cell), or one skipped view."""
 
     dose: float
     view: str
@@ -48,6 +55,22 @@ class ReportRow:
     metrics: dict[str, Any] | None = None
     job_dir: Path | None = None
     note: str = ""
+    backend: str = "pytorch"
+    """The manifest's backend spelling (``pytorch``/``tensorflow``)."""
+    seed: int | None = None
+    """The replicate's training seed (``None``: a one-seed study)."""
+    context: JobContext = field(default_factory=JobContext)
+    """Positions and measured overlap of the data (empty in manifests before 1.1)."""
+    epochs: int | None = None
+    """Epochs completed."""
+    minutes: float | None = None
+    """Training wall time, minutes."""
+    groups: int | None = None
+    """Training groups (1.1 manifests)."""
+
+    @property
+    def cell(self) -> tuple[str, float, str, int | None]:
+        return (self.backend, self.dose, self.view, self.gridsize)
 
     @property
     def evaluated(self) -> bool:
@@ -61,83 +84,174 @@ class ReportRow:
     def flat(self) -> dict[str, Any]:
         """The CSV / figure record: ``amplitude_<metric>`` and ``phase_<metric>`` keys."""
         out: dict[str, Any] = {"dose": self.dose, "view": self.view, "gridsize": self.gridsize,
-                               "status": self.status, "evaluated": self.evaluated,
+                               "backend": self.backend, "seed": self.seed, "status": self.status,
+                               "evaluated": self.evaluated,
+                               **{f"context_{k}": v for k, v in self.context.as_json().items()},
+                               "groups": self.groups, "epochs": self.epochs,
+                               "training_minutes": None if self.minutes is None else round(self.minutes, 3),
                                "coverage": (self.metrics or {}).get("coverage") if self.evaluated else None}
         for component in ("amplitude", "phase"):
             for name in METRIC_NAMES:
                 out[f"{component}_{name}"] = self.value(component, name)
         floor = (self.metrics or {}).get("floor") or {}
         for component in ("amplitude", "phase"):
-            for name in ("ssim", "pearson"):
+            for name in METRIC_NAMES:
                 out[f"floor_{component}_{name}"] = finite_or_none((floor.get(component) or {}).get(name))
         out["note"] = self.note
         return out
 
 
 @dataclass
-class Report:
+class Cell:
+    """The replicates of one (backend, dose, view, gridsize): their mean, standard deviation and count."""
+
     rows: list[ReportRow]
-    doses: list[float]
-    views: list[str]
-    files: dict[str, Path] = field(default_factory=dict)
+    """The jobs of the cell (one per seed), or its skip."""
+
+    @property
+    def first(self) -> ReportRow:
+        return self.rows[0]
+
+    @property
+    def evaluated(self) -> list[ReportRow]:
+        return [r for r in self.rows if r.evaluated]
+
+    def stat(self, key: str) -> tuple[float | None, float | None, int]:
+        """``(mean, std, n)`` of a :meth:`ReportRow.flat` key over the evaluated replicates.
+
+        The standard deviation is the sample one (ddof 1), ``None`` with a single replicate.
+        """
+        values = [v for r in self.evaluated if (v := finite_or_none(r.flat().get(key))) is not None]
+        if not values:
+            return None, None, 0
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        return float(np.mean(values)), std, len(values)
+
+    def record(self) -> dict[str, Any]:
+        """The figure's record: means, ``<key>_std`` and floors of every metric."""
+        first = self.first
+        out: dict[str, Any] = {"dose": first.dose, "view": first.view, "backend": first.backend,
+                               "evaluated": bool(self.evaluated)}
+        for component in ("amplitude", "phase"):
+            for name in METRIC_NAMES:
+                for key in (f"{component}_{name}", f"floor_{component}_{name}"):
+                    mean, std, _ = self.stat(key)
+                    out[key], out[f"{key}_std"] = mean, std
+        return out
 
 
-def collect(artifact_root: str | os.PathLike) -> tuple[list[ReportRow], list[float], list[str]]:
-    """Report rows for every job and skipped view of the manifest, ordered by dose then view."""
+def collect(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike]) -> list[ReportRow]:
+    """Report rows for every job and skipped view of the manifests, ordered by dose, view, backend, seed."""
     from fly64_manifest import load_training_manifest
 
-    manifest = load_training_manifest(artifact_root)
+    roots = [artifact_roots] if isinstance(artifact_roots, (str, os.PathLike)) else list(artifact_roots)
     rows = []
-    for job in manifest.jobs:
-        note = ""
-        if job.status == "failed":
-            note = job.error or "failed"
-        elif job.status == "success" and not job.metrics:
-            note = "not evaluated (run fly64-train evaluate)"
-        metrics = dict(thaw(job.metrics)) if job.metrics else None
-        rows.append(ReportRow(float(job.dose), job.view, job.gridsize, job.status, metrics, job.job_dir, note))
-    for skip in manifest.skipped_views:
-        rows.append(ReportRow(float(skip.dose), skip.view, skip.gridsize, "skipped", note=skip.reason))
-    rows.sort(key=lambda r: (r.dose, _view_rank(r.view), r.gridsize or 0))
-    doses = sorted({r.dose for r in rows})
-    views = sorted({r.view for r in rows}, key=_view_rank)
-    return rows, doses, views
+    for root in roots:
+        manifest = load_training_manifest(root)
+        for job in manifest.jobs:
+            note = ""
+            if job.status == "failed":
+                note = job.error or "failed"
+            elif job.status == "success" and not job.metrics:
+                note = "not evaluated (run fly64-train evaluate)"
+            metrics = dict(thaw(job.metrics)) if job.metrics else None
+            groups = job.raw["result"].get("n_groups")
+            rows.append(ReportRow(float(job.dose), job.view, job.gridsize, job.status, metrics, job.job_dir, note,
+                                  backend=job.backend or manifest.backend, seed=job.seed,
+                                  context=JobContext.from_json(job.context),
+                                  epochs=job.epochs_completed if job.status == "success" else None,
+                                  minutes=job.duration_s / 60 if job.status == "success" else None,
+                                  groups=groups if isinstance(groups, int) else None))
+        for skip in manifest.skipped_views:
+            rows.append(ReportRow(float(skip.dose), skip.view, skip.gridsize, "skipped", note=skip.reason,
+                                  backend=manifest.backend))
+    rows.sort(key=lambda r: (r.dose, _view_rank(r.view), r.gridsize or 0, r.backend, r.seed or 0))
+    return rows
+
+
+def cells(rows: Sequence[ReportRow]) -> list[Cell]:
+    """Rows grouped by (backend, dose, view, gridsize), in row order."""
+    grouped: dict[tuple, list[ReportRow]] = {}
+    for row in rows:
+        grouped.setdefault(row.cell, []).append(row)
+    return [Cell(members) for members in grouped.values()]
 
 
 def _view_rank(view: str) -> tuple[int, str]:
     order = study_views(get_study_design())
-    return (order.index(view) if view in order else len(order), view)
+    base = view.removesuffix("_matched")
+    return (order.index(base) if base in order else len(order), view)
 
 
-def _cell(row: ReportRow, component: str, name: str) -> str:
-    if not row.evaluated:
-        return row.status if row.status != "success" else "not evaluated"
-    value = row.value(component, name)
-    if value is None:
+def view_label(row: ReportRow) -> str:
+    """``dense (gs2)``; an equal-positions control says what it is matched to and how many positions it has."""
+    label = f"{row.view} (gs{row.gridsize})" if row.gridsize else row.view
+    if row.context.matched_to:
+        positions = row.context.train_positions
+        label += f", matched to {row.context.matched_to}: {positions if positions is not None else '?'} positions"
+    return label
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _score(cell: Cell, component: str, name: str) -> str:
+    """``mean ± std (n)`` of a score (± and n only with several replicates), then its floor in brackets."""
+    if not cell.evaluated:
+        status = cell.first.status
+        return status if status != "success" else "not evaluated"
+    digits = 1 if name == "psnr" else 3
+    mean, std, n = cell.stat(f"{component}_{name}")
+    if mean is None:
         # Only two metrics can legitimately be null: PSNR of a perfect match, FRC that never crosses.
-        return "inf" if name == "psnr" else ">=0.5"
-    return f"{value:.1f}" if name == "psnr" else f"{value:.3f}"
+        text = "inf" if name == "psnr" else ">=0.5"
+    else:
+        text = _fmt(mean, digits) + (f" ± {std:.{digits}f}" if std is not None else "")
+    if len(cell.evaluated) > 1:
+        text += f" (n={n})"
+    floor, _, _ = cell.stat(f"floor_{component}_{name}")
+    return text if floor is None else f"{text} [{floor:.{digits}f}]"
+
+
+TABLE_CONTEXT = ("backend", "seeds", "train / test positions", "groups", "f", "basis", "NN overlap",
+                 "group overlap", "coverage", "epochs", "train min")
+
+
+def _context_cells(cell: Cell) -> list[str]:
+    first, ctx = cell.first, cell.first.context
+    seeds = sorted(r.seed for r in cell.rows if r.seed is not None)
+    positions = (f"{ctx.train_positions} / {ctx.test_positions}"
+                 if ctx.train_positions is not None or ctx.test_positions is not None else "-")
+    groups = [r.groups for r in cell.rows if r.groups is not None]
+    epochs = [r.epochs for r in cell.rows if r.epochs is not None]
+    minutes = [r.minutes for r in cell.rows if r.minutes is not None]
+    coverage, _, _ = cell.stat("coverage")
+    return [
+        first.backend, ",".join(map(str, seeds)) if seeds else "-", positions,
+        str(groups[0]) if groups else "-", _fmt(ctx.overlap_fraction_target, 2), ctx.spacing_basis or "-",
+        _fmt(ctx.nn_overlap, 3), _fmt(ctx.group_overlap, 3),
+        f"{coverage:.0%}" if coverage is not None else "-",
+        str(max(epochs)) if epochs else "-", f"{np.mean(minutes):.1f}" if minutes else "-",
+    ]
 
 
 def markdown_table(rows: list[ReportRow]) -> str:
-    """The dose x view table (amplitude and phase: SSIM, MS-SSIM, FRC50, PSNR; coverage)."""
-    head = ["dose", "view"]
+    """One row per cell: its context, then amplitude and phase scores, each ``mean ± std (n) [floor]``."""
+    head = ["dose", "view", *TABLE_CONTEXT]
     for component in ("amp", "phase"):
         head += [f"{component} {label}" for _, label in TABLE_METRICS]
-    head += ["coverage"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
-    for row in rows:
-        cells = [f"{row.dose:g}", f"{row.view} (gs{row.gridsize})" if row.gridsize else row.view]
+    for cell in cells(rows):
+        parts = [f"{cell.first.dose:g}", view_label(cell.first), *_context_cells(cell)]
         for component in ("amplitude", "phase"):
-            cells += [_cell(row, component, name) for name, _ in TABLE_METRICS]
-        coverage = row.flat()["coverage"]
-        cells.append(f"{coverage:.0%}" if coverage is not None else "-")
-        lines.append("| " + " | ".join(cells) + " |")
+            parts += [_score(cell, component, name) for name, _ in TABLE_METRICS]
+        lines.append("| " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
 
 def metrics_csv(rows: list[ReportRow]) -> str:
-    """Every metric of every row, one row per job (empty field = not available)."""
+    """Every metric and the context of every job, one row per job and seed (empty field = not available)."""
     buf = io.StringIO()
     records = [r.flat() for r in rows]
     fields = list(records[0]) if records else ["dose", "view"]
@@ -148,43 +262,61 @@ def metrics_csv(rows: list[ReportRow]) -> str:
     return buf.getvalue()
 
 
-def _load_cells(rows: list[ReportRow]) -> dict[tuple[float, str], dict[str, np.ndarray] | None]:
-    cells: dict[tuple[float, str], dict[str, np.ndarray] | None] = {}
+def _column(row: ReportRow, several_backends: bool) -> str:
+    return f"{row.view} ({row.backend})" if several_backends else row.view
+
+
+def _load_cells(rows: list[ReportRow], several_backends: bool
+                ) -> dict[tuple[float, str], dict[str, np.ndarray] | None]:
+    """The first evaluated replicate of each (dose, column) for the reconstruction grids."""
+    found: dict[tuple[float, str], dict[str, np.ndarray] | None] = {}
     for row in rows:
+        key = (row.dose, _column(row, several_backends))
+        if found.get(key) is not None:
+            continue
         path = row.job_dir / RECONSTRUCTION_NPZ if row.job_dir is not None else None
         if row.evaluated and path is not None and path.is_file():
             with np.load(path, allow_pickle=False) as data:
-                cells[(row.dose, row.view)] = {k: data[k] for k in ("amplitude", "phase", "amplitude_true",
-                                                                     "phase_true")}
+                found[key] = {k: data[k] for k in ("amplitude", "phase", "amplitude_true", "phase_true")}
         else:
-            cells[(row.dose, row.view)] = None
-    return cells
+            found[key] = None
+    return found
 
 
-def _markdown(rows: list[ReportRow], artifact_root: Path) -> str:
-    notes = [f"- dose {r.dose:g} {r.view}: {r.status}: {r.note}" for r in rows if r.note]
+def _markdown(rows: list[ReportRow], artifact_roots: Sequence[Path]) -> str:
+    notes = [f"- dose {r.dose:g} {r.view}{'' if r.seed is None else f' seed {r.seed}'} ({r.backend}): "
+             f"{r.status}: {r.note}" for r in rows if r.note]
+    bases = sorted({r.context.spacing_basis for r in rows if r.context.spacing_basis})
+    roots = ", ".join(f"`{root}`" for root in artifact_roots)
     parts = [
         "# fly64 dose/overlap study: evaluation report",
         "",
-        f"Artifact root: `{artifact_root}`. Each model reconstructs its own test split; scores compare the "
+        f"Artifact root(s): {roots}. Each model reconstructs its own test split; scores compare the "
         "aligned reconstruction (amplitude scale, phase offset and linear ramp removed) with the ground-truth "
-        "`objectGuess` on the lit pixels of the scanned region. Higher is better for every column; FRC50 is "
+        "`objectGuess` on the lit pixels of the scanned region. Higher is better for every score; FRC50 is "
         f"the spatial frequency ({FRC_UNIT}, Nyquist = 0.5) where the Fourier ring correlation falls below 0.5 "
         "(`>=0.5`: never, up to Nyquist). Coverage is the fraction of the region lit by the scan; "
         "scores use the lit pixels only (gaps are not scored). Definitions: docs/evaluation.md.",
         "",
+        "How to read a row. Context first: the positions each model trained and was tested on, its training "
+        "groups, the view's nominal overlap f, the spacing basis (`patch`: S = (1 - f) N, `probe`: "
+        "S = (1 - f) D), the nearest-neighbour and group footprint overlap Phase D *measured* on the "
+        "training split (`-`: not measured, e.g. Phase C's baseline), coverage, epochs and training "
+        "minutes. Then each score as `mean ± std (n=seeds)` across training seeds (one seed: the value), "
+        "and in brackets the score of a flat (structureless) object after the same alignment: a score near "
+        "its bracket means nothing was reconstructed. Views differ in positions as well as in overlap; an "
+        "equal-positions control (`matched to ...`) has the position count of the view it is matched to, so "
+        "comparing it with that view separates overlap from data size."
+        + (f" Spacing basis of the overlap views: {', '.join(bases)}." if bases else ""),
+        "",
         markdown_table(rows),
         "",
     ]
-    floors = _floor_lines(rows)
-    if floors:
-        parts += ["Floor: what a structureless (flat) object scores after the same alignment (the phase plane "
-                  "and amplitude scale are fitted to the truth, so it is not zero). Scores near it mean "
-                  "nothing was reconstructed.", "", *floors, ""]
     if notes:
         parts += ["Notes:", "", *notes, ""]
     parts += [
-        "All metrics of every job (MAE, Pearson, FRC 1/7 too): `metrics.csv`.",
+        "All metrics, the context and the floor of every job and seed (MAE, Pearson, FRC 1/7 too): "
+        "`metrics.csv`.",
         "",
         "![metric vs dose](metric_vs_dose.png)",
         "",
@@ -196,33 +328,37 @@ def _markdown(rows: list[ReportRow], artifact_root: Path) -> str:
     return "\n".join(parts)
 
 
-def _floor_lines(rows: list[ReportRow]) -> list[str]:
-    lines = []
-    for view in sorted({r.view for r in rows}, key=_view_rank):
-        flats = [r.flat() for r in rows if r.view == view and r.evaluated]
-        values = {k: [f[k] for f in flats if f.get(k) is not None] for k in
-                  ("floor_amplitude_ssim", "floor_phase_ssim", "floor_phase_pearson")}
-        if all(values.values()):
-            lines.append(f"- {view}: amp SSIM {np.mean(values['floor_amplitude_ssim']):.3f}, "
-                         f"phase SSIM {np.mean(values['floor_phase_ssim']):.3f}, "
-                         f"phase Pearson {np.mean(values['floor_phase_pearson']):.3f}")
-    return lines
+@dataclass
+class Report:
+    rows: list[ReportRow]
+    doses: list[float]
+    views: list[str]
+    files: dict[str, Path] = field(default_factory=dict)
 
 
-def write_report(artifact_root: str | os.PathLike, output: str | os.PathLike) -> Report:
-    """Write the report files into ``output`` (created if needed; each file atomically)."""
+def write_report(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike],
+                 output: str | os.PathLike) -> Report:
+    """Write the report files into ``output`` (created if needed; each file atomically).
+
+    Every manifest is read before anything is written, so a bad root leaves ``output`` as it was.
+    """
     from fly64_manifest import atomic_write
 
-    artifact_root, output = Path(artifact_root), Path(output)
-    rows, doses, views = collect(artifact_root)
+    roots = ([Path(artifact_roots)] if isinstance(artifact_roots, (str, os.PathLike))
+             else [Path(r) for r in artifact_roots])
+    output = Path(output)
+    rows = collect(roots)
+    several_backends = len({r.backend for r in rows}) > 1
+    doses = sorted({r.dose for r in rows})
+    columns = list(dict.fromkeys(_column(r, several_backends) for r in rows))
     output.mkdir(parents=True, exist_ok=True)
     files = {name: output / name for name in FILES}
     with atomic_write(files["report.md"]) as fh:
-        fh.write(_markdown(rows, artifact_root))
+        fh.write(_markdown(rows, roots))
     with atomic_write(files["metrics.csv"]) as fh:
         fh.write(metrics_csv(rows))
-    plot_metric_vs_dose([r.flat() for r in rows], files["metric_vs_dose.png"])
-    cells = _load_cells(rows)
-    plot_reconstruction_grid(cells, doses, views, files["reconstructions.png"], "phase")
-    plot_reconstruction_grid(cells, doses, views, files["reconstructions_amplitude.png"], "amplitude")
-    return Report(rows, doses, views, files)
+    plot_metric_vs_dose([cell.record() for cell in cells(rows)], files["metric_vs_dose.png"])
+    grid = _load_cells(rows, several_backends)
+    plot_reconstruction_grid(grid, doses, columns, files["reconstructions.png"], "phase")
+    plot_reconstruction_grid(grid, doses, columns, files["reconstructions_amplitude.png"], "amplitude")
+    return Report(rows, doses, columns, files)

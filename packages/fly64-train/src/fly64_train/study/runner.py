@@ -29,11 +29,12 @@ from fly64_train.backends import get_backend
 from fly64_train.evaluation.evaluate import EvaluationConfig
 from fly64_train.study.execute import run_job
 from fly64_train.study.executor import ExecutorConfig, JobLost, open_executor
-from fly64_train.study.inputs import read_phase_d, verify_inputs
+from fly64_train.study.inputs import read_phase_c, read_phase_d, verify_inputs
+from fly64_train.study.job_context import JobContext, job_context
 from fly64_train.study.job_record import JobRecord, JobResult
 from fly64_train.study.job_spec import JobSpec
 from fly64_train.study.manifest_writer import RunHeader, record, update_job_metrics
-from fly64_train.study.matrix import Located, build_matrix, filter_jobs, locate
+from fly64_train.study.matrix import BASELINE, Located, build_matrix, filter_jobs, locate
 from fly64_train.training.config import TrainConfig
 
 __all__ = ["RunOutcome", "StudyRunConfig", "plan", "run_study", "update_job_metrics"]
@@ -68,11 +69,17 @@ class StudyRunConfig:
     """Score each bundle on its test split."""
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     """Where the jobs run: in this process (the default) or on Dask workers."""
+    seeds: list[int] | None = None
+    """Training seeds: every cell once per seed (``None`` or one seed: one job per cell, plain layout;
+    one seed replaces ``train.seed``)."""
 
     def check(self) -> None:
         if self.doses is not None and not self.doses or self.views is not None and not self.views:
             raise ValueError("a filter, when given, names at least one value")
         self.executor.check()
+        if self.seeds is not None:
+            if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+                raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds}")
 
     def header(self) -> RunHeader:
         return RunHeader(self.phase_c_root, self.phase_d_root, self.artifact_root, self.doses, self.views,
@@ -105,21 +112,29 @@ def plan(cfg: StudyRunConfig, design: StudyDesign | None = None) -> tuple[list[J
     """
     design = design or get_study_design()
     phase_c, phase_d = Path(cfg.phase_c_root), Path(cfg.phase_d_root)
-    jobs = filter_jobs(build_matrix(design), cfg.doses, cfg.views, cfg.gridsizes)
-    overlap = read_phase_d(phase_d, jobs)
+    # Phase D's manifest names the equal-positions controls, so it is read before the matrix is built.
+    overlap = read_phase_d(phase_d, filter_jobs(build_matrix(design), cfg.doses, cfg.views, cfg.gridsizes),
+                           cfg.views)
+    jobs = filter_jobs(build_matrix(design, overlap, cfg.seeds), cfg.doses, cfg.views, cfg.gridsizes)
     found = [locate(job, phase_c, phase_d, overlap) for job in jobs]
     evaluation = EvaluationConfig(ms_ssim_sigma=float(design.metrics_config["ms_ssim_sigma"]),
                                   neighbor_count=cfg.train.neighbor_count, grouping_seed=cfg.train.grouping_seed)
+    located = [item for item in found if isinstance(item, Located)]
+    run = read_phase_c(phase_c) if any(item.job.view == BASELINE for item in located) else None
     run_id = uuid.uuid4().hex
-    specs = [_spec(item, cfg, evaluation, run_id) for item in found if isinstance(item, Located)]
-    return specs, [item for item in found if isinstance(item, SkippedView)]
+    specs = [_spec(item, cfg, evaluation, job_context(item.job, run, overlap), run_id) for item in located]
+    # A skip is one per cell, whatever the number of seeds.
+    skips = {(s.dose, s.view, s.gridsize): s for s in found if isinstance(s, SkippedView)}
+    return specs, list(skips.values())
 
 
-def _spec(item: Located, cfg: StudyRunConfig, evaluation: EvaluationConfig, run_id: str) -> JobSpec:
+def _spec(item: Located, cfg: StudyRunConfig, evaluation: EvaluationConfig, context: JobContext,
+          run_id: str) -> JobSpec:
+    seed = item.job.seed if item.job.seed is not None else (cfg.seeds[0] if cfg.seeds else cfg.train.seed)
     train = replace(cfg.train, train_path=str(item.train_path), test_path=str(item.test_path),
-                    job_dir=str(Path(cfg.artifact_root) / item.job.job_dir), gridsize=item.job.gridsize)
+                    job_dir=str(Path(cfg.artifact_root) / item.job.job_dir), gridsize=item.job.gridsize, seed=seed)
     return JobSpec(job=item.job, train=train, evaluation=evaluation, evaluate=cfg.evaluate, dry_run=cfg.dry_run,
-                   run_id=run_id)
+                   context=context, run_id=run_id)
 
 
 def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesign | None = None) -> RunOutcome:
