@@ -160,7 +160,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fly64_data.contract import ContractError
     from fly64_data.design import get_study_design
     from fly64_manifest import sha256_file
-    from fly64_train.backends.torch.bundle import BundleError
+    from fly64_train.bundle import BundleError
     from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
     from fly64_train.study.runner import update_job_metrics
 
