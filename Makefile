@@ -10,6 +10,11 @@ EPOCHS      ?=
 # `make study WORKERS=3` (or auto): jobs on a local Dask cluster of that many workers; empty: in process.
 WORKERS     ?=
 SEEDS       ?=
+# Training framework: torch (default) or tensorflow. Each backend has its own artifact root,
+# so the two never share checkpoints, bundles or a training manifest.
+BACKEND     ?= torch
+PHASE_E     ?= $(ROOT)/phase_e$(if $(filter-out torch,$(BACKEND)),_$(BACKEND))
+REPORT      ?= $(ROOT)/report$(if $(filter-out torch,$(BACKEND)),_$(BACKEND))
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.fly64-setup-stamp
 PACKAGES    := packages/fly64-manifest packages/fly64-data packages/fly64-overlap packages/fly64-train
@@ -22,9 +27,9 @@ help:
 	@echo "make setup                      create $(VENV) and install every package (editable)"
 	@echo "make data                       Phase C dose sweep into $(ROOT)/phase_c"
 	@echo "make overlap                    Phase D overlap views into $(ROOT)/phase_d"
-	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS optional)"
-	@echo "make study                      every phase, every job, evaluation and the report (MAX_TIME=DD:HH:MM:SS per job, WORKERS=N|auto for Dask, SEEDS=\"0 1 2\" replicates)"
-	@echo "make report                     $(ROOT)/report: table, metrics.csv and figures from $(ROOT)/phase_e"
+	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS optional; BACKEND=tensorflow)"
+	@echo "make study                      every phase, every job, evaluation and the report (MAX_TIME=DD:HH:MM:SS per job, WORKERS=N|auto for Dask, SEEDS=\"0 1 2\" replicates, BACKEND)"
+	@echo "make report                     $(REPORT): table, metrics.csv and figures from $(PHASE_E)"
 	@echo "make test                       nox -s tests (all package suites + end-to-end)"
 	@echo "make clean                      remove generated study data ($(ROOT)), never source"
 
@@ -49,7 +54,8 @@ TRAIN_ARGS = $(if $(DOSE),--dose $(DOSE)) $(if $(VIEW),--view $(VIEW)) $(if $(GR
              $(if $(EPOCHS),--max-epochs $(EPOCHS))
 # A baseline-only run needs no Phase D views.
 TRAIN_NEEDS = $(PHASE_C) $(if $(filter-out baseline,$(or $(VIEW),all)),$(PHASE_D))
-PHASE_E_ARGS = --phase-c-root $(ROOT)/phase_c --phase-d-root $(ROOT)/phase_d --artifact-root $(ROOT)/phase_e
+PHASE_E_ARGS = --phase-c-root $(ROOT)/phase_c --phase-d-root $(ROOT)/phase_d --artifact-root $(PHASE_E) \
+               --backend $(BACKEND)
 
 train: $(STAMP) $(TRAIN_NEEDS)
 	$(BIN)/fly64-train run $(PHASE_E_ARGS) $(TRAIN_ARGS)
@@ -58,10 +64,10 @@ study: $(STAMP) $(PHASE_D)
 	$(BIN)/fly64-train run $(PHASE_E_ARGS) $(if $(EPOCHS),--max-epochs $(EPOCHS)) $(if $(MAX_TIME),--max-time $(MAX_TIME)) \
 	    $(if $(WORKERS),--executor dask --workers $(WORKERS)) \
 	    $(if $(SEEDS),--seeds $(SEEDS))
-	$(BIN)/fly64-train report --artifact-root $(ROOT)/phase_e --output $(ROOT)/report
+	$(BIN)/fly64-train report --artifact-root $(PHASE_E) --output $(REPORT)
 
 report: $(STAMP)
-	$(BIN)/fly64-train report --artifact-root $(ROOT)/phase_e --output $(ROOT)/report
+	$(BIN)/fly64-train report --artifact-root $(PHASE_E) --output $(REPORT)
 
 # File targets let `make overlap` / `make train` build missing upstream data once.
 $(PHASE_C): | $(STAMP)

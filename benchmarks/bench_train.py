@@ -3,9 +3,12 @@
 Prints, in one run on this machine:
 
 * one JSON line per setting (gridsize, patterns per step, precision) on the chosen device:
-  training patterns/s of the default PtychoPINN, the CNN's TFLOP per step (forward + backward
+  training patterns/s of the default PtychoPINN (``"backend": "torch"``), the CNN's TFLOP per step (forward + backward
   ~ 3x forward, convolutions only), the TFLOP/s that achieves, and the dense float32 matmul
   TFLOP/s measured in the same process (same device, same thread count),
+* with ``--backend tensorflow`` (on CPU by default), one JSON line per gridsize and patterns per
+  step with the TensorFlow backend's patterns/s (float32, same data, same photon split, Adam,
+  the same thread count, after a warm-up that traces the train step), next to torch's rows,
 * on CPU, peak RSS of a fresh process that validates, fully reads (one pass over every pattern)
   and trains on a 1,000- and a 10,000-pattern dataset; the two must differ by < 200 MB.
 
@@ -13,7 +16,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_train.py [--device auto|cpu|cuda] [--threads 2] [--steps 8]
         [--gridsize 1 2] [--batch 16 128] [--precision 32-true bf16-mixed] [--channels-last]
-        [--skip-rss] [--workdir /tmp/bench_train]
+        [--backend torch tensorflow] [--skip-rss] [--workdir /tmp/bench_train]
 """
 
 from __future__ import annotations
@@ -157,6 +160,40 @@ def throughput(path: Path, device: torch.device, gridsize: int, patterns: int, p
             "cnn_tflop_per_step": round(tflop_step, 5), "achieved_tflops": round(tflop_step / per_step, 4)}
 
 
+def tf_throughput(path: Path, gridsize: int, patterns: int, steps: int, threads: int) -> dict:
+    """Training patterns/s of the default PtychoPINN as the TensorFlow backend runs it (``model.fit``, float32)."""
+    import keras
+    import tensorflow as tf
+
+    import fly64_train.backends.tensorflow  # noqa: F401  (quiets TensorFlow's banner before it loads)
+    from fly64_train.backends.tensorflow.model import PtychoPINN
+    from fly64_train.data.grouping import make_groups
+    from fly64_train.data.reader import open_dataset
+    from fly64_train.training.model_config import ModelConfig
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    info = open_dataset(path, gridsize, 7)
+    groups = make_groups(info.ycoords, info.xcoords, gridsize, 7, seed=123)
+    cfg = ModelConfig(patch_size=N, gridsize=gridsize)
+    batch = max(1, patterns // cfg.group_size)
+    rows = np.arange(batch)
+    diffraction = info.diffraction.read_rows(groups.indices[rows].ravel()).reshape(batch, cfg.group_size, N, N)
+    data = tf.data.Dataset.from_tensors((diffraction.astype(np.float32), groups.offsets[rows].astype(np.float32),
+                                         rows.astype(np.int64)))
+    keras.utils.set_random_seed(0)
+    model = PtychoPINN(cfg, info.probe, info.intensity_scale, count_split=0.5)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    model.fit(data.repeat(2), epochs=1, verbose=0, shuffle=False)  # warm-up: traces the train step
+    start = time.perf_counter()
+    model.fit(data.repeat(steps), epochs=1, verbose=0, shuffle=False)
+    per_step = (time.perf_counter() - start) / steps
+    return {"backend": "tensorflow", "gridsize": gridsize, "batch_groups": batch,
+            "batch_patterns": batch * cfg.group_size, "precision": "32-true",
+            "patterns_per_s": round(batch * cfg.group_size / per_step, 1), "step_s": round(per_step, 5),
+            "device": f"cpu x{threads}", "tensorflow": tf.__version__}
+
+
 def rss_child(path: str, job_dir: str, threads: int) -> None:
     """Validate + read every pattern + a few real training steps; print peak RSS (MB)."""
     torch.set_num_threads(threads)
@@ -188,6 +225,8 @@ def main() -> None:
     ap.add_argument("--precision", nargs="+", action="extend", default=None,
                     choices=("32-true", "bf16-mixed"))
     ap.add_argument("--channels-last", action="store_true", help="also measure channels_last memory format")
+    ap.add_argument("--backend", nargs="+", action="extend", default=None, choices=("torch", "tensorflow"),
+                    help="backends to time (default: both on CPU, torch on CUDA)")
     ap.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS check")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--rss-child", nargs=2, metavar=("NPZ", "JOB_DIR"), help=argparse.SUPPRESS)
@@ -210,12 +249,17 @@ def main() -> None:
     device_defaults(device.type).apply()  # the settings the runner picks for this device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
     batches = args.batch or ([16] if device.type == "cpu" else [16, 128, 256])
+    backends = args.backend or (["torch", "tensorflow"] if device.type == "cpu" else ["torch"])
     for gs in args.gridsize or (1, 2):
         for patterns in batches:
+            if "tensorflow" in backends:
+                print(json.dumps(tf_throughput(small, gs, patterns, args.steps, args.threads)), flush=True)
+            if "torch" not in backends:
+                continue
             for precision in args.precision or ("32-true", "bf16-mixed"):
                 for channels_last in ((False, True) if args.channels_last else (False,)):
                     r = throughput(small, device, gs, patterns, precision, args.steps, channels_last)
-                    r.update(device=name, torch=torch.__version__, matmul_fp32_tflops=round(mm, 4),
+                    r.update(backend="torch", device=name, torch=torch.__version__, matmul_fp32_tflops=round(mm, 4),
                              fraction_of_matmul=round(r["achieved_tflops"] / mm, 3))
                     print(json.dumps(r), flush=True)
     if args.skip_rss or device.type != "cpu":

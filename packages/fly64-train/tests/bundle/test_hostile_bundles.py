@@ -96,12 +96,19 @@ def write_zip(path: Path, members: dict[str, bytes | Zeros], declared: dict[str,
     return path
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = PtychoPINN(ModelConfig(patch_size=32, base_width=4), synthetic_probe(32), 3.5)
+@pytest.fixture(scope="module", params=["torch", "tensorflow"])
+def good(request, tmp_path_factory) -> Path:
+    """A valid bundle of each backend: every hostile case below must hold for both."""
     path = tmp_path_factory.mktemp("good") / "wts.h5.zip"
-    save_bundle(model, path, config={"max_epochs": 1})
+    cfg = ModelConfig(patch_size=32, base_width=4)
+    if request.param == "torch":
+        torch.manual_seed(0)
+        save_bundle(PtychoPINN(cfg, synthetic_probe(32), 3.5), path, config={"max_epochs": 1})
+    else:
+        from fly64_train.backends.tensorflow.bundle import save_bundle as save_keras_bundle
+        from fly64_train.backends.tensorflow.model import PtychoPINN as KerasPINN
+
+        save_keras_bundle(KerasPINN(cfg, synthetic_probe(32), 3.5), path, config={"max_epochs": 1})
     return path
 
 

@@ -103,3 +103,18 @@ def make_groups(ycoords: np.ndarray, xcoords: np.ndarray, gridsize: int, neighbo
     members = pts[idx]  # (G, C, 2) as (y, x)
     offsets = members - members.mean(axis=1, keepdims=True)
     return Groups(idx, offsets)
+
+
+def split_groups(groups: Groups, val_fraction: float, seed: int) -> tuple[Groups, Groups | None]:
+    """Train and validation groups: the one split rule every backend uses.
+
+    A seeded permutation holds out ``round(val_fraction * G)`` groups (at least one when
+    ``val_fraction > 0`` and there are two groups or more); both parts keep file order, so
+    the same seed gives the same rows whichever framework trains.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(len(groups))
+    n_val = max(1, int(round(val_fraction * len(groups)))) if val_fraction > 0 and len(groups) > 1 else 0
+    train = groups.subset(np.sort(order[n_val:]))
+    return train, (groups.subset(np.sort(order[:n_val])) if n_val else None)

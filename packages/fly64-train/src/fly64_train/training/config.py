@@ -128,6 +128,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def json_config(self) -> dict[str, Any]:
+        """The configuration a bundle records: JSON scalars and the model, without ``job_dir``."""
+        # job_dir is where the bundle sits, not a property of the model: leaving it out keeps
+        # bundles of identical runs byte-identical and free of absolute paths.
+        return {k: v for k, v in self.to_dict().items()
+                if k != "job_dir" and (v is None or isinstance(v, (str, int, float, bool, dict)))}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)

@@ -33,8 +33,9 @@ def _torch_model(cfg: ModelConfig, probe: np.ndarray, scale: float) -> TorchPINN
     return model.eval()
 
 
-@pytest.mark.parametrize("gridsize,shared,merge", [(1, True, "support"), (2, True, "support"),
-                                                   (2, False, "probe_intensity")],
+@pytest.mark.parametrize("gridsize,shared,merge", [
+    (1, True, "support"), (2, True, "support"),
+    pytest.param(2, False, "probe_intensity", marks=pytest.mark.slow)],
                          ids=["gs1", "gs2", "gs2-multichannel-probe-weights"])
 def test_transferred_weights_predict_same_objects_and_intensities(tiny_sim, gridsize, shared, merge):
     cfg = ModelConfig(patch_size=32, gridsize=gridsize, base_width=4, depth=3, convs_per_level=2,
@@ -60,6 +61,7 @@ def test_transferred_weights_predict_same_objects_and_intensities(tiny_sim, grid
     np.testing.assert_allclose(int_k, int_t, rtol=0, atol=2e-5 * int_t.max())
 
 
+@pytest.mark.slow
 def test_training_mode_batch_statistics_agree(tiny_sim):
     # In training BatchNorm normalises with the batch's own statistics in both frameworks.
     cfg = ModelConfig(patch_size=32, base_width=4, depth=3, convs_per_level=1)
@@ -73,6 +75,7 @@ def test_training_mode_batch_statistics_agree(tiny_sim):
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
 
 
+@pytest.mark.slow
 def test_transfer_refuses_another_architecture(tiny_sim):
     small = _torch_model(ModelConfig(patch_size=32, base_width=4), tiny_sim["probe"], tiny_sim["scale"])
     wide = KerasPINN(ModelConfig(patch_size=32, base_width=8), tiny_sim["probe"], tiny_sim["scale"])

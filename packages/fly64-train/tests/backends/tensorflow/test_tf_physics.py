@@ -1,7 +1,7 @@
 """The physics convention checks, run against both backends' physics layers.
 
 Each check is written once against a small adapter and parametrised over the torch
-physics (:mod:`fly64_train.physics`) and its TensorFlow twin: delta image, shifted
+physics (:mod:`fly64_train.backends.torch.physics`) and its TensorFlow twin: delta image, shifted
 patch, Parseval, mean counts = dose, the noiseless prediction of the true patches
 equals the simulator's (gs1 and gs2), the merge's identical weights, the Poisson NLL
 in counts and the photon split's statistics.
@@ -21,8 +21,8 @@ import torch
 from fly64_data import physics as conv
 from fly64_data.physics import extract_patches as np_extract
 from fly64_data.physics import far_field_intensity as np_far_field_intensity
-from fly64_train import physics as torch_physics
 from fly64_train.backends.tensorflow import physics as tf_physics
+from fly64_train.backends.torch import physics as torch_physics
 from fly64_train.data.grouping import make_groups
 
 N = 32

@@ -1,19 +1,28 @@
-"""Real Keras training on tiny data: both backends learn alike; determinism; resume; weights checks."""
+"""Real Keras training on tiny data, through the backend seam.
+
+Fast: one tiny job through ``get_backend("tensorflow")``, its checkpoints, logs and
+bundle, and the bundle loaded back through ``load_bundle`` and used through the numpy
+seam. Slow (``nox -s slow``): both backends from the same initial weights reach the
+same quality; two identical runs give identical losses; resume; foreign weights refused.
+"""
 
 from __future__ import annotations
 
 import csv
-import hashlib
+import json
 import zipfile
+from dataclasses import replace
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
-from fly64_train.backends.tensorflow.train import train_job_tf
+from fly64_manifest import sha256_file
+from fly64_train import load_bundle
+from fly64_train.backends import get_backend
+from fly64_train.backends.tensorflow.convert import load_torch_state
 from fly64_train.backends.tensorflow.weights import WeightsError, load_model, load_weights, read_layout
-from fly64_train.backends.torch.bundle import load_bundle
-from fly64_train.backends.torch.train import train_job
 from fly64_train.data.reader import open_dataset
 from fly64_train.training.model_config import ModelConfig
 
@@ -28,97 +37,153 @@ def _tf_losses(job_dir, log_path) -> list[tuple[str, str]]:
         return [(row["epoch"], row["loss"]) for row in csv.DictReader(fh)]
 
 
-def _settings(make_config, npz, job_dir, **kw):
+def _tf_config(make_config, npz, job_dir, **kw):
+    return make_config(npz, job_dir, 1, **{"backend": "tensorflow", **kw})
+
+
+@pytest.fixture(scope="module")
+def tiny_job(tmp_path_factory, tiny_npz, make_config):
+    job = tmp_path_factory.mktemp("tf_job")
+    # Few groups and one validation group: every code path (train and test steps) traced, few steps run.
+    return job, get_backend("tensorflow").train(_tf_config(make_config, tiny_npz, job, max_epochs=2, n_groups=24,
+                                                           val_fraction=0.05))
+
+
+def test_a_tiny_job_trains_through_the_seam_and_its_bundle_predicts_through_numpy(tiny_job, tiny_npz):
+    job, result = tiny_job
+    assert result.backend == "tensorflow" and result.status == "completed" and result.epochs_completed == 2
+    assert result.monitor == "val_loss" and result.n_val_groups > 0 and result.final_loss is not None
+    assert result.checkpoint_path == "checkpoints/last.weights.h5"
+    for name in ("last.weights.h5", "best.weights.h5", "last.json"):
+        assert (job / "checkpoints" / name).is_file()
+    assert [row[0] for row in _tf_losses(job, result.log_path)] == ["0", "1"]
+
+    bundle = job / result.bundle_path
+    assert (result.bundle_sha256, result.bundle_size_bytes) == sha256_file(bundle)
+    with zipfile.ZipFile(bundle) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        assert zf.namelist() == ["manifest.json", "models/diffraction_to_obj.weights.h5",
+                                 "models/forward_model.weights.h5"]
+        for entry in manifest["models"]:
+            assert entry["size_bytes"] == len(zf.read(entry["file"]))
+    assert manifest["backend"] == "tensorflow" and manifest["format_version"] == "2.0"
+    assert manifest["config"]["backend"] == "tensorflow" and "job_dir" not in manifest["config"]
+    # The weights are plain HDF5: h5py alone lists every tensor, with the intensity scale in the clear.
+    with h5py.File(job / "checkpoints" / "last.weights.h5") as fh:
+        assert fh["forward_model/vars/1"][()] == pytest.approx(result.intensity_scale)
+
+    model = load_bundle(bundle, expected_sha256=result.bundle_sha256)
+    assert (model.gridsize, model.patch_size) == (1, 32) and model.support().shape == (32, 32)
+    diffraction = open_dataset(tiny_npz).diffraction.read_rows(slice(0, 5))[:, None]
+    obj = model.predict_object(diffraction)
+    assert obj.dtype == np.complex64 and obj.shape == (5, 1, 32, 32)
+    assert np.isfinite(obj).all() and np.abs(obj).std() > 0  # trained: no longer the flat start
+
+
+# -- slow: several trainings ----------------------------------------------------------------------
+
+def _comparison(make_config, npz, job_dir, backend, **kw):
     # Full counts (no photon split) and no validation hold-out: the quality comparison then
     # depends on the optimisation alone, which is what the two backends share.
-    base = dict(max_epochs=EPOCHS, count_split=None, val_fraction=0.0, batch_size=8)
+    base = dict(max_epochs=EPOCHS, count_split=None, val_fraction=0.0, batch_size=8, backend=backend)
     return make_config(npz, job_dir, 1, **{**base, **kw})
+
+
+class StartFrom(keras.callbacks.Callback):
+    """Before the first step, overwrite the Keras model's fresh init with a torch state dict."""
+
+    def __init__(self, state: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        self.state = state
+
+    def on_train_begin(self, logs=None) -> None:
+        load_torch_state(self.model, self.state)
+
+
+def _torch_initial_state(cfg, npz) -> dict[str, np.ndarray]:
+    """The weights the torch backend's job starts from: its seed, then the model (as TrainingJob builds it)."""
+    import lightning as L
+
+    from fly64_train.backends.torch.model import PtychoPINN
+
+    info = open_dataset(npz)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = PtychoPINN(replace(cfg.model, patch_size=info.patch_size, gridsize=cfg.gridsize), info.probe,
+                       info.intensity_scale)
+    return {k: v.numpy() for k, v in model.state_dict().items()}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_npz, make_config):
+    from fly64_train.backends.tensorflow.train import train_job
+
     root = tmp_path_factory.mktemp("tf_vs_torch")
-    tf_result = train_job_tf(_settings(make_config, tiny_npz, root / "tf"))
-    torch_result = train_job(_settings(make_config, tiny_npz, root / "torch"))
+    tf_cfg = _comparison(make_config, tiny_npz, root / "tf", "tensorflow")
+    tf_result = train_job(tf_cfg, callbacks=[StartFrom(_torch_initial_state(tf_cfg, tiny_npz))])
+    torch_result = get_backend("torch").train(_comparison(make_config, tiny_npz, root / "torch", "torch"))
     return root, tf_result, torch_result
 
 
-def _amplitude_pearson(predict, npz, sim):
+def _amplitude_pearson(model, npz, sim):
     info = open_dataset(npz)
-    diffraction = info.diffraction.read_rows(slice(None))[:, None]
-    obj = predict(diffraction)[:, 0, 8:24, 8:24]
+    obj = model.predict_object(info.diffraction.read_rows(slice(None))[:, None])[:, 0, 8:24, 8:24]
     truth = sim["Y"][info.readers["scan_index"].read_all()][:, 8:24, 8:24]
     return float(np.corrcoef(np.abs(obj).ravel(), np.abs(truth).ravel())[0, 1])
 
 
-def test_both_backends_reduce_the_loss_and_reach_the_same_quality(runs, tiny_npz, tiny_sim, losses_of):
-    import torch
-
+@pytest.mark.slow
+def test_both_backends_from_the_same_init_reduce_the_loss_and_reach_the_same_quality(runs, tiny_npz, tiny_sim,
+                                                                                    losses_of):
     root, tf_result, torch_result = runs
-    tf_losses = [float(v) for _, v in _tf_losses(root / "tf", tf_result["log_path"])]
-    torch_losses = [float(v) for _, v in losses_of(root / "torch", torch_result["log_path"])]
+    tf_losses = [float(v) for _, v in _tf_losses(root / "tf", tf_result.log_path)]
+    torch_losses = [float(v) for _, v in losses_of(root / "torch", torch_result.log_path)]
     assert len(tf_losses) == len(torch_losses) == EPOCHS
     assert tf_losses[-1] < tf_losses[0] and torch_losses[-1] < torch_losses[0]
-    assert tf_result["global_step"] == torch_result["global_step"]
-
-    keras_model = load_model(root / "tf" / tf_result["best_checkpoint_path"], TINY_32)
-    torch_model = load_bundle(root / "torch" / torch_result["bundle_path"])
-    with torch.no_grad():
-        r_torch = _amplitude_pearson(lambda d: torch_model.predict_object(torch.from_numpy(d)).numpy(),
-                                     tiny_npz, tiny_sim)
-    r_tf = _amplitude_pearson(keras_model.predict_object, tiny_npz, tiny_sim)
+    assert tf_result.global_step == torch_result.global_step
+    r_torch = _amplitude_pearson(load_bundle(root / "torch" / torch_result.bundle_path), tiny_npz, tiny_sim)
+    r_tf = _amplitude_pearson(load_bundle(root / "tf" / tf_result.bundle_path), tiny_npz, tiny_sim)
     print(f"amplitude Pearson: torch {r_torch:.3f}, tensorflow {r_tf:.3f}; "
           f"final loss torch {torch_losses[-1]:.4f}, tensorflow {tf_losses[-1]:.4f}")
     assert r_torch > 0.2 and r_tf > 0.2
     assert abs(r_torch - r_tf) < 0.05
 
 
-def test_tf_training_writes_checkpoints_logs_and_bundle(runs):
-    root, result, _ = runs
-    job = root / "tf"
-    assert result["status"] == "completed" and result["epochs_completed"] == EPOCHS
-    assert result["checkpoint_path"] == "checkpoints/last.weights.h5"
-    for name in ("last.weights.h5", "best.weights.h5", "last.json"):
-        assert (job / "checkpoints" / name).is_file()
-    bundle = job / result["bundle_path"]
-    assert result["bundle_sha256"] == hashlib.sha256(bundle.read_bytes()).hexdigest()
-    with zipfile.ZipFile(bundle) as zf:
-        assert sorted(zf.namelist()) == ["manifest.json", "models/diffraction_to_obj.weights.h5",
-                                         "models/forward_model.weights.h5"]
-    # The weights are plain HDF5: h5py alone lists every tensor.
-    layout = read_layout(job / "checkpoints" / "last.weights.h5")
-    assert any(name.startswith("cnn/") for name in layout) and "forward_model/vars/0" in layout
-    with h5py.File(job / "checkpoints" / "last.weights.h5") as fh:
-        assert fh["forward_model/vars/1"][()] == pytest.approx(result["intensity_scale"])
+@pytest.mark.slow
+def test_deterministic_tf_runs_give_identical_losses(tiny_job, tmp_path, tiny_npz, make_config):
+    job, first = tiny_job
+    again = get_backend("tensorflow").train(_tf_config(make_config, tiny_npz, tmp_path / "again", max_epochs=2,
+                                                       n_groups=24, val_fraction=0.05))
+    assert _tf_losses(tmp_path / "again", again.log_path) == _tf_losses(job, first.log_path)
+    assert again.final_loss == first.final_loss and again.bundle_sha256 == first.bundle_sha256
 
 
-def test_deterministic_tf_runs_give_identical_losses(runs, tmp_path, tiny_npz, make_config):
-    root, first, _ = runs
-    again = train_job_tf(_settings(make_config, tiny_npz, tmp_path / "again"))
-    assert _tf_losses(tmp_path / "again", again["log_path"]) == _tf_losses(root / "tf", first["log_path"])
-    assert again["final_loss"] == first["final_loss"]
-
-
+@pytest.mark.slow
 def test_resume_continues_from_last_weights_as_if_never_stopped(runs, tmp_path, tiny_npz, make_config):
+    from fly64_train.backends.tensorflow.train import train_job
+
     root, straight, _ = runs
     job = tmp_path / "resumed"
-    stopped = train_job_tf(_settings(make_config, tiny_npz, job, max_epochs=EPOCHS - 1))
-    assert stopped["resumed_from"] is None and stopped["epochs_completed"] == EPOCHS - 1
-    resumed = train_job_tf(_settings(make_config, tiny_npz, job))
-    assert resumed["resumed_from"] == "checkpoints/last.weights.h5"
-    assert resumed["epochs_completed"] == EPOCHS and resumed["global_step"] == straight["global_step"]
+    start = StartFrom(_torch_initial_state(_comparison(make_config, tiny_npz, job, "tensorflow"), tiny_npz))
+    stopped = train_job(_comparison(make_config, tiny_npz, job, "tensorflow", max_epochs=EPOCHS - 1),
+                        callbacks=[start])
+    assert stopped.resumed_from is None and stopped.epochs_completed == EPOCHS - 1
+    resumed = train_job(_comparison(make_config, tiny_npz, job, "tensorflow"))
+    assert resumed.resumed_from == "checkpoints/last.weights.h5"
+    assert resumed.epochs_completed == EPOCHS and resumed.global_step == straight.global_step
     # Weights, Adam's moments, the shuffling order and the plateau state all carried over:
     # the resumed run's log is the uninterrupted run's, epoch for epoch.
-    assert _tf_losses(job, resumed["log_path"]) == _tf_losses(root / "tf", straight["log_path"])
+    assert _tf_losses(job, resumed.log_path) == _tf_losses(root / "tf", straight.log_path)
 
 
-def test_weights_of_another_architecture_are_refused(runs, tiny_sim):
-    root, result, _ = runs
+@pytest.mark.slow
+def test_weights_of_another_architecture_are_refused(tiny_job):
+    job, result = tiny_job
     wide = ModelConfig(**{**TINY_32.to_dict(), "base_width": 8})
     with pytest.raises(WeightsError, match=r"last\.weights\.h5: weights do not fit .*first:"):
-        load_model(root / "tf" / result["checkpoint_path"], wide)
-    not_h5 = root / "garbage.weights.h5"
+        load_model(job / result.checkpoint_path, wide)
+    not_h5 = job / "garbage.weights.h5"
     not_h5.write_bytes(b"not an hdf5 file")
-    narrow = load_model(root / "tf" / result["checkpoint_path"], TINY_32)
+    narrow = load_model(job / result.checkpoint_path, TINY_32)
+    assert read_layout(job / result.checkpoint_path)
     with pytest.raises(WeightsError, match="not a readable HDF5"):
         load_weights(narrow, not_h5)

@@ -1,77 +1,83 @@
-"""The ``wts.h5.zip`` bundle for the TensorFlow backend: manifest plus Keras HDF5 weights.
+"""Keras weights in a bundle: one ``.weights.h5`` file per model, written and read through :mod:`fly64_train.bundle`.
 
-Members: ``manifest.json`` (validated against fly64-manifest's ``bundle_manifest``),
-``models/diffraction_to_obj.weights.h5`` (the CNN) and ``models/forward_model.weights.h5``
-(the probe and intensity scale), the same two models as the torch bundle. No member
-is read by an unpickler. The format version stays that of the current schema until
-the lead's format-2.0 bundle work lands (docs/decisions.md).
+Models in a TensorFlow bundle (the same two as in a torch bundle)
+    ``diffraction_to_obj``: the CNN (diffraction -> object patches) and its input scale.
+    ``forward_model``: the fixed probe (real and imaginary planes) and intensity scale.
+
+The files are Keras 3's own HDF5 weights format, which h5py alone reads: no
+unpickler, no code. The shared container checks size and sha256 of every member
+before this module sees it; here each file's dataset layout is checked against
+the architecture the manifest describes before Keras loads it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
-import keras
+import numpy as np
 import tensorflow as tf
 
-from fly64_data.contract import sha256_file
-from fly64_train import __version__
 from fly64_train.backends.tensorflow.model import PtychoPINN
-from fly64_train.backends.tensorflow.weights import SUFFIX, save_weights
-from fly64_train.backends.torch.bundle import BUNDLE_NAME, FORMAT, FORMAT_VERSION, MANIFEST_NAME
+from fly64_train.backends.tensorflow.weights import SUFFIX, WeightsError, load_weights, save_weights
+from fly64_train.bundle import BUNDLE_NAME, BundleError, BundleHeader, WeightFile, format_major, write_bundle
+from fly64_train.training.model_config import ModelConfig
 
-_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-
-__all__ = ["BUNDLE_NAME", "save_bundle_tf"]
+__all__ = ["BUNDLE_NAME", "build_model", "save_bundle", "weight_files"]
 
 
-def _weights_bytes(model: keras.Model) -> bytes:
+def _parts(model: PtychoPINN) -> tuple[Any, Any]:
+    return model.cnn, model.forward_model
+
+
+def weight_files(model: PtychoPINN) -> list[WeightFile]:
+    """The CNN and the forward model as Keras ``.weights.h5`` files."""
+    files = []
     with tempfile.TemporaryDirectory() as tmp:
-        return save_weights(model, Path(tmp) / f"{model.name}{SUFFIX}").read_bytes()
+        for part in _parts(model):
+            data = save_weights(part, Path(tmp) / f"{part.name}{SUFFIX}").read_bytes()
+            files.append(WeightFile(part.name, f"models/{part.name}{SUFFIX}", data,
+                                    {"n_tensors": len(part.weights),
+                                     "n_parameters": int(sum(int(np.prod(w.shape)) for w in part.weights))}))
+    return files
 
 
-def save_bundle_tf(model: PtychoPINN, path: str | os.PathLike, config: dict[str, Any] | None = None,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``model`` as a bundle, atomically; returns ``path``, ``sha256`` and ``size_bytes``."""
-    from fly64_manifest import validate
-
-    path = Path(path)
-    members: dict[str, bytes] = {}
-    models = []
-    for part in (model.cnn, model.forward_model):
-        data = _weights_bytes(part)
-        file = f"models/{part.name}{SUFFIX}"
-        members[file] = data
-        models.append({"name": part.name, "file": file, "sha256": hashlib.sha256(data).hexdigest(),
-                       "size_bytes": len(data), "n_tensors": len(part.weights),
-                       "n_parameters": int(sum(int(tf.size(w)) for w in part.weights))})
+def save_bundle(model: PtychoPINN, path: str | os.PathLike, config: dict[str, Any] | None = None,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``model`` as a format-2.0 bundle, atomically; returns ``path``, ``sha256`` and ``size_bytes``."""
     cfg = model.cfg
-    manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "backend": "tensorflow",
-        "backend_version": tf.__version__, "producer": {"package": "fly64-train", "version": __version__},
-        "models": models, "N": cfg.patch_size, "gridsize": cfg.gridsize,
-        "intensity_scale": float(model.forward_model.intensity_scale.numpy()),
-        "model_config": cfg.to_dict(), "config": config or {}, "provenance": extra or {},
-    }
-    validate(manifest, "bundle_manifest", source=f"{path}:{MANIFEST_NAME}")
-    members = {MANIFEST_NAME: (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), **members}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    header = BundleHeader(backend="tensorflow", backend_version=tf.__version__, patch_size=cfg.patch_size,
+                          gridsize=cfg.gridsize, intensity_scale=float(model.forward_model.intensity_scale.numpy()),
+                          model_config=cfg.to_dict(), config=config or {}, provenance=extra or {})
+    written = write_bundle(path, header, weight_files(model))
+    return {"path": str(written.path), "sha256": written.sha256, "size_bytes": written.size_bytes}
+
+
+def build_model(manifest: dict[str, Any], members: dict[str, bytes]) -> PtychoPINN:
+    """The Keras :class:`PtychoPINN` a checked format-2 bundle describes."""
+    if format_major(manifest) < 2:
+        raise BundleError("format 1.x bundles hold torch weights only; this one names the tensorflow backend")
+    files = {entry["name"]: entry["file"] for entry in manifest["models"]}
     try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name, data in members.items():
-                    zf.writestr(zipfile.ZipInfo(name, date_time=_FIXED_TIME), data, zipfile.ZIP_DEFLATED)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return {"path": str(path), "sha256": sha256_file(path), "size_bytes": path.stat().st_size}
+        cfg = ModelConfig.from_dict(manifest["model_config"])
+        n = cfg.patch_size
+        # Placeholders: the forward model's file holds the real probe and intensity scale.
+        model = PtychoPINN(cfg, np.ones((n, n), np.complex64), 1.0)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise BundleError(f"the manifest's model_config does not describe a model ({exc})") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in _parts(model):
+            if part.name not in files:
+                raise BundleError(f"manifest lists no {part.name!r} model")
+            # Keras reads weights from a path only; the name is ours, never the member's.
+            local = Path(tmp) / f"{part.name}{SUFFIX}"
+            local.write_bytes(members[files[part.name]])
+            try:
+                load_weights(part, local)
+            except WeightsError as exc:
+                # The message names our scratch file; the user's name for it is the member.
+                detail = str(exc).removeprefix(f"{local}: ")
+                raise BundleError(f"model file {files[part.name]!r}: {detail}") from None
+    return model

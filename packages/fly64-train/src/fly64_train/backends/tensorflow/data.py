@@ -1,7 +1,7 @@
 """Lazy ``tf.data`` pipelines over the project's numpy readers.
 
 A generator reads one batch of groups at a time through
-:class:`fly64_train.dataset.ArrayReader` (``os.pread`` of the uncompressed NPZ
+:class:`fly64_train.data.reader.ArrayReader` (``os.pread`` of the uncompressed NPZ
 member), so peak memory holds a batch or two, never the dataset. The shuffling
 order of epoch ``e`` is ``default_rng([seed, e]).permutation``: a resumed run
 sees the same order an uninterrupted one would.
@@ -17,17 +17,6 @@ import tensorflow as tf
 
 from fly64_train.data.grouping import Groups
 from fly64_train.data.reader import ArrayReader
-
-
-def split_groups(groups: Groups, val_fraction: float, seed: int) -> tuple[Groups, Groups | None]:
-    """Train and validation groups, split as the torch data module splits them (same seed, same rows)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    order = np.random.default_rng(seed).permutation(len(groups))
-    has_val = val_fraction > 0 and len(groups) > 1
-    n_val = max(1, int(round(val_fraction * len(groups)))) if has_val else 0
-    train = groups.subset(np.sort(order[n_val:]))
-    return train, (groups.subset(np.sort(order[:n_val])) if n_val else None)
 
 
 class EpochClock(keras.callbacks.Callback):

@@ -1,7 +1,8 @@
 """One training job with the TensorFlow backend: validate data, ``model.fit``, write the bundle.
 
-:func:`train_job_tf` takes the same :class:`~fly64_train.job.TrainConfig` as the torch
-``train_job`` and returns the same result fields. Job directory layout::
+:func:`train_job` takes the same :class:`~fly64_train.training.config.TrainConfig` as the
+torch backend's and returns the same :class:`~fly64_train.training.result.TrainResult`
+(``backend="tensorflow"``). Job directory layout::
 
     <job_dir>/checkpoints/last.weights.h5     every epoch: CNN, probe, scale and Adam's state
     <job_dir>/checkpoints/last.json           epoch, losses, plateau state; written last
@@ -24,12 +25,13 @@ import keras
 import tensorflow as tf
 
 from fly64_manifest import write_json
-from fly64_train.backends.tensorflow.bundle import BUNDLE_NAME, save_bundle_tf
-from fly64_train.backends.tensorflow.data import EpochClock, group_batches, split_groups
+from fly64_train.backends.tensorflow.bundle import BUNDLE_NAME, save_bundle
+from fly64_train.backends.tensorflow.data import EpochClock, group_batches
 from fly64_train.backends.tensorflow.model import PtychoPINN
 from fly64_train.backends.tensorflow.weights import WeightsError, load_weights, save_weights
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.model_config import ModelConfig
+from fly64_train.training.result import TrainResult
 
 LAST_WEIGHTS = "last.weights.h5"
 LAST_STATE = "last.json"
@@ -122,21 +124,20 @@ def _check_backend_config(cfg: TrainConfig) -> None:
         raise ValueError(f"the tensorflow backend has no strategy option, got {cfg.strategy!r}")
 
 
-def train_job_tf(config: TrainConfig | dict[str, Any], callbacks: list[keras.callbacks.Callback] | None = None
-                 ) -> dict[str, Any]:
-    """Train one PtychoPINN job with Keras and write its bundle (see :func:`fly64_train.job.train_job`).
+def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None = None) -> TrainResult:
+    """Train one PtychoPINN job with Keras and write its bundle.
 
-    Returns the torch job's result fields: ``status``, ``final_loss``, ``best_loss``, ``monitor``,
-    ``epochs_completed``, ``global_step``, ``resumed_from``, ``checkpoint_path``,
-    ``best_checkpoint_path``, ``bundle_path``, ``bundle_sha256``, ``bundle_size_bytes``, ``log_path``,
-    ``intensity_scale``, ``n_patterns``, ``n_groups``, ``n_train_groups``, ``n_val_groups``, ``duration_s``.
+    Raises
+    ------
+    fly64_data.contract.ContractError
+        If the dataset fails DATA-001 (before any folder is written).
+    WeightsError
+        If the job's checkpoint record or weights do not fit (resume).
     """
-    from fly64_data.contract import sha256_file
-    from fly64_train.backends.torch.train import _json_config
-    from fly64_train.data.grouping import make_groups
+    from fly64_data.contract import ContractError, sha256_file
+    from fly64_train.data.grouping import make_groups, split_groups
     from fly64_train.data.reader import open_dataset
 
-    cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     cfg.check()
     _check_backend_config(cfg)
     cap = parse_max_time(cfg.max_time)
@@ -145,12 +146,16 @@ def train_job_tf(config: TrainConfig | dict[str, Any], callbacks: list[keras.cal
 
     # Validation happens here, before any folder, logger or model exists.
     info = open_dataset(cfg.train_path, cfg.gridsize, cfg.neighbor_count)
-    groups = make_groups(info.ycoords, info.xcoords, cfg.gridsize, cfg.neighbor_count, cfg.n_groups,
-                         cfg.grouping_seed)
+    try:
+        groups = make_groups(info.ycoords, info.xcoords, cfg.gridsize, cfg.neighbor_count, cfg.n_groups,
+                             cfg.grouping_seed)
+    except ValueError as exc:
+        raise ContractError(f"{cfg.train_path}: {exc}") from None
     train_groups, val_groups = split_groups(groups, cfg.val_fraction, cfg.seed)
     model_cfg = ModelConfig(**{**cfg.model.to_dict(), "patch_size": info.patch_size, "gridsize": cfg.gridsize})
     model_cfg.check()
-    monitor = "val_loss" if val_groups is not None else "loss"
+    monitor = "val_loss" if val_groups is not None else "loss"  # Keras's name of the training loss
+    reported = "train_loss" if monitor == "loss" else monitor  # the study's name, as the torch backend reports it
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -211,35 +216,33 @@ def train_job_tf(config: TrainConfig | dict[str, Any], callbacks: list[keras.cal
     provenance = {
         "train_path": str(cfg.train_path), "test_path": cfg.test_path,
         "train_sha256": sha256_file(cfg.train_path), "dose": info.meta.get("dose"),
-        "epochs_completed": epochs_completed, "monitor": monitor, "best_score": record.get("best_loss"),
+        "epochs_completed": epochs_completed, "monitor": reported, "best_score": record.get("best_loss"),
     }
-    bundle = save_bundle_tf(model, job_dir / BUNDLE_NAME, config={**_json_config(cfg), "backend": "tensorflow"},
-                            extra=provenance)
+    bundle = save_bundle(model, job_dir / BUNDLE_NAME, config=cfg.json_config(), extra=provenance)
     last_weights = ckpt_dir / LAST_WEIGHTS
-    return {
-        "status": "completed",
-        "final_loss": _finite(history.history["loss"][-1]) if history and history.history.get("loss")
+    return TrainResult(
+        final_loss=_finite(history.history["loss"][-1]) if history and history.history.get("loss")
         else record.get("loss"),
-        "best_loss": record.get("best_loss"),
-        "monitor": monitor,
-        "epochs_completed": epochs_completed,
+        best_loss=record.get("best_loss"),
+        monitor=reported,
+        epochs_completed=epochs_completed,
         # From the record: loading the best weights also restored that epoch's optimizer step count.
-        "global_step": int(record.get("global_step", 0)),
-        "resumed_from": f"checkpoints/{LAST_WEIGHTS}" if state else None,
-        "checkpoint_path": f"checkpoints/{LAST_WEIGHTS}" if last_weights.is_file() else None,
-        "best_checkpoint_path": f"checkpoints/{BEST_WEIGHTS}" if best_path.is_file() else None,
-        "bundle_path": BUNDLE_NAME,
-        "bundle_sha256": bundle["sha256"],
-        "bundle_size_bytes": bundle["size_bytes"],
-        "log_path": None if log_path is None else os.path.relpath(log_path, job_dir).replace(os.sep, "/"),
-        "intensity_scale": info.intensity_scale,
-        "n_patterns": info.n,
-        "n_groups": len(groups),
-        "n_train_groups": len(train_groups),
-        "n_val_groups": len(val_groups) if val_groups is not None else 0,
-        "duration_s": round(time.monotonic() - started, 3),
-    }
-
+        global_step=int(record.get("global_step", 0)),
+        resumed_from=f"checkpoints/{LAST_WEIGHTS}" if state else None,
+        checkpoint_path=f"checkpoints/{LAST_WEIGHTS}" if last_weights.is_file() else None,
+        best_checkpoint_path=f"checkpoints/{BEST_WEIGHTS}" if best_path.is_file() else None,
+        bundle_path=BUNDLE_NAME,
+        bundle_sha256=bundle["sha256"],
+        bundle_size_bytes=bundle["size_bytes"],
+        log_path=None if log_path is None else os.path.relpath(log_path, job_dir).replace(os.sep, "/"),
+        intensity_scale=info.intensity_scale,
+        n_patterns=info.n,
+        n_groups=len(groups),
+        n_train_groups=len(train_groups),
+        n_val_groups=len(val_groups) if val_groups is not None else 0,
+        duration_s=round(time.monotonic() - started, 3),
+        backend="tensorflow",
+    )
 
 def _finite(value: Any) -> float | None:
     if value is None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from fly64_data.contract import ContractError
 from fly64_train.backends.torch.group_dataset import GroupDataset
 from fly64_train.backends.torch.resident_batches import GroupIndices, ResidentGroups
-from fly64_train.data.grouping import Groups, make_groups
+from fly64_train.data.grouping import Groups, make_groups, split_groups
 from fly64_train.data.reader import DatasetInfo, open_dataset
 
 
@@ -79,12 +78,10 @@ class Fly64DataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        order = np.random.default_rng(self.config.seed).permutation(len(self.groups))
-        n_val = max(1, int(round(self.config.val_fraction * len(self.groups)))) if self.has_validation else 0
-        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+        train, val = split_groups(self.groups, self.config.val_fraction, self.config.seed)
         split = ResidentGroups if self.resident else GroupDataset
-        self.train_set = split(self.info.diffraction, self.groups.subset(train_rows))
-        self.val_set = split(self.info.diffraction, self.groups.subset(val_rows)) if n_val else None
+        self.train_set = split(self.info.diffraction, train)
+        self.val_set = split(self.info.diffraction, val) if val is not None else None
 
     def _loader(self, dataset: GroupDataset | ResidentGroups, shuffle: bool) -> DataLoader:
         # The same seeded generator drives both paths' samplers, so they visit groups in the same order.

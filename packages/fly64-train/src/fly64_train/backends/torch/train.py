@@ -175,7 +175,7 @@ class TrainingJob:
             "epochs_completed": int(trainer.current_epoch), "monitor": self.monitor(data),
             "best_score": _finite(best.best_model_score),
         }
-        return save_bundle(module.model.cpu(), self.job_dir / BUNDLE_NAME, config=_json_config(cfg),
+        return save_bundle(module.model.cpu(), self.job_dir / BUNDLE_NAME, config=cfg.json_config(),
                            extra=provenance)
 
     def result(self, data: Fly64DataModule, trainer: L.Trainer, best: Any, logger: Any, bundle: dict[str, Any],
@@ -237,9 +237,3 @@ def _rel(path: str | os.PathLike | None, root: Path) -> str | None:
         return None
     return os.path.relpath(Path(path), root).replace(os.sep, "/")
 
-
-def _json_config(cfg: TrainConfig) -> dict[str, Any]:
-    # job_dir is where the bundle sits, not a property of the model: leaving it out keeps
-    # bundles of identical runs byte-identical and free of absolute paths.
-    return {k: v for k, v in cfg.to_dict().items()
-            if k != "job_dir" and (v is None or isinstance(v, (str, int, float, bool, dict)))}

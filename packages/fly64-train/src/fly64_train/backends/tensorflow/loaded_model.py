@@ -1,0 +1,43 @@
+"""A trained Keras PtychoPINN behind the framework-free :class:`~fly64_train.backends.LoadedModel` interface."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from fly64_train.backends.tensorflow.model import PtychoPINN
+
+
+def tf_device(device: str) -> str:
+    """TensorFlow's name for the study's device string (``cpu``, ``cuda``, ``cuda:1``, ``gpu:1``)."""
+    kind, _, index = device.lower().partition(":")
+    if kind == "cpu":
+        return "/CPU:0"
+    if kind in ("cuda", "gpu"):
+        return f"/GPU:{index or 0}"
+    raise ValueError(f"unknown device {device!r} (cpu, cuda or cuda:<k>)")
+
+
+class TensorflowLoadedModel:
+    """Numpy in, the Keras CNN in inference mode on the chosen device, numpy out."""
+
+    def __init__(self, model: PtychoPINN, device: str = "cpu") -> None:
+        self.device = tf_device(device)
+        self.model = model
+        """The underlying Keras :class:`PtychoPINN` (the framework-free layers never touch it)."""
+        self.gridsize = int(model.cfg.gridsize)
+        self.patch_size = int(model.cfg.patch_size)
+
+    def support(self) -> np.ndarray:
+        """The (N, N) float mask of the object region the model predicts."""
+        return np.asarray(self.model.forward_model.support, dtype=np.float64)
+
+    def predict_object(self, diffraction: np.ndarray) -> np.ndarray:
+        """Object patches (B, C, N, N) complex64 from diffraction amplitudes (B, C, N, N)."""
+        c, n = self.gridsize**2, self.patch_size
+        if diffraction.ndim != 4 or diffraction.shape[1:] != (c, n, n):
+            raise ValueError(f"diffraction must have shape (B, {c}, {n}, {n}) for a gridsize-{self.gridsize} "
+                             f"N={n} model, got {diffraction.shape}; group the patterns first")
+        with tf.device(self.device):
+            out = self.model.predict_object(np.ascontiguousarray(diffraction, dtype=np.float32))
+        return out.astype(np.complex64, copy=False)
