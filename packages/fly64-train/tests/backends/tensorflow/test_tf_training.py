@@ -26,7 +26,7 @@ from fly64_train.backends.tensorflow.weights import WeightsError, load_model, lo
 from fly64_train.data.reader import open_dataset
 from fly64_train.training.model_config import ModelConfig
 
-EPOCHS = 8
+EPOCHS = 16
 #: conftest's TINY_MODEL at the tiny data's N.
 TINY_32 = ModelConfig(patch_size=32, base_width=4, depth=3, convs_per_level=1)
 

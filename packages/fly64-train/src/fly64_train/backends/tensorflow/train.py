@@ -162,7 +162,7 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
         # Process-wide and irreversible in TensorFlow: a deterministic job makes its process deterministic.
         tf.config.experimental.enable_op_determinism()
     model = PtychoPINN(model_cfg, info.probe, info.intensity_scale, cfg.count_split, split_seed=cfg.seed)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.lr), jit_compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.lr, epsilon=1e-8), jit_compile=False)
 
     ckpt_dir = job_dir / "checkpoints"
     state = _read_resume_state(ckpt_dir) if cfg.resume else None
