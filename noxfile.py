@@ -48,14 +48,15 @@ def _collected_count(session: nox.Session, *targets: str) -> int:
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """Every package suite plus the cross-package end-to-end tests, in parallel."""
-    args = session.posargs or ["-n", "auto"]
+    # loadfile: a module's tests share one worker, so a module-scoped study fixture is built once.
+    args = session.posargs or ["-n", "auto", "--dist", "loadfile"]
     session.run(sys.executable, "-m", "pytest", "-m", "not slow", *args, *_test_dirs())
 
 
 @nox.session(python=False)
 def slow(session: nox.Session) -> None:
     """The checks marked ``slow`` (several real trainings, TF tracing, Dask clusters); CI runs them too."""
-    args = session.posargs or ["-n", "auto"]
+    args = session.posargs or ["-n", "auto", "--dist", "loadfile"]
     session.run(sys.executable, "-m", "pytest", "-m", "slow", *args, *_test_dirs())
 
 
