@@ -162,3 +162,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["summary", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("fly64-manifest: error: ") and "\n" not in err
+
+
+def test_every_backend_artifact_root_of_a_study_is_verified(tiny_study):
+    # A TensorFlow-only study: its Phase E root is phase_e_tensorflow/, not phase_e/.
+    (tiny_study / "phase_e").rename(tiny_study / "phase_e_tensorflow")
+    assert verify(tiny_study) == []
+    bundle = tiny_study / "phase_e_tensorflow/dose_1000/dense/gs2/wts.h5.zip"
+    bundle.write_bytes(bundle.read_bytes()[:-1])
+    messages = _messages(tiny_study)
+    assert len(messages) == 1 and messages[0].startswith(str(bundle.resolve()))
+
+
+def test_a_study_without_any_phase_e_root_says_so(tiny_study):
+    import shutil
+
+    shutil.rmtree(tiny_study / "phase_e")
+    assert any("training manifest is missing" in m for m in _messages(tiny_study))

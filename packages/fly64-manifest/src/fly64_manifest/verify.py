@@ -185,6 +185,16 @@ def verify(root: str | os.PathLike, *, rehash_data: bool = False) -> list[Proble
     if "run_manifest" in loaded and "overlap_manifest" in loaded:
         problems += _check_phase_d_source(loaded["overlap_manifest"], loaded["run_manifest"].path)
 
+    # One artifact root per backend: phase_e/ (torch) and phase_e_<backend>/ (e.g. phase_e_tensorflow).
+    found = [] if bare else sorted(root.glob(f"{TRAINING_MANIFEST[1]}*/{TRAINING_MANIFEST[0]}"))
+    for path in found or [training_path]:
+        problems += _verify_phase_e(root, path, bare)
+    return problems
+
+
+def _verify_phase_e(root: Path, training_path: Path, bare: bool) -> list[Problem]:
+    """Problems of one Phase E artifact root (its manifest, skip summary, bundles and artifacts)."""
+    problems: list[Problem] = []
     if not training_path.is_file():
         problems.append(Problem(str(training_path), "training manifest is missing"))
         return problems
