@@ -32,7 +32,7 @@ from fly64_manifest.schema import KINDS, load_schema, schema_version, validate
 from fly64_manifest.study import Lineage, Study
 from fly64_manifest.verify import Problem, verify
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "KINDS", "DoseData", "FileRecord", "Lineage", "ManifestError", "OverlapManifest", "OverlapView", "Problem",
