@@ -7,22 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fly64_data.cli_common import Accumulate, positive_finite_float, positive_int
+from fly64_data.cli_common import Accumulate, non_negative_int, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.cli_options import add_train_options, train_config_from_args
 from fly64_train.study.executor import AUTO, JOBS_PER_GPU, KINDS, ExecutorConfig, ExecutorError
 from fly64_train.study.matrix import study_views
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0 (a training seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative (seeds are >= 0)")
-    return value
 
 
 class DistinctSeeds(Accumulate):

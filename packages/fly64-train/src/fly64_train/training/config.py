@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fly64_data.cli_common import fraction_or_off, positive_finite_float, positive_int
+from fly64_data.cli_common import fraction_or_off, non_negative_int, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.training.model_config import ModelConfig
-from fly64_train.training.option import NESTED, internal, non_negative_int, option, time_or_off
+from fly64_train.training.option import NESTED, internal, option, time_or_off
 from fly64_train.training.option import devices as devices_type
 
 LOGGERS = ("csv", "tensorboard", "none")

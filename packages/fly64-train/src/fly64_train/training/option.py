@@ -84,16 +84,6 @@ def internal(reason: str) -> dict[str, Internal]:
     return {"option": spec}
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0: {text!r}")
-    return value
-
 
 def devices(text: str) -> int | str:
     """argparse type for Lightning's ``devices``: a device count or a word such as ``auto``."""
