@@ -37,6 +37,9 @@ class LoadedModel(Protocol):
     """Patterns per group the model was trained on (1 or 2)."""
     patch_size: int
     """N, the side of a diffraction pattern and of an object patch."""
+    per_pattern: bool
+    """Whether each pattern's patch depends on that pattern alone (one CNN shared by the group's patterns):
+    then a gs2 model can predict any C patterns side by side, not only a position's real group."""
 
     def support(self) -> np.ndarray:
         """The (N, N) float mask of the object region the model predicts."""

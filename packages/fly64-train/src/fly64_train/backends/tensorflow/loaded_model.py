@@ -27,6 +27,7 @@ class TensorflowLoadedModel:
         """The underlying Keras :class:`PtychoPINN` (the framework-free layers never touch it)."""
         self.gridsize = int(model.cfg.gridsize)
         self.patch_size = int(model.cfg.patch_size)
+        self.per_pattern = self.gridsize == 1 or bool(model.cfg.shared_encoder)
 
     def support(self) -> np.ndarray:
         """The (N, N) float mask of the object region the model predicts."""

@@ -23,6 +23,7 @@ class TorchLoadedModel:
         self._inference = copy.deepcopy(self.model).to(memory_format=torch.channels_last)
         self.gridsize = int(model.cfg.gridsize)
         self.patch_size = int(model.cfg.patch_size)
+        self.per_pattern = self.gridsize == 1 or bool(model.cfg.shared_encoder)
 
     def support(self) -> np.ndarray:
         """The (N, N) float mask of the object region the model predicts."""

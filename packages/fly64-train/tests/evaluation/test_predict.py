@@ -1,0 +1,40 @@
+"""predict_patches: one patch per position, whichever way the patterns are fed to the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fly64_train.backends.torch.loaded_model import TorchLoadedModel
+from fly64_train.backends.torch.model import PtychoPINN
+from fly64_train.data.reader import open_dataset
+from fly64_train.evaluation.predict import predict_patches
+from fly64_train.training.model_config import ModelConfig
+
+
+def _model(tiny_npz, **cfg) -> TorchLoadedModel:
+    info = open_dataset(tiny_npz)
+    torch.manual_seed(3)
+    config = ModelConfig(patch_size=info.patch_size, base_width=4, depth=3, convs_per_level=1, flat_start=False,
+                         **cfg)
+    return TorchLoadedModel(PtychoPINN(config, info.probe, info.intensity_scale))
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_a_shared_encoder_gs2_model_predicts_each_pattern_once_with_the_group_path_s_result(tiny_npz, batch_size):
+    model = _model(tiny_npz, gridsize=2, shared_encoder=True)
+    assert model.per_pattern
+    fast = predict_patches(model, tiny_npz, neighbor_count=7, grouping_seed=123, batch_size=batch_size)
+    model.per_pattern = False  # the seed-of-its-group path, the reference
+    grouped = predict_patches(model, tiny_npz, neighbor_count=7, grouping_seed=123, batch_size=batch_size)
+    assert fast.patches.shape == grouped.patches.shape and np.abs(fast.patches).max() > 0
+    assert open_dataset(tiny_npz).n % 4 != 0  # so the padded last row (its copies dropped) is exercised
+    np.testing.assert_allclose(fast.patches, grouped.patches, rtol=0, atol=1e-5)
+
+
+def test_a_multichannel_gs2_model_is_always_fed_real_groups(tiny_npz):
+    model = _model(tiny_npz, gridsize=2, shared_encoder=False)
+    assert not model.per_pattern
+    out = predict_patches(model, tiny_npz, neighbor_count=7, grouping_seed=123, batch_size=4)
+    assert np.isfinite(out.patches).all() and out.patches.shape[0] == open_dataset(tiny_npz).n
