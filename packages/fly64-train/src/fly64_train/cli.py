@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train_one(args: argparse.Namespace) -> int:
     from fly64_data.contract import ContractError
     from fly64_train.backends import BackendUnavailable, get_backend
-    from fly64_train.study.execute import as_train_result
+    from fly64_train.studies.execute import as_train_result
 
     cfg = train_config_from_args(args)
     try:
@@ -162,8 +162,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fly64_data.design import get_study_design
     from fly64_train.bundle import BundleError
     from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5, EvaluationConfig, evaluate_job
-    from fly64_train.study.job_record import Artifact
-    from fly64_train.study.runner import update_job_metrics
+    from fly64_train.studies.job_record import Artifact
+    from fly64_train.studies.runner import update_job_metrics
 
     doses = None if args.dose is None else set(args.dose)
     jobs = [j for j in manifest.jobs_with_status("success")
@@ -195,7 +195,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from fly64_manifest import ManifestError
-    from fly64_train.study.report import write_report
+    from fly64_train.studies.report import write_report
 
     try:
         report = write_report(args.artifact_root, args.output)

@@ -10,8 +10,8 @@ from typing import Any
 from fly64_data.cli_common import Accumulate, non_negative_int, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.cli_options import add_train_options, train_config_from_args
-from fly64_train.study.executor import AUTO, JOBS_PER_GPU, KINDS, ExecutorConfig, ExecutorError
-from fly64_train.study.matrix import study_views
+from fly64_train.studies.executor import AUTO, JOBS_PER_GPU, KINDS, ExecutorConfig, ExecutorError
+from fly64_train.studies.matrix import study_views
 
 
 class DistinctSeeds(Accumulate):
@@ -132,8 +132,8 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the selected jobs; 1 if any failed or the inputs do not check out."""
     from fly64_data.contract import ContractError
     from fly64_train.backends import BackendUnavailable
-    from fly64_train.study.matrix import MissingPhaseCError
-    from fly64_train.study.runner import StudyRunConfig, run_study
+    from fly64_train.studies.matrix import MissingPhaseCError
+    from fly64_train.studies.runner import StudyRunConfig, run_study
 
     check_filters(args.command_parser, args)
     executor = executor_config_from_args(args.command_parser, args)

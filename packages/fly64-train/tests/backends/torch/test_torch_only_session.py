@@ -10,7 +10,7 @@ import sys
 from fly64_train import TrainConfig, load_bundle, train_job
 from fly64_train.backends import get_backend
 from fly64_train.cli import build_parser
-import fly64_train.study.runner, fly64_train.evaluation.evaluate, fly64_train.study.report
+import fly64_train.studies.runner, fly64_train.evaluation.evaluate, fly64_train.studies.report
 backend = get_backend("torch")
 build_parser()
 print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))

@@ -13,8 +13,8 @@ import pytest
 
 from fly64_manifest import read_json
 from fly64_train.evaluation.evaluate import EvaluationConfig
-from fly64_train.study.execute import ATTEMPTS_NAME, run_job
-from fly64_train.study.executor import (
+from fly64_train.studies.execute import ATTEMPTS_NAME, run_job
+from fly64_train.studies.executor import (
     DaskExecutor,
     ExecutorConfig,
     ExecutorError,
@@ -24,9 +24,9 @@ from fly64_train.study.executor import (
     open_executor,
     place_workers,
 )
-from fly64_train.study.job_record import JobRecord
-from fly64_train.study.job_spec import JobSpec
-from fly64_train.study.matrix import Job
+from fly64_train.studies.job_record import JobRecord
+from fly64_train.studies.job_spec import JobSpec
+from fly64_train.studies.matrix import Job
 
 #: Guards a wait that ends in seconds on an idle machine, so a broken run fails instead of hanging the
 #: suite; generous because a worker's first task imports torch, slow on a loaded 2-core machine.

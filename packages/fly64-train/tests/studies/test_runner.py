@@ -13,8 +13,8 @@ import pytest
 from fly64_data.contract import sha256_file
 from fly64_manifest import validate
 from fly64_train.cli import main as train_main
-from fly64_train.study.matrix import build_matrix, filter_jobs
-from fly64_train.study.runner import StudyRunConfig, plan, run_study
+from fly64_train.studies.matrix import build_matrix, filter_jobs
+from fly64_train.studies.runner import StudyRunConfig, plan, run_study
 
 TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--deterministic",
               "--no-evaluate"]

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fly64_train.study.job_context import JobContext
-from fly64_train.study.job_spec import LOG_NAME
-from fly64_train.study.matrix import Job
+from fly64_train.studies.job_context import JobContext
+from fly64_train.studies.job_spec import LOG_NAME
+from fly64_train.studies.matrix import Job
 from fly64_train.training.result import TrainResult
 
 #: ``JobResult.status`` values the training manifest allows for a job the runner attempted.

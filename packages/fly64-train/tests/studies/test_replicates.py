@@ -13,7 +13,7 @@ import pytest
 
 from fly64_manifest import load_training_manifest, validate, verify
 from fly64_train.cli import main as cli_main
-from fly64_train.study.matrix import build_matrix
+from fly64_train.studies.matrix import build_matrix
 
 TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--deterministic"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fly64_manifest import ManifestError, OverlapManifest, RunManifest
-from fly64_train.study.matrix import BASELINE, Job
+from fly64_train.studies.matrix import BASELINE, Job
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from fly64_data.contract import utc_now
 from fly64_manifest import SkippedView, load_training_manifest, write_json
 from fly64_manifest.models import thaw
 from fly64_train import __version__
-from fly64_train.study.job_record import Artifact, JobRecord
+from fly64_train.studies.job_record import Artifact, JobRecord
 
 MANIFEST_NAME = "training_manifest.json"
 SKIP_SUMMARY_NAME = "skip_summary.json"

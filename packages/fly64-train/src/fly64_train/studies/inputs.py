@@ -25,8 +25,8 @@ from fly64_manifest import (
     sha256_file,
 )
 from fly64_manifest.loaders import OVERLAP_MANIFEST, RUN_MANIFEST
-from fly64_train.study.job_spec import JobSpec
-from fly64_train.study.matrix import BASELINE, Job
+from fly64_train.studies.job_spec import JobSpec
+from fly64_train.studies.matrix import BASELINE, Job
 
 T = TypeVar("T")
 

@@ -30,8 +30,8 @@ from fly64_data.contract import utc_now
 from fly64_manifest import read_json, write_json
 from fly64_train.backends import get_backend
 from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5
-from fly64_train.study.job_record import Artifact, JobRecord, JobResult
-from fly64_train.study.job_spec import JobSpec
+from fly64_train.studies.job_record import Artifact, JobRecord, JobResult
+from fly64_train.studies.job_spec import JobSpec
 from fly64_train.training.result import TrainResult
 
 JOB_LOCK_NAME = ".job.lock"
@@ -149,7 +149,7 @@ def _job_log(path: Path) -> Iterator[logging.Logger]:
     """A per-job logger writing to ``train.log`` (Lightning's own messages included)."""
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log = logging.getLogger(f"fly64_train.study.job.{path.parent}")
+    log = logging.getLogger(f"fly64_train.studies.job.{path.parent}")
     log.setLevel(logging.INFO)
     log.propagate = False
     captured = [log, logging.getLogger("lightning.pytorch"), logging.getLogger("lightning.fabric")]

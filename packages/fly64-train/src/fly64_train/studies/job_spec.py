@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fly64_train.evaluation.evaluate import EvaluationConfig
-from fly64_train.study.job_context import JobContext
-from fly64_train.study.matrix import Job
+from fly64_train.studies.job_context import JobContext
+from fly64_train.studies.matrix import Job
 from fly64_train.training.config import TrainConfig
 
 #: The per-job log beside the checkpoints.
@@ -16,7 +16,7 @@ LOG_NAME = "train.log"
 
 @dataclass(frozen=True)
 class JobSpec:
-    """Everything :func:`fly64_train.study.execute.run_job` needs, and nothing it must look up."""
+    """Everything :func:`fly64_train.studies.execute.run_job` needs, and nothing it must look up."""
 
     job: Job
     """The matrix cell (dose, view, gridsize; seed for a replicate)."""

@@ -11,7 +11,7 @@ import pytest
 
 from fly64_manifest import load_training_manifest, validate
 from fly64_train.cli import main as cli_main
-from fly64_train.study.report import FILES
+from fly64_train.studies.report import FILES
 
 TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--deterministic",
               "--logger", "none"]

@@ -37,8 +37,8 @@ from fly64_manifest.models import thaw
 from fly64_train.evaluation.evaluate import FRC_UNIT, RECONSTRUCTION_NPZ
 from fly64_train.evaluation.figures import finite_or_none, plot_metric_vs_dose, plot_reconstruction_grid
 from fly64_train.evaluation.metrics import METRIC_NAMES
-from fly64_train.study.job_context import JobContext
-from fly64_train.study.matrix import study_views
+from fly64_train.studies.job_context import JobContext
+from fly64_train.studies.matrix import study_views
 
 TABLE_METRICS = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("frc50", "FRC50"), ("psnr", "PSNR dB"))
 FILES = ("report.md", "metrics.csv", "metric_vs_dose.png", "reconstructions.png", "reconstructions_amplitude.png")

@@ -27,14 +27,14 @@ from fly64_data.design import StudyDesign, get_study_design
 from fly64_manifest import SkippedView
 from fly64_train.backends import get_backend
 from fly64_train.evaluation.evaluate import EvaluationConfig
-from fly64_train.study.execute import run_job
-from fly64_train.study.executor import ExecutorConfig, JobLost, open_executor
-from fly64_train.study.inputs import read_phase_c, read_phase_d, verify_inputs
-from fly64_train.study.job_context import JobContext, job_context
-from fly64_train.study.job_record import JobRecord, JobResult
-from fly64_train.study.job_spec import JobSpec
-from fly64_train.study.manifest_writer import RunHeader, record, update_job_metrics
-from fly64_train.study.matrix import BASELINE, Located, build_matrix, filter_jobs, locate
+from fly64_train.studies.execute import run_job
+from fly64_train.studies.executor import ExecutorConfig, JobLost, open_executor
+from fly64_train.studies.inputs import read_phase_c, read_phase_d, verify_inputs
+from fly64_train.studies.job_context import JobContext, job_context
+from fly64_train.studies.job_record import JobRecord, JobResult
+from fly64_train.studies.job_spec import JobSpec
+from fly64_train.studies.manifest_writer import RunHeader, record, update_job_metrics
+from fly64_train.studies.matrix import BASELINE, Located, build_matrix, filter_jobs, locate
 from fly64_train.training.config import TrainConfig
 
 __all__ = ["RunOutcome", "StudyRunConfig", "plan", "run_study", "update_job_metrics"]
