@@ -114,3 +114,25 @@ def tiny_study_data(tmp_path_factory) -> Path:
     assert data_main(["generate", "--output-root", str(root / "phase_c"), *TINY_STUDY_DATA]) == 0
     assert overlap_main(["--phase-c-root", str(root / "phase_c"), "--output-root", str(root / "phase_d")]) == 0
     return root
+
+
+def rewrite_zip(path: Path, out: Path, edit_manifest=None, replace=None) -> Path:
+    """A copy of the bundle at ``path`` with its manifest edited and/or members replaced (tampering tests)."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "manifest.json" and edit_manifest:
+                doc = json.loads(data)
+                edit_manifest(doc)
+                data = json.dumps(doc).encode()
+            dst.writestr(name, (replace or {}).get(name, data))
+    return out
+
+
+@pytest.fixture(scope="session")
+def rewrite_bundle():
+    return rewrite_zip
+

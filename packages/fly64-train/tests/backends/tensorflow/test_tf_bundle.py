@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 import textwrap
@@ -29,17 +28,6 @@ def bundle(tmp_path_factory):
     return model, path
 
 
-def _rewrite(path, out, edit_manifest=None, replace=None):
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "manifest.json" and edit_manifest:
-                doc = json.loads(data)
-                edit_manifest(doc)
-                data = json.dumps(doc).encode()
-            dst.writestr(name, (replace or {}).get(name, data))
-    return out
-
 
 def test_a_keras_bundle_loads_back_to_the_same_predictions(bundle):
     model, path = bundle
@@ -51,25 +39,25 @@ def test_a_keras_bundle_loads_back_to_the_same_predictions(bundle):
         loaded.predict_object(x[:, 0])
 
 
-def test_weights_that_do_not_fit_the_manifest_architecture_are_refused(bundle, tmp_path):
+def test_weights_that_do_not_fit_the_manifest_architecture_are_refused(bundle, tmp_path, rewrite_bundle):
     _, path = bundle
-    out = _rewrite(path, tmp_path / "wide.zip", lambda d: d["model_config"].update(base_width=8))
+    out = rewrite_bundle(path, tmp_path / "wide.zip", lambda d: d["model_config"].update(base_width=8))
     with pytest.raises(BundleError, match=r"wide\.zip: model file '.*diffraction_to_obj\.weights\.h5': weights do "
                                           r"not fit the diffraction_to_obj architecture .*first:"):
         load_bundle(out)
 
 
-def test_tampered_weights_fail_their_checksum(bundle, tmp_path):
+def test_tampered_weights_fail_their_checksum(bundle, tmp_path, rewrite_bundle):
     _, path = bundle
     with zipfile.ZipFile(path) as zf:
         data = bytearray(zf.read(CNN))
     data[-1] ^= 0xFF
-    out = _rewrite(path, tmp_path / "swap.zip", replace={CNN: bytes(data)})
+    out = rewrite_bundle(path, tmp_path / "swap.zip", replace={CNN: bytes(data)})
     with pytest.raises(BundleError, match=r"swap\.zip: model file .* does not match its sha256"):
         load_bundle(out)
 
 
-def test_a_member_that_is_not_hdf5_is_refused_even_with_a_matching_checksum(bundle, tmp_path):
+def test_a_member_that_is_not_hdf5_is_refused_even_with_a_matching_checksum(bundle, tmp_path, rewrite_bundle):
     _, path = bundle
     data = b"\x80\x04not hdf5 but a pickle-looking stream."
 
@@ -77,7 +65,7 @@ def test_a_member_that_is_not_hdf5_is_refused_even_with_a_matching_checksum(bund
         entry = next(m for m in doc["models"] if m["file"] == CNN)
         entry.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
-    out = _rewrite(path, tmp_path / "junk.zip", edit, replace={CNN: data})
+    out = rewrite_bundle(path, tmp_path / "junk.zip", edit, replace={CNN: data})
     with pytest.raises(BundleError, match=r"junk\.zip: model file .*: not a readable HDF5 weights file"):
         load_bundle(out)
 

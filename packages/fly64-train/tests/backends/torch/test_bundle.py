@@ -59,46 +59,33 @@ def test_truncated_zip_is_a_clear_error(bundle, tmp_path):
         load_bundle(cut)
 
 
-def _rewrite(path, out, edit_manifest=None, replace=None):
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "manifest.json" and edit_manifest:
-                doc = json.loads(data)
-                edit_manifest(doc)
-                data = json.dumps(doc).encode()
-            if replace and name in replace:
-                data = replace[name]
-            dst.writestr(name, data)
-    return out
 
-
-def test_other_format_version_is_refused(bundle, tmp_path):
+def test_other_format_version_is_refused(bundle, tmp_path, rewrite_bundle):
     _, path, _ = bundle
-    out = _rewrite(path, tmp_path / "v3.zip", lambda d: d.update(format_version="3.0"))
+    out = rewrite_bundle(path, tmp_path / "v3.zip", lambda d: d.update(format_version="3.0"))
     with pytest.raises(BundleError, match=r"v3\.zip: bundle format_version '3\.0' is not supported"):
         load_bundle(out)
 
 
-def test_weights_that_do_not_fit_are_refused(bundle, tmp_path):
+def test_weights_that_do_not_fit_are_refused(bundle, tmp_path, rewrite_bundle):
     _, path, _ = bundle
-    out = _rewrite(path, tmp_path / "wide.zip", lambda d: d["model_config"].update(base_width=8))
+    out = rewrite_bundle(path, tmp_path / "wide.zip", lambda d: d["model_config"].update(base_width=8))
     with pytest.raises(BundleError, match=r"wide\.zip: weights do not fit the model"):
         load_bundle(out)
 
 
-def test_tampered_weights_fail_their_checksum(bundle, tmp_path):
+def test_tampered_weights_fail_their_checksum(bundle, tmp_path, rewrite_bundle):
     _, path, _ = bundle
     from safetensors.torch import save
 
     data = save({"x": torch.zeros(1)})
-    out = _rewrite(path, tmp_path / "swap.zip", replace={"models/diffraction_to_obj.safetensors": data},
+    out = rewrite_bundle(path, tmp_path / "swap.zip", replace={"models/diffraction_to_obj.safetensors": data},
                    edit_manifest=lambda d: d["models"][0].update(size_bytes=len(data)))
     with pytest.raises(BundleError, match="does not match its sha256"):
         load_bundle(out)
 
 
-def test_pickled_payload_is_refused_even_with_a_matching_checksum(bundle, tmp_path):
+def test_pickled_payload_is_refused_even_with_a_matching_checksum(bundle, tmp_path, rewrite_bundle):
     _, path, _ = bundle
     buf = io.BytesIO()
     torch.save({"evil": np.dtype}, buf)  # a pickle stream: neither safetensors nor weights_only may accept it
@@ -107,7 +94,7 @@ def test_pickled_payload_is_refused_even_with_a_matching_checksum(bundle, tmp_pa
     def edit(doc):
         doc["models"][0].update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
-    out = _rewrite(path, tmp_path / "pickle.zip", edit, replace={"models/diffraction_to_obj.safetensors": data})
+    out = rewrite_bundle(path, tmp_path / "pickle.zip", edit, replace={"models/diffraction_to_obj.safetensors": data})
     with pytest.raises(BundleError, match="cannot load .* as safetensors"):
         load_bundle(out)
     legacy = write_legacy_bundle(PtychoPINN(ModelConfig(patch_size=32, base_width=4), synthetic_probe(32), 3.5),
@@ -116,7 +103,7 @@ def test_pickled_payload_is_refused_even_with_a_matching_checksum(bundle, tmp_pa
     def edit_legacy(doc):
         doc["models"][0].update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
-    out = _rewrite(legacy, tmp_path / "pickle1.zip", edit_legacy, replace={"models/diffraction_to_obj.pt": data})
+    out = rewrite_bundle(legacy, tmp_path / "pickle1.zip", edit_legacy, replace={"models/diffraction_to_obj.pt": data})
     with pytest.raises(BundleError, match="cannot load .* as plain tensors"):
         load_bundle(out)
 
@@ -128,7 +115,7 @@ def test_read_manifest_and_missing_file(bundle, tmp_path):
         load_bundle(tmp_path / "nope.zip")
 
 
-def test_bundle_without_the_newer_model_fields_loads_as_the_architecture_it_was_saved_with(tmp_path):
+def test_bundle_without_the_newer_model_fields_loads_as_the_architecture_it_was_saved_with(tmp_path, rewrite_bundle):
     # Bundles written before input_fraction/flat_start/merge_weights existed: full-frame encoder,
     # Glorot heads, support merge weights.
     torch.manual_seed(0)
@@ -140,7 +127,7 @@ def test_bundle_without_the_newer_model_fields_loads_as_the_architecture_it_was_
         for key in ModelConfig.LEGACY:
             doc["model_config"].pop(key)
 
-    old = _rewrite(tmp_path / "new.zip", tmp_path / "old.zip", strip)
+    old = rewrite_bundle(tmp_path / "new.zip", tmp_path / "old.zip", strip)
     loaded = load_bundle(old)
     assert loaded.cfg == cfg
     x = torch.rand(2, 1, 32, 32)
@@ -150,7 +137,7 @@ def test_bundle_without_the_newer_model_fields_loads_as_the_architecture_it_was_
     current = PtychoPINN(ModelConfig(patch_size=32, base_width=4), synthetic_probe(32), 3.5)
     save_bundle(current, tmp_path / "current.zip", config={})
     with pytest.raises(BundleError, match=r"x\.zip: weights do not fit the model"):
-        load_bundle(_rewrite(tmp_path / "current.zip", tmp_path / "x.zip", strip))
+        load_bundle(rewrite_bundle(tmp_path / "current.zip", tmp_path / "x.zip", strip))
 
 
 def write_legacy_bundle(model: PtychoPINN, path, config=None):
