@@ -27,7 +27,7 @@ help:
 	@echo "make setup                      create $(VENV) and install every package (editable)"
 	@echo "make data                       Phase C dose sweep into $(ROOT)/phase_c"
 	@echo "make overlap                    Phase D overlap views into $(ROOT)/phase_d"
-	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS optional; BACKEND=tensorflow)"
+	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS, MAX_TIME optional; BACKEND=tensorflow)"
 	@echo "make study                      every phase, every job, evaluation and the report (MAX_TIME=DD:HH:MM:SS per job, WORKERS=N|auto for Dask, SEEDS=\"0 1 2\" replicates, BACKEND)"
 	@echo "make report                     $(REPORT): table, metrics.csv and figures from $(PHASE_E)"
 	@echo "make test                       nox -s tests (all package suites + end-to-end)"
@@ -51,7 +51,7 @@ overlap: $(STAMP) $(PHASE_C)
 
 # Filters for `make train`; empty means every job.
 TRAIN_ARGS = $(if $(DOSE),--dose $(DOSE)) $(if $(VIEW),--view $(VIEW)) $(if $(GRIDSIZE),--gridsize $(GRIDSIZE)) \
-             $(if $(EPOCHS),--max-epochs $(EPOCHS))
+             $(if $(EPOCHS),--max-epochs $(EPOCHS)) $(if $(MAX_TIME),--max-time $(MAX_TIME))
 # A baseline-only run needs no Phase D views.
 TRAIN_NEEDS = $(PHASE_C) $(if $(filter-out baseline,$(or $(VIEW),all)),$(PHASE_D))
 PHASE_E_ARGS = --phase-c-root $(ROOT)/phase_c --phase-d-root $(ROOT)/phase_d --artifact-root $(PHASE_E) \

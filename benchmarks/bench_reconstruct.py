@@ -4,7 +4,9 @@ Makes the split with the real simulator (``fly64-data generate`` at one dose,
 default N = 128 and scan: a 1,299-pattern test split), writes a bundle of an
 untrained default PtychoPINN (timing does not depend on the weights), loads it
 through the framework-free ``fly64_train.load_bundle`` and times the three
-evaluation stages. Prints one JSON line per gridsize.
+evaluation stages (``stitch_s`` is the model's own stitch, on its device, as evaluation runs it;
+``numpy_stitch_s`` the host reference; ``score_s`` includes the flat-object floor, ``floor_s`` is that
+floor alone). Prints one JSON line per gridsize.
 
 Usage::
 
@@ -72,7 +74,7 @@ def main() -> None:
     from fly64_data.design import get_study_design
     from fly64_train import load_bundle
     from fly64_train.data.reader import npz_members
-    from fly64_train.evaluation.evaluate import EvaluationConfig, score_stitched
+    from fly64_train.evaluation.evaluate import EvaluationConfig, flat_floor, score_stitched
     from fly64_train.evaluation.predict import predict_patches
     from fly64_train.evaluation.stitch import stitch
 
@@ -86,14 +88,23 @@ def main() -> None:
             m, test, neighbor_count=design.neighbor_count, grouping_seed=int(design.rng_seeds["grouping"]),
             batch_size=args.batch_size))
         weight = abs(probe).astype("float64") ** 2 * model.support()
-        stitch_s, (image, summed) = best_of(args.repeat, lambda p=predicted, weight=weight: stitch(
+        # The model's stitch (torch: on its device) is what evaluation runs; the numpy one for comparison.
+        stitch_s, (image, summed) = best_of(args.repeat, lambda p=predicted, weight=weight, m=model: m.stitch(
+            p.patches, p.ycoords, p.xcoords, truth.shape, weight))
+        numpy_stitch_s, _ = best_of(args.repeat, lambda p=predicted, weight=weight: stitch(
             p.patches, p.ycoords, p.xcoords, truth.shape, weight))
         score_s, evaluation = best_of(args.repeat, lambda i=image, s=summed, weight=weight: score_stitched(
             i, s, truth, float(weight.max()), EvaluationConfig()))
+        # The flat-object floor (context for the report, added after #13's baseline) is part of score_s;
+        # timed on its own too, so the reconstruction's own alignment and metrics can be read apart.
+        e = evaluation
+        floor_s, _ = best_of(args.repeat, lambda e=e: flat_floor(e.amplitude_true, e.phase_true, e.covered,
+                                                                 EvaluationConfig()))
         print(json.dumps({"device": device, "threads": args.threads, "gridsize": gridsize,
                           "patterns": int(predicted.patches.shape[0]), "N": int(predicted.patches.shape[-1]),
                           "region": list(evaluation.amplitude.shape), "predict_s": round(predict_s, 3),
-                          "stitch_s": round(stitch_s, 3), "score_s": round(score_s, 3),
+                          "stitch_s": round(stitch_s, 3), "numpy_stitch_s": round(numpy_stitch_s, 3),
+                          "score_s": round(score_s, 3), "floor_s": round(floor_s, 3),
                           "reconstruct_s": round(predict_s + stitch_s, 3)}), flush=True)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fly64_data.physics import extract_patches, far_field, far_field_intensity, resample
+from fly64_data.physics import extract_patches, far_field, far_field_intensity, interp_matrix, resample
 
 N = 32
 
@@ -70,6 +70,42 @@ def test_extract_refuses_positions_outside_the_object():
     obj = np.zeros((40, 40), np.complex64)
     with pytest.raises(ValueError, match="outside"):
         extract_patches(obj, np.array([10.0]), np.array([20.0]), N)
+
+
+def _resample_by_matrices(images, y0, x0, n_out):
+    """The definition of :func:`resample`: the dense tent-kernel matrices of :func:`interp_matrix`."""
+    ny, nx = n_out
+    wy = interp_matrix(ny, images.shape[-2], y0)
+    wx = interp_matrix(nx, images.shape[-1], x0)
+    return wy @ images @ np.swapaxes(wx, -1, -2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_resample_is_the_tent_kernel_matrix_product(dtype):
+    rng = np.random.default_rng(7)
+    img = rng.standard_normal((2, 1, 12, 10)).astype(dtype)
+    if np.iscomplexobj(img):
+        img = img + 1j * rng.standard_normal(img.shape)
+    # Origins inside, straddling and entirely outside the image (zero padding), integer and fractional,
+    # one per (batch, channel): the images' channel axis broadcasts against the origins'.
+    y0 = np.array([[-3.25, 0.0, 11.5], [-40.0, 2.75, 9.0]])
+    x0 = np.array([[1.75, -2.0, 0.5], [7.25, 30.0, -0.5]])
+    got = resample(img, y0, x0, (15, 9))
+    assert got.shape == (2, 3, 15, 9)
+    np.testing.assert_allclose(got, _resample_by_matrices(img, y0, x0, (15, 9)), atol=1e-12)
+
+
+def test_resample_gradient_in_torch_is_the_matrix_transpose():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    img = torch.tensor(rng.standard_normal((3, 9, 9)) + 1j * rng.standard_normal((3, 9, 9)), requires_grad=True)
+    y0, x0 = torch.tensor([-2.5, 0.25, 3.0], dtype=torch.float64), torch.tensor([1.5, -0.75, 4.0], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: resample(a, y0, x0, (11, 10), xp=torch), (img,))
+    # A cotangent pulled back through the taps equals W_y^T G W_x (the dense definition's adjoint).
+    grad = torch.tensor(rng.standard_normal((3, 11, 10)), dtype=torch.complex128)
+    resample(img, y0, x0, (11, 10), xp=torch).backward(grad)
+    wy, wx = interp_matrix(11, 9, y0.numpy()), interp_matrix(10, 9, x0.numpy())
+    np.testing.assert_allclose(img.grad.numpy(), np.swapaxes(wy, -1, -2) @ grad.numpy() @ wx, atol=1e-12)
 
 
 def test_resample_with_torch_matches_numpy():

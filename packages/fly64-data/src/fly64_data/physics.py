@@ -101,15 +101,65 @@ def resample(images: Any, y0: Any, x0: Any, n_out: int | tuple[int, int], xp: An
     ``images``. This is the single definition of sub-pixel translation in the
     project: extraction, the gs2 merge onto a canvas and re-extraction from it
     are all calls to this function.
+
+    The result is ``W_y @ images @ W_x.T`` with the tent-kernel matrices of
+    :func:`interp_matrix` (that is the definition, pinned by a test). Each row
+    of those matrices has at most two non-zero weights, so it is computed as
+    two gathered taps per axis: O(out x in) work per image instead of the dense
+    product's O(out x in x in), which made the gs2 merge cost as much as the CNN.
     """
     ny, nx = (n_out, n_out) if isinstance(n_out, int) else n_out
     h, w = images.shape[-2], images.shape[-1]
     real_dtype = _real_dtype(images, xp)
-    wy = interp_matrix(ny, h, y0, xp, real_dtype)
-    wx = interp_matrix(nx, w, x0, xp, real_dtype)
-    if _is_complex(images, xp):
-        wy, wx = _cast(wy, images.dtype, xp), _cast(wx, images.dtype, xp)
-    return wy @ images @ wx.swapaxes(-1, -2) if xp is np else wy @ images @ wx.transpose(-1, -2)
+    y0, x0 = _coordinate(y0, xp, images), _coordinate(x0, xp, images)
+    batch = tuple(np.broadcast_shapes(tuple(images.shape[:-2]), tuple(y0.shape), tuple(x0.shape)))
+    images = _broadcast_to(images, (*batch, h, w), xp)
+    lo, hi, w_lo, w_hi = _taps(ny, h, y0, xp, real_dtype)  # (..., ny) each
+    rows = (_take(images, lo[..., :, None], -2, (*batch, ny, w), xp) * w_lo[..., :, None]
+            + _take(images, hi[..., :, None], -2, (*batch, ny, w), xp) * w_hi[..., :, None])
+    lo, hi, w_lo, w_hi = _taps(nx, w, x0, xp, real_dtype)  # (..., nx) each
+    return (_take(rows, lo[..., None, :], -1, (*batch, ny, nx), xp) * w_lo[..., None, :]
+            + _take(rows, hi[..., None, :], -1, (*batch, ny, nx), xp) * w_hi[..., None, :])
+
+
+def _coordinate(origin: Any, xp: Any, like: Any) -> Any:
+    """Origins as float64 (large object coordinates keep their sub-pixel part)."""
+    if xp is np:
+        return np.asarray(origin, dtype=np.float64)
+    return xp.as_tensor(origin, dtype=xp.float64, device=like.device)
+
+
+def _taps(n_out: int, n_in: int, origin: Any, xp: Any, real_dtype: Any) -> tuple[Any, Any, Any, Any]:
+    """The two non-zero columns of each row of :func:`interp_matrix` and their weights.
+
+    Row ``i`` samples coordinate ``c = origin + i``: weight ``1 - frac(c)`` on
+    pixel ``floor(c)`` and ``frac(c)`` on ``floor(c) + 1``, zero for a pixel
+    outside ``[0, n_in - 1]`` (whose index is clipped so the gather stays in range).
+    """
+    if xp is np:
+        coord = origin[..., None] + np.arange(n_out, dtype=np.float64)
+        lo = np.floor(coord)
+    else:
+        coord = origin[..., None] + xp.arange(n_out, dtype=xp.float64, device=origin.device)
+        lo = xp.floor(coord)
+    frac = coord - lo
+    lo = lo.astype(np.int64) if xp is np else lo.to(xp.int64)
+    hi = lo + 1
+    w_lo = xp.where((lo >= 0) & (lo < n_in), 1.0 - frac, 0.0)
+    w_hi = xp.where((hi >= 0) & (hi < n_in), frac, 0.0)
+    return (xp.clip(lo, 0, n_in - 1), xp.clip(hi, 0, n_in - 1),
+            _cast(w_lo, real_dtype, xp), _cast(w_hi, real_dtype, xp))
+
+
+def _broadcast_to(a: Any, shape: tuple[int, ...], xp: Any) -> Any:
+    return np.broadcast_to(a, shape) if xp is np else a.expand(shape)
+
+
+def _take(a: Any, index: Any, axis: int, shape: tuple[int, ...], xp: Any) -> Any:
+    """``a`` gathered along ``axis`` at ``index`` (broadcast to ``shape``)."""
+    if xp is np:
+        return np.take_along_axis(a, np.broadcast_to(index, shape), axis=axis)
+    return xp.gather(a, axis, index.expand(shape))
 
 
 def patch_origin(center: Any, n: int) -> Any:

@@ -38,3 +38,22 @@ def test_a_multichannel_gs2_model_is_always_fed_real_groups(tiny_npz):
     assert not model.per_pattern
     out = predict_patches(model, tiny_npz, neighbor_count=7, grouping_seed=123, batch_size=4)
     assert np.isfinite(out.patches).all() and out.patches.shape[0] == open_dataset(tiny_npz).n
+
+
+def test_inference_with_folded_batch_norms_equals_the_trained_model(tiny_npz):
+    """The inference copy (BatchNorm folded into its convolutions, channels_last) predicts what the model
+    itself predicts in eval mode, with BatchNorm statistics far from the identity."""
+    model = _model(tiny_npz, gridsize=1)
+    info = open_dataset(tiny_npz)
+    diffraction = info.diffraction.read_rows(np.arange(8)).reshape(8, 1, info.patch_size, info.patch_size)
+    x = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32))
+    with torch.no_grad():  # running statistics of a few training-mode passes on scaled inputs
+        model.model.train()
+        for scale in (0.5, 2.0, 4.0):
+            model.model.predict_object(x * scale)
+        model.model.eval()
+        reference = model.model.predict_object(x).numpy()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model._inference.modules())
+    got = TorchLoadedModel(model.model).predict_object(diffraction)
+    assert np.abs(reference).std() > 0
+    np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)

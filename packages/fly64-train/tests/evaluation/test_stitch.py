@@ -1,4 +1,8 @@
-"""The vectorised stitch equals the per-patch loop it replaced (kept here only, as the reference)."""
+"""The vectorised stitches equal the per-patch loop they replaced (kept here only, as the reference).
+
+Two implementations: the numpy one of the evaluation layer and the torch one a torch model stitches
+with on its own device (run here on CPU: the same code a GPU runs).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,16 @@ import pytest
 
 from fly64_data.physics import resample
 from fly64_data.sample import raster_scan, synthetic_object, synthetic_probe
-from fly64_train.evaluation.stitch import stitch
+from fly64_train.evaluation.stitch import stitch as numpy_stitch
+
+
+def _torch_stitch(*args):
+    from fly64_train.backends.torch.stitch import stitch as device_stitch
+
+    return device_stitch(*args, device="cpu")
+
+
+STITCHES = [pytest.param(numpy_stitch, id="numpy"), pytest.param(_torch_stitch, id="torch-device")]
 
 
 def loop_stitch(patches, ycoords, xcoords, shape, weight):
@@ -31,8 +44,9 @@ def loop_stitch(patches, ycoords, xcoords, shape, weight):
     return img, den
 
 
+@pytest.mark.parametrize("stitch", STITCHES)
 @pytest.mark.parametrize("n, step, edge", [(32, 5.0, False), (16, 3.3, True), (33, 7.0, False)])
-def test_vectorised_stitch_equals_the_loop_stitch(n, step, edge):
+def test_vectorised_stitch_equals_the_loop_stitch(n, step, edge, stitch):
     rng = np.random.default_rng(n)
     obj = synthetic_object(140, 3)
     x, y = raster_scan(obj.shape, n, step, 3)
@@ -47,6 +61,7 @@ def test_vectorised_stitch_equals_the_loop_stitch(n, step, edge):
     assert np.abs(image - ref_image).max() < 1e-6
 
 
-def test_patches_that_do_not_fit_the_weight_are_refused():
+@pytest.mark.parametrize("stitch", STITCHES)
+def test_patches_that_do_not_fit_the_weight_are_refused(stitch):
     with pytest.raises(ValueError, match=r"patches must be \(P, N, N\)"):
         stitch(np.zeros((3, 8, 8)), np.zeros(3), np.zeros(3), (20, 20), np.ones((9, 9)))

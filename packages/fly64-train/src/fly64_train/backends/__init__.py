@@ -47,6 +47,11 @@ class LoadedModel(Protocol):
     def predict_object(self, diffraction: np.ndarray) -> np.ndarray:
         """Object patches (B, C, N, N) complex64 from diffraction amplitudes (B, C, N, N) float32."""
 
+    def stitch(self, patches: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray, shape: tuple[int, int],
+               weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`fly64_train.evaluation.stitch.stitch` of predicted patches, computed where the model runs
+        (a GPU model scatters on its GPU); numpy in and out, equal to the numpy stitch to 1e-6."""
+
 
 class Backend(Protocol):
     """What the framework-free layers need from a framework."""

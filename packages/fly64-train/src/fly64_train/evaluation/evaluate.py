@@ -161,7 +161,7 @@ def score_stitched(stitched: np.ndarray, weight: np.ndarray, truth: np.ndarray, 
     phase = np.where(covered, phase, phase[covered].mean())
 
     shift, _, _ = phase_cross_correlation(amp_true, amp, upsample_factor=10, normalization=None)
-    floor = _floor(amp_true, phase_true, covered, cfg)
+    floor = flat_floor(amp_true, phase_true, covered, cfg)
     return Evaluation(
         amplitude=amp, phase=phase, amplitude_true=amp_true, phase_true=phase_true, covered=covered,
         stitched=image.astype(np.complex64), region=(r0, r1, c0, c1),
@@ -172,7 +172,7 @@ def score_stitched(stitched: np.ndarray, weight: np.ndarray, truth: np.ndarray, 
     )
 
 
-def _floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray,
+def flat_floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray,
            cfg: EvaluationConfig) -> dict[str, dict[str, float | None]]:
     """Scores of a structureless object (constant amplitude and phase) put through the same alignment.
 
@@ -197,7 +197,6 @@ def reconstruct(model: LoadedModel, test_path: str | os.PathLike,
     """
     from fly64_train.data.reader import npz_members
     from fly64_train.evaluation.predict import predict_patches
-    from fly64_train.evaluation.stitch import stitch
 
     if cfg.neighbor_count is None or cfg.grouping_seed is None:
         raise ValueError("reconstruct needs a resolved grouping (neighbor_count and grouping_seed)")
@@ -208,7 +207,8 @@ def reconstruct(model: LoadedModel, test_path: str | os.PathLike,
     truth = readers["objectGuess"].read_all()
     probe = readers["probeGuess"].read_all()
     weight = (np.abs(probe).astype(np.float64) ** 2) * model.support().astype(np.float64)
-    image, summed = stitch(predicted.patches, predicted.ycoords, predicted.xcoords, truth.shape, weight)
+    # The model's own stitch: on its device (a GPU scatters there), else the numpy stitch.
+    image, summed = model.stitch(predicted.patches, predicted.ycoords, predicted.xcoords, truth.shape, weight)
     return image, summed, truth, float(weight.max())
 
 

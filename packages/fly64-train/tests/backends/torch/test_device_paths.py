@@ -94,3 +94,20 @@ def test_gpu_defaults_scale_the_default_batch_and_its_learning_rate(tmp_path, ti
     assert default_batch.learning_rate() == pytest.approx(2e-3)
     explicit = TrainingJob(make_config(tiny_npz, tmp_path / "b", batch_size=8), defaults=gpu_like)
     assert explicit.build_data().config.batch_size == 8 and explicit.learning_rate() == pytest.approx(1e-3)
+
+
+def test_channels_last_training_matches_the_contiguous_layout(tmp_path, tiny_npz, make_config, losses_of):
+    """The default NHWC layout changes strides only: same losses and weights as NCHW (to float32 rounding)."""
+    runs = {}
+    for name, defaults in (("nchw", replace(CPU, channels_last=False)), ("nhwc", CPU)):
+        cfg = make_config(tiny_npz, tmp_path / name, 2, accelerator="cpu")
+        job = TrainingJob(cfg, defaults=defaults)
+        module = job.build_model(job.build_data())
+        # A 1-channel kernel is contiguous in both layouts: look at one with several input channels.
+        conv = next(m.weight for m in module.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+        assert conv.is_contiguous(memory_format=torch.channels_last) == defaults.channels_last
+        assert conv.is_contiguous() != defaults.channels_last
+        result = job.run()
+        runs[name] = [float(v) for _, v in losses_of(tmp_path / name, result.log_path)]
+    assert CPU.channels_last and len(runs["nchw"]) == 2
+    assert runs["nhwc"] == pytest.approx(runs["nchw"], rel=1e-4)

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from fly64_train.backends.tensorflow.model import PtychoPINN
+from fly64_train.evaluation.stitch import stitch as numpy_stitch
 
 
 def tf_device(device: str) -> str:
@@ -42,3 +43,8 @@ class TensorflowLoadedModel:
         with tf.device(self.device):
             out = self.model.predict_object(np.ascontiguousarray(diffraction, dtype=np.float32))
         return out.astype(np.complex64, copy=False)
+
+    def stitch(self, patches: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray, shape: tuple[int, int],
+               weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The numpy stitch (a TensorFlow scatter would add nothing the torch device stitch does not)."""
+        return numpy_stitch(patches, ycoords, xcoords, shape, weight)

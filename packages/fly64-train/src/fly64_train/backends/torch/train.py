@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 from fly64_manifest import sha256_file
 from fly64_train.backends.torch.bundle import BUNDLE_NAME, save_bundle
@@ -129,9 +130,13 @@ class TrainingJob:
         model_cfg = replace(cfg.model, patch_size=info.patch_size, gridsize=cfg.gridsize)
         model_cfg.check()
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        return PtychoPINNModule(model_cfg.to_dict(), info.probe, info.intensity_scale, lr=self.learning_rate(),
-                                plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
-                                monitor=self.monitor(data), count_split=cfg.count_split)
+        module = PtychoPINNModule(model_cfg.to_dict(), info.probe, info.intensity_scale, lr=self.learning_rate(),
+                                  plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
+                                  monitor=self.monitor(data), count_split=cfg.count_split)
+        if self.defaults.channels_last:
+            # Only the strides change: values, state_dict keys and checkpoints stay the same.
+            module = module.to(memory_format=torch.channels_last)
+        return module
 
     def build_logger(self) -> Any:
         from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
