@@ -89,6 +89,15 @@ def _add_train_one(sub: argparse._SubParsersAction) -> None:
     one.set_defaults(handler=_train_one)
 
 
+def _device(text: str) -> str:
+    from fly64_train.evaluation.evaluate import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="re-evaluate existing bundles and update the manifest's metrics",
                         description="Phase E+: reconstruct each job's test split from its bundle and score it "
@@ -101,6 +110,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--view", action=Accumulate, metavar="VIEW", help="only these views (default: all; repeatable)")
     ev.add_argument("--batch-size", "--batch_size", type=positive_int, default=32, metavar="N",
                     help="groups per forward pass (default: 32)")
+    ev.add_argument("--device", default="auto", type=_device, metavar="DEV",
+                    help="where the model predicts and stitches: auto (a GPU when present), cpu, cuda, cuda:1 "
+                         "(default: auto)")
     ev.set_defaults(handler=_evaluate)
 
 
@@ -177,7 +189,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         try:
             # The loader refuses a bundle whose bytes are not the ones the manifest recorded.
             metrics = evaluate_job(job.bundle_path, job.test_data_path, job.job_dir,
-                                   EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size),
+                                   EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size,
+                                                    device=args.device),
                                    title=f"{where} (test split)", expected_sha256=job.bundle_sha256)
         except FileNotFoundError as exc:
             return fail(f"{exc.filename}: file not found")

@@ -61,8 +61,9 @@ class Backend(Protocol):
     def train(self, config: TrainConfig) -> TrainResult:
         """Train one job (resuming from its last checkpoint when asked) and write its bundle."""
 
-    def load_model(self, manifest: dict, members: dict[str, bytes], *, device: str = "cpu") -> LoadedModel:
-        """Build the model a bundle describes from its checked weight members."""
+    def load_model(self, manifest: dict, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
+        """Build the model a bundle describes from its checked weight members, on ``device``
+        (``auto``: a GPU when the framework sees one, else the CPU)."""
 
 
 def get_backend(name: str) -> Backend:

@@ -55,7 +55,7 @@ def read_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None) 
     return BundleContents(path, manifest, members)
 
 
-def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, device: str = "cpu") -> LoadedModel:
+def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, device: str = "auto") -> LoadedModel:
     """Load a bundle of any backend as a :class:`~fly64_train.backends.LoadedModel` ready for inference.
 
     Parameters
@@ -65,7 +65,8 @@ def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, 
     expected_sha256 : str, optional
         The digest a manifest recorded for this file; a bundle whose bytes differ is refused first.
     device : str
-        Where the backend runs the model (``cpu``, ``cuda``, ``cuda:1`` ...).
+        Where the backend runs the model: ``auto`` (default: a GPU when the backend's framework sees
+        one, else the CPU), ``cpu``, ``cuda``, ``cuda:1`` ...
 
     Raises
     ------

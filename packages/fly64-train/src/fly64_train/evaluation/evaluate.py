@@ -35,6 +35,7 @@ product: :func:`fly64_train.evaluation.product.write_product`) into the job dire
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,8 +67,8 @@ class EvaluationConfig:
     """Groups per forward pass."""
     coverage_fraction: float = 0.1
     """Threshold of the coverage mask, as a fraction of one footprint's peak weight."""
-    device: str = "cpu"
-    """Where the backend runs the model (``cpu``, ``cuda``, ...)."""
+    device: str = "auto"
+    """Where the backend runs the model and its stitch: ``auto`` (a GPU when present), ``cpu``, ``cuda``, ..."""
 
     def check(self) -> None:
         """Refuse values no evaluation can use, naming the field."""
@@ -81,6 +82,18 @@ class EvaluationConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        check_device(self.device)
+
+
+#: Device names an evaluation accepts (every backend understands them).
+DEVICE_PATTERN = re.compile(r"auto|cpu|(cuda|gpu)(:\d+)?")
+
+
+def check_device(device: str) -> str:
+    """``device`` if it is ``auto``, ``cpu``, ``cuda``, ``cuda:K``, ``gpu`` or ``gpu:K``; else ValueError."""
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:K, got {device!r}")
+    return device
 
 
 @dataclass

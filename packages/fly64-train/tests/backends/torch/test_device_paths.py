@@ -111,3 +111,18 @@ def test_channels_last_training_matches_the_contiguous_layout(tmp_path, tiny_npz
         runs[name] = [float(v) for _, v in losses_of(tmp_path / name, result.log_path)]
     assert CPU.channels_last and len(runs["nchw"]) == 2
     assert runs["nhwc"] == pytest.approx(runs["nchw"], rel=1e-4)
+
+
+def test_a_loaded_bundle_runs_on_the_gpu_when_there_is_one(tmp_path, tiny_sim):
+    """``load_bundle`` and evaluation default to ``auto``: the GPU where torch sees one, else the CPU."""
+    from fly64_train import load_bundle
+    from fly64_train.backends.torch.device import inference_device
+    from fly64_train.backends.torch.weights import save_bundle
+
+    cfg = ModelConfig(patch_size=32, gridsize=1, base_width=4, depth=3, convs_per_level=1)
+    path = tmp_path / "wts.h5.zip"
+    save_bundle(PtychoPINN(cfg, tiny_sim["probe"], tiny_sim["scale"]), path, config={})
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert inference_device("auto") == expected and inference_device("cpu") == "cpu"
+    assert load_bundle(path).device.type == expected
+    assert load_bundle(path, device="cpu").device.type == "cpu"

@@ -26,7 +26,7 @@ class TensorflowBackend:
 
         return train_job(config)
 
-    def load_model(self, manifest: dict, members: dict[str, bytes], *, device: str = "cpu") -> LoadedModel:
+    def load_model(self, manifest: dict, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
         from fly64_train.backends.tensorflow.bundle import build_model
         from fly64_train.backends.tensorflow.loaded_model import TensorflowLoadedModel
 

@@ -10,7 +10,12 @@ from fly64_train.evaluation.stitch import stitch as numpy_stitch
 
 
 def tf_device(device: str) -> str:
-    """TensorFlow's name for the study's device string (``cpu``, ``cuda``, ``cuda:1``, ``gpu:1``)."""
+    """TensorFlow's name for the study's device string (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``gpu:1``).
+
+    ``auto`` is the first GPU TensorFlow sees, else the CPU.
+    """
+    if device == "auto":
+        return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
     kind, _, index = device.lower().partition(":")
     if kind == "cpu":
         return "/CPU:0"
@@ -22,7 +27,7 @@ def tf_device(device: str) -> str:
 class TensorflowLoadedModel:
     """Numpy in, the Keras CNN in inference mode on the chosen device, numpy out."""
 
-    def __init__(self, model: PtychoPINN, device: str = "cpu") -> None:
+    def __init__(self, model: PtychoPINN, device: str = "auto") -> None:
         self.device = tf_device(device)
         self.model = model
         """The underlying Keras :class:`PtychoPINN` (the framework-free layers never touch it)."""

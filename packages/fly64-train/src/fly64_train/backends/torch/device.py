@@ -76,6 +76,11 @@ def device_type(accelerator: str) -> str:
     return "cpu"
 
 
+def inference_device(device: str) -> str:
+    """The torch device a loaded model runs on: ``auto`` is the GPU when one is present, else the CPU."""
+    return device_type("auto") if device == "auto" else device
+
+
 def device_defaults(accelerator: str) -> DeviceDefaults:
     """The defaults for a job run with Lightning's ``accelerator`` setting."""
     if device_type(accelerator) == "cuda":

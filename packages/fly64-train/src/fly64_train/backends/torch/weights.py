@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from fly64_train.backends.torch.device import inference_device
 from fly64_train.backends.torch.loaded_model import TorchLoadedModel
 from fly64_train.backends.torch.model import PtychoPINN
 from fly64_train.bundle import BUNDLE_NAME, BundleError, BundleHeader, WeightFile, format_major, write_bundle
@@ -90,6 +91,7 @@ def build_model(manifest: dict[str, Any], members: dict[str, bytes], device: str
     return model.to(device).eval()
 
 
-def load_model(manifest: dict[str, Any], members: dict[str, bytes], *, device: str = "cpu") -> TorchLoadedModel:
-    """The torch backend's :meth:`~fly64_train.backends.Backend.load_model`."""
+def load_model(manifest: dict[str, Any], members: dict[str, bytes], *, device: str = "auto") -> TorchLoadedModel:
+    """The torch backend's :meth:`~fly64_train.backends.Backend.load_model` (``auto``: a GPU when present)."""
+    device = inference_device(device)
     return TorchLoadedModel(build_model(manifest, members, device), device)
