@@ -121,7 +121,7 @@ def test_evaluate_and_report_refuse_a_root_without_a_manifest(tmp_path):
 
 def test_evaluate_refuses_an_unknown_device_before_reading_anything(tmp_path):
     proc = fly64_train("evaluate", "--artifact-root", str(tmp_path), "--device", "tpu")
-    assert proc.returncode == 2 and "device must be auto, cpu, cuda or cuda:K" in proc.stderr
+    assert proc.returncode == 2 and "device must be auto, cpu, cuda, cuda:K, gpu or gpu:K" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -68,6 +68,16 @@ def test_matrix_and_filters(study, tmp_path, filters, count):
                            filters.get("gridsizes"))) == count
 
 
+@pytest.mark.parametrize("accelerator, device", [("auto", "auto"), ("cpu", "cpu"), ("gpu", "auto")])
+def test_jobs_are_evaluated_where_they_train(study, tmp_path, accelerator, device):
+    """A study forced onto the CPU evaluates on the CPU even on a GPU host; otherwise the GPU when present."""
+    from dataclasses import replace
+
+    base = StudyRunConfig(study / "phase_c", study / "phase_d", tmp_path, doses=[1000.0])
+    runnable, _ = plan(replace(base, train=replace(base.train, accelerator=accelerator)))
+    assert runnable and {spec.evaluation.device for spec in runnable} == {device}
+
+
 def test_dry_run_writes_logs_and_both_manifests_and_trains_nothing(study, tmp_path, capsys):
     artifact = tmp_path / "e"
     assert train_main([*_roots(study, artifact), "--dry-run"]) == 0

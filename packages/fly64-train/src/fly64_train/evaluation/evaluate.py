@@ -85,14 +85,14 @@ class EvaluationConfig:
         check_device(self.device)
 
 
-#: Device names an evaluation accepts (every backend understands them).
+#: Device names an evaluation accepts (each backend maps them to its own: ``gpu`` is ``cuda``).
 DEVICE_PATTERN = re.compile(r"auto|cpu|(cuda|gpu)(:\d+)?")
 
 
 def check_device(device: str) -> str:
     """``device`` if it is ``auto``, ``cpu``, ``cuda``, ``cuda:K``, ``gpu`` or ``gpu:K``; else ValueError."""
     if not DEVICE_PATTERN.fullmatch(device):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:K, got {device!r}")
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:K, gpu or gpu:K, got {device!r}")
     return device
 
 

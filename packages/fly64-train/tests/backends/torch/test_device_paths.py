@@ -126,3 +126,35 @@ def test_a_loaded_bundle_runs_on_the_gpu_when_there_is_one(tmp_path, tiny_sim):
     assert inference_device("auto") == expected and inference_device("cpu") == "cpu"
     assert load_bundle(path).device.type == expected
     assert load_bundle(path, device="cpu").device.type == "cpu"
+
+
+def _resumed_weights(job_dir, tiny_npz, make_config, first: DeviceDefaults, second: DeviceDefaults) -> dict:
+    """Train one epoch with ``first``, resume to three with ``second``; the final floating-point state."""
+    TrainingJob(make_config(tiny_npz, job_dir, max_epochs=1, accelerator="cpu"), defaults=first).run()
+    TrainingJob(make_config(tiny_npz, job_dir, max_epochs=3, accelerator="cpu"), defaults=second).run()
+    saved = torch.load(job_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return {k: v.contiguous() for k, v in saved["state_dict"].items() if v.is_floating_point()}
+
+
+def test_a_checkpoint_written_in_nchw_resumes_in_channels_last_as_it_would_in_nchw(tmp_path, tiny_npz,
+                                                                                  make_config):
+    """Fused Adam pairs parameter and state elements in memory order: a resumed NCHW state next to a
+    channels_last weight must be re-laid, or the updates silently mix up elements (0.01 off here)."""
+    nchw = replace(CPU, channels_last=False)
+    reference = _resumed_weights(tmp_path / "nchw", tiny_npz, make_config, nchw, nchw)
+    mixed = _resumed_weights(tmp_path / "mixed", tiny_npz, make_config, nchw, CPU)
+    assert reference.keys() == mixed.keys()
+    assert max(float((mixed[k] - reference[k]).abs().max()) for k in reference) < 1e-4
+
+
+def test_device_names_map_to_torch_and_a_missing_gpu_is_named():
+    from fly64_train.backends.torch.device import inference_device
+
+    assert inference_device("cpu") == "cpu"
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for name in ("gpu", "cuda", f"cuda:{gpus}", f"gpu:{gpus}"):
+        if name.endswith(f":{gpus}") or gpus == 0:
+            with pytest.raises(ValueError, match=f"torch sees {gpus} GPU"):
+                inference_device(name)
+        else:
+            assert inference_device(name) == "cuda"

@@ -77,8 +77,18 @@ def device_type(accelerator: str) -> str:
 
 
 def inference_device(device: str) -> str:
-    """The torch device a loaded model runs on: ``auto`` is the GPU when one is present, else the CPU."""
-    return device_type("auto") if device == "auto" else device
+    """The torch device a loaded model runs on: ``auto`` is the GPU when one is present, else the CPU;
+    ``gpu``/``gpu:K`` are ``cuda``/``cuda:K``. A GPU asked for where torch sees none is a ValueError
+    (not a failure to load the weights)."""
+    if device == "auto":
+        return device_type("auto")
+    kind, colon, index = device.partition(":")
+    if kind not in ("gpu", "cuda"):
+        return device
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not index.isdigit() and index or int(index or 0) >= count:
+        raise ValueError(f"device {device!r} asked for, but torch sees {count} GPU(s) on this machine")
+    return "cuda" + colon + index
 
 
 def device_defaults(accelerator: str) -> DeviceDefaults:

@@ -79,6 +79,21 @@ class PtychoPINNModule(L.LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.model.predict_object(batch["diffraction"])
 
+    def on_train_start(self) -> None:
+        """Give resumed optimizer state the memory layout of its parameter.
+
+        A checkpoint keeps each state tensor's strides: one written in NCHW (before channels_last
+        training, or with it off) restores NCHW ``exp_avg`` next to an NHWC weight. The fused Adam
+        kernel walks parameter and state in memory order, so mismatched layouts would pair the wrong
+        elements without any error. Lightning has restored the optimizer by the time this hook runs.
+        """
+        for optimizer in self.trainer.optimizers:
+            for param, state in optimizer.state.items():
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor) and value.shape == param.shape \
+                            and value.stride() != param.stride():
+                        state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
     def configure_optimizers(self) -> dict[str, Any]:
         # The fused kernel updates every parameter in one pass (a few % of a CPU step); Lightning has moved
         # the module to its device by now, and torch fuses Adam on CPU and CUDA only.

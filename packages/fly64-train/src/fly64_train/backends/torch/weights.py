@@ -58,13 +58,14 @@ def save_bundle(model: PtychoPINN, path: str | os.PathLike, config: dict[str, An
     return {"path": str(written.path), "sha256": written.sha256, "size_bytes": written.size_bytes}
 
 
-def _state(entry: dict[str, Any], data: bytes, major: int, device: str) -> dict[str, torch.Tensor]:
+def _state(entry: dict[str, Any], data: bytes, major: int) -> dict[str, torch.Tensor]:
+    # Read on the CPU: a failure here is the member's fault, never the device's (the model moves after).
     try:
         if major >= 2:
             from safetensors.torch import load
 
-            return {k: v.to(device) for k, v in load(data).items()}
-        return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+            return load(data)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # safetensors and torch raise several types for damaged or non-tensor payloads
         kind = "safetensors" if major >= 2 else "plain tensors"
         raise BundleError(f"cannot load {entry['file']!r} as {kind} "
@@ -74,7 +75,7 @@ def _state(entry: dict[str, Any], data: bytes, major: int, device: str) -> dict[
 def build_model(manifest: dict[str, Any], members: dict[str, bytes], device: str = "cpu") -> PtychoPINN:
     """The :class:`PtychoPINN` a checked bundle describes, in eval mode on ``device``."""
     major = format_major(manifest)
-    states = {entry["name"]: _state(entry, members[entry["file"]], major, device) for entry in manifest["models"]}
+    states = {entry["name"]: _state(entry, members[entry["file"]], major) for entry in manifest["models"]}
     for needed in _MODELS:
         if needed not in states:
             raise BundleError(f"manifest lists no {needed!r} model")
