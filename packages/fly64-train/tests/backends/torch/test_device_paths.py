@@ -158,3 +158,14 @@ def test_device_names_map_to_torch_and_a_missing_gpu_is_named():
                 inference_device(name)
         else:
             assert inference_device(name) == "cuda"
+
+
+def test_a_gs2_job_sizes_its_merge_canvas_once_from_all_its_groups(tmp_path, tiny_npz, make_config):
+    from fly64_train.backends.torch import physics
+
+    for gridsize in (1, 2):
+        job = TrainingJob(make_config(tiny_npz, tmp_path / f"gs{gridsize}", gridsize, accelerator="cpu"))
+        data = job.build_data()
+        module = job.build_model(data)
+        expected = physics.canvas_size(torch.from_numpy(data.groups.offsets), 32) if gridsize > 1 else None
+        assert module.model.canvas_side == expected

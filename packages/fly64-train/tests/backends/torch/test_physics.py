@@ -56,6 +56,20 @@ def test_merge_then_extract_returns_patches_where_support_covers(tiny_sim):
     assert float(canvas.abs()[coverage == 0].max()) == 0.0
 
 
+def test_a_larger_merge_canvas_gives_the_same_patches(tiny_sim):
+    """Training fixes one canvas for all of a job's groups; a batch's own, smaller canvas is the same merge."""
+    groups = make_groups(tiny_sim["y"], tiny_sim["x"], 2, 7, seed=5)
+    rng = np.random.default_rng(0)
+    patches = _t((rng.standard_normal((6, 4, 32, 32)) + 1j * rng.standard_normal((6, 4, 32, 32))).astype(np.complex64))
+    offsets = _t(groups.offsets[:6].astype(np.float32))
+    weights = physics.support_mask(32)
+    own = physics.merge_and_reextract(patches, offsets, weights)
+    fixed = physics.canvas_size(_t(groups.offsets), 32) + 10
+    assert fixed > physics.canvas_size(offsets, 32)
+    torch.testing.assert_close(physics.merge_and_reextract(patches, offsets, weights, fixed), own,
+                               rtol=0, atol=1e-6)
+
+
 def test_merge_weights_identical_in_numerator_and_denominator(tiny_sim):
     # A constant object merges to exactly that constant wherever anything covers, even at
     # fractional offsets: only identical weights above and below the line guarantee it.

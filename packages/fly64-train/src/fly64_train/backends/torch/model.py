@@ -133,10 +133,18 @@ class PtychoPINN(nn.Module):
         self.register_buffer("probe", probe_t)
         self.register_buffer("support", physics.support_mask(n, cfg.support_fraction))
         self.register_buffer("intensity_scale", torch.tensor(float(intensity_scale), dtype=torch.float32))
+        self.canvas_side: int | None = None
+        """Canvas side of the gs2 merge, fixed for a training job from all its groups' offsets
+        (:meth:`fix_canvas`). ``None`` sizes each batch's canvas from its offsets, which on a GPU makes
+        every step wait for the device to report their maximum. Not saved: it belongs to the data."""
 
     def predict_object(self, diffraction: torch.Tensor) -> torch.Tensor:
         """Object patches (B, C, N, N) complex, zero outside the central support."""
         return self.cnn(diffraction)
+
+    def fix_canvas(self, offsets: np.ndarray | torch.Tensor) -> None:
+        """Size the gs2 merge canvas once for every group whose ``offsets`` (G, C, 2) are given."""
+        self.canvas_side = physics.canvas_size(torch.as_tensor(np.asarray(offsets)), self.cfg.patch_size)
 
     def merge_weights(self) -> torch.Tensor:
         """(N, N) weights of the gs2 merge (see :attr:`ModelConfig.merge_weights`)."""
@@ -154,7 +162,7 @@ class PtychoPINN(nn.Module):
         with full_precision(obj_patches.device.type):
             offsets = None if offsets is None else offsets.float()
             return physics.forward_intensity(obj_patches.to(torch.complex64), self.probe, offsets,
-                                             self.merge_weights())
+                                             self.merge_weights(), self.canvas_side)
 
     def forward(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Diffraction -> predicted intensity: the self-supervised autoencoder path."""

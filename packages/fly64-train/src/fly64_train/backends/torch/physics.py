@@ -54,6 +54,7 @@ def canvas_size(offsets: torch.Tensor, n: int) -> int:
 def place_on_canvas(patches: torch.Tensor, offsets: torch.Tensor, m: int) -> torch.Tensor:
     """Translate ``patches[B, C, N, N]`` onto ``M x M`` canvases (one per patch, not summed)."""
     n = patches.shape[-1]
+    offsets = offsets.double()  # coordinates in float64, as resample forms them (and as TensorFlow does)
     oy = n // 2 - m // 2 - offsets[..., 0]
     ox = n // 2 - m // 2 - offsets[..., 1]
     return conv.resample(patches, oy, ox, m, xp=torch)
@@ -62,6 +63,7 @@ def place_on_canvas(patches: torch.Tensor, offsets: torch.Tensor, m: int) -> tor
 def extract_from_canvas(canvas: torch.Tensor, offsets: torch.Tensor, n: int) -> torch.Tensor:
     """Cut ``C`` patches of size N out of ``canvas[B, M, M]`` at ``offsets[B, C, 2]``."""
     m = canvas.shape[-1]
+    offsets = offsets.double()
     oy = offsets[..., 0] + m // 2 - n // 2
     ox = offsets[..., 1] + m // 2 - n // 2
     return conv.resample(canvas.unsqueeze(1), oy, ox, n, xp=torch)
@@ -93,9 +95,11 @@ def merge_patches(patches: torch.Tensor, offsets: torch.Tensor, weights: torch.T
     return placed.sum(dim=1) / coverage.clamp_min(MERGE_EPS), coverage
 
 
-def merge_and_reextract(patches: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The gs2 object constraint: each patch becomes the consensus of its group."""
-    canvas, _ = merge_patches(patches, offsets, weights)
+def merge_and_reextract(patches: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
+                        m: int | None = None) -> torch.Tensor:
+    """The gs2 object constraint: each patch becomes the consensus of its group (canvas side ``m``,
+    default :func:`canvas_size`; any larger even side gives the same patches)."""
+    canvas, _ = merge_patches(patches, offsets, weights, m)
     return extract_from_canvas(canvas, offsets.to(weights.dtype), patches.shape[-1])
 
 
@@ -105,12 +109,12 @@ def diffracted_intensity(obj_patches: torch.Tensor, probe: torch.Tensor) -> torc
 
 
 def forward_intensity(obj_patches: torch.Tensor, probe: torch.Tensor, offsets: torch.Tensor | None,
-                      weights: torch.Tensor) -> torch.Tensor:
+                      weights: torch.Tensor, canvas_side: int | None = None) -> torch.Tensor:
     """Object patches -> predicted intensities, merging groups of more than one patch first."""
     if obj_patches.shape[1] > 1:
         if offsets is None:
             raise ValueError("groups of more than one patch need their offsets for the merge")
-        obj_patches = merge_and_reextract(obj_patches, offsets, weights)
+        obj_patches = merge_and_reextract(obj_patches, offsets, weights, canvas_side)
     return diffracted_intensity(obj_patches, probe)
 
 

@@ -133,6 +133,8 @@ class TrainingJob:
         module = PtychoPINNModule(model_cfg.to_dict(), info.probe, info.intensity_scale, lr=self.learning_rate(),
                                   plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
                                   monitor=self.monitor(data), count_split=cfg.count_split)
+        if cfg.gridsize > 1:  # every batch's merge fits this canvas: no step asks the device to size it
+            module.model.fix_canvas(data.groups.offsets)
         if self.defaults.channels_last:
             # Only the strides change: values, state_dict keys and checkpoints stay the same.
             module = module.to(memory_format=torch.channels_last)
