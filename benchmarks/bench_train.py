@@ -129,6 +129,8 @@ def throughput(path: Path, device: torch.device, gridsize: int, patterns: int, p
     cfg = ModelConfig(patch_size=N, gridsize=gridsize)
     torch.manual_seed(0)
     model = PtychoPINN(cfg, info.probe, info.intensity_scale).to(device)
+    if gridsize > 1:
+        model.fix_canvas(groups.offsets)  # as TrainingJob does: one canvas for the job, no per-step sync
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as PtychoPINNModule on CPU and CUDA
