@@ -90,10 +90,11 @@ def _add_train_one(sub: argparse._SubParsersAction) -> None:
 
 
 def _device(text: str) -> str:
-    from fly64_train.evaluation.evaluate import check_device
+    from fly64_train.backends import check_device
 
     try:
-        return check_device(text)
+        check_device(text)
+        return text
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

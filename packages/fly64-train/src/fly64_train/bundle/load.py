@@ -70,6 +70,8 @@ def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, 
 
     Raises
     ------
+    ValueError
+        ``device`` is not one of the seam's names, or names a GPU the framework does not see.
     BundleError
         One line naming the file (and member): unreadable, truncated or tampered archive, a member
         bigger than declared or allowed, an unsupported format version, a backend whose framework

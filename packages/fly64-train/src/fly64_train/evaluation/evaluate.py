@@ -35,13 +35,13 @@ product: :func:`fly64_train.evaluation.product.write_product`) into the job dire
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fly64_train.backends import check_device
 from fly64_train.evaluation.metrics import ComponentScores, PhaseAlignment, align_amplitude, align_phase, score_pair
 
 if TYPE_CHECKING:
@@ -82,18 +82,7 @@ class EvaluationConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-        check_device(self.device)
-
-
-#: Device names an evaluation accepts (each backend maps them to its own: ``gpu`` is ``cuda``).
-DEVICE_PATTERN = re.compile(r"auto|cpu|(cuda|gpu)(:\d+)?")
-
-
-def check_device(device: str) -> str:
-    """``device`` if it is ``auto``, ``cpu``, ``cuda``, ``cuda:K``, ``gpu`` or ``gpu:K``; else ValueError."""
-    if not DEVICE_PATTERN.fullmatch(device):
-        raise ValueError(f"device must be auto, cpu, cuda, cuda:K, gpu or gpu:K, got {device!r}")
-    return device
+        check_device(self.device)  # the seam's device names (fly64_train.backends)
 
 
 @dataclass

@@ -85,3 +85,16 @@ def test_without_tensorflow_a_keras_bundle_is_a_one_line_error_naming_the_packag
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("REFUSED"), out.stdout + out.stderr
     assert str(path) in lines[0] and "tensorflow-cpu" in lines[0] and "not installed" in lines[0]
+
+
+def test_device_names_map_to_tensorflow_and_a_missing_gpu_is_named():
+    import tensorflow as tf
+
+    from fly64_train.backends.tensorflow.loaded_model import tf_device
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    assert tf_device("cpu") == "/CPU:0" and tf_device("auto") == ("/GPU:0" if gpus else "/CPU:0")
+    with pytest.raises(ValueError, match=f"TensorFlow sees {gpus} GPU"):
+        tf_device(f"cuda:{gpus}")  # TensorFlow would otherwise place it on the CPU without a word
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda, cuda:K, gpu or gpu:K"):
+        tf_device("GPU")

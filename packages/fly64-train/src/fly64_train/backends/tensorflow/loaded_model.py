@@ -5,23 +5,26 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from fly64_train.backends import check_device
 from fly64_train.backends.tensorflow.model import PtychoPINN
 from fly64_train.evaluation.stitch import stitch as numpy_stitch
 
 
 def tf_device(device: str) -> str:
-    """TensorFlow's name for the study's device string (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``gpu:1``).
+    """TensorFlow's name for a seam device name (:func:`fly64_train.backends.check_device`).
 
-    ``auto`` is the first GPU TensorFlow sees, else the CPU.
+    ``auto`` is the first GPU TensorFlow sees, else the CPU. A GPU TensorFlow does not see is a
+    ValueError naming the device, as in torch (TensorFlow would otherwise fall back to the CPU unasked).
     """
-    if device == "auto":
-        return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
-    kind, _, index = device.lower().partition(":")
+    kind, index = check_device(device)
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if kind == "auto":
+        return "/GPU:0" if gpus else "/CPU:0"
     if kind == "cpu":
         return "/CPU:0"
-    if kind in ("cuda", "gpu"):
-        return f"/GPU:{index or 0}"
-    raise ValueError(f"unknown device {device!r} (cpu, cuda or cuda:<k>)")
+    if index >= gpus:
+        raise ValueError(f"device {device!r} asked for, but TensorFlow sees {gpus} GPU(s) on this machine")
+    return f"/GPU:{index}"
 
 
 class TensorflowLoadedModel:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from fly64_train.backends import check_device
+
 MIB = 2**20
 
 
@@ -77,18 +79,18 @@ def device_type(accelerator: str) -> str:
 
 
 def inference_device(device: str) -> str:
-    """The torch device a loaded model runs on: ``auto`` is the GPU when one is present, else the CPU;
-    ``gpu``/``gpu:K`` are ``cuda``/``cuda:K``. A GPU asked for where torch sees none is a ValueError
-    (not a failure to load the weights)."""
-    if device == "auto":
-        return device_type("auto")
-    kind, colon, index = device.partition(":")
-    if kind not in ("gpu", "cuda"):
-        return device
+    """The torch device a loaded model runs on, from a seam device name (:func:`fly64_train.backends.check_device`).
+
+    ``auto`` is the GPU when one is present, else the CPU; ``gpu:K`` is ``cuda:K``. A GPU torch does not
+    see is a ValueError naming the device (not a failure to load the weights).
+    """
+    kind, index = check_device(device)
+    if kind != "gpu":
+        return device_type("auto") if kind == "auto" else "cpu"
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if not index.isdigit() and index or int(index or 0) >= count:
+    if index >= count:
         raise ValueError(f"device {device!r} asked for, but torch sees {count} GPU(s) on this machine")
-    return "cuda" + colon + index
+    return f"cuda:{index}"
 
 
 def device_defaults(accelerator: str) -> DeviceDefaults:
