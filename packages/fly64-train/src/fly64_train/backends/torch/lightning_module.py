@@ -37,6 +37,8 @@ class PtychoPINNModule(L.LightningModule):
 
     #: Seed of the validation batches' photon splits (fixed, so val_loss compares across epochs).
     VAL_SPLIT_SEED = 20_261_122
+    #: Checkpoint entry holding the monitored value of the checkpoint's epoch (see :meth:`on_save_checkpoint`).
+    MONITOR_KEY = "fly64_monitor_value"
 
     def __init__(self, model_config: dict[str, Any], probe: np.ndarray, intensity_scale: float,
                  lr: float = 1e-3, plateau_factor: float = 0.5, plateau_patience: int = 2,
@@ -44,6 +46,7 @@ class PtychoPINNModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["probe"])
         self.model = PtychoPINN(ModelConfig.from_dict(model_config), probe, intensity_scale)
+        self._resumed_monitor_value: float | None = None
 
     @property
     def count_split(self) -> float | None:
@@ -79,7 +82,32 @@ class PtychoPINNModule(L.LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.model.predict_object(batch["diffraction"])
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the epoch's monitored value: Lightning saves at validation end, before the epoch's
+        ReduceLROnPlateau step, so a resumed run must replay that step with this value."""
+        value = self.trainer.callback_metrics.get(self.hparams.monitor)
+        if value is not None:
+            checkpoint[self.MONITOR_KEY] = float(value)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed_monitor_value = checkpoint.get(self.MONITOR_KEY)
+
     def on_train_start(self) -> None:
+        self._relay_optimizer_state()
+        self._replay_missed_plateau_step()
+
+    def _replay_missed_plateau_step(self) -> None:
+        """After a resume, take the plateau step the checkpoint was written before (once per epoch)."""
+        if self._resumed_monitor_value is None:
+            return
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) \
+                    and scheduler.last_epoch < self.trainer.current_epoch:
+                scheduler.step(self._resumed_monitor_value)
+        self._resumed_monitor_value = None
+
+    def _relay_optimizer_state(self) -> None:
         """Give resumed optimizer state the memory layout of its parameter.
 
         A checkpoint keeps each state tensor's strides: one written in NCHW (before channels_last
