@@ -117,6 +117,7 @@ def throughput(path: Path, device: torch.device, gridsize: int, patterns: int, p
                channels_last: bool = False) -> dict:
     """Training steps/s of the default PtychoPINN as the torch backend runs it: batches gathered on the
     device (:class:`ResidentGroups`), photon split 0.5, Adam, autocast for ``bf16-mixed``."""
+    from fly64_train.backends.torch.device import device_defaults
     from fly64_train.backends.torch.model import PtychoPINN, gflop_per_group
     from fly64_train.backends.torch.resident_batches import ResidentGroups
     from fly64_train.data.grouping import make_groups
@@ -129,8 +130,8 @@ def throughput(path: Path, device: torch.device, gridsize: int, patterns: int, p
     cfg = ModelConfig(patch_size=N, gridsize=gridsize)
     torch.manual_seed(0)
     model = PtychoPINN(cfg, info.probe, info.intensity_scale).to(device)
-    if gridsize > 1:
-        model.fix_canvas(groups.offsets)  # as TrainingJob does: one canvas for the job, no per-step sync
+    if gridsize > 1 and device_defaults(device.type).fixed_canvas:
+        model.fix_canvas(groups.offsets)  # as TrainingJob does on a GPU: one canvas, no per-step sync
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as PtychoPINNModule on CPU and CUDA

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -168,9 +169,16 @@ def test_device_names_map_to_torch_and_a_missing_gpu_is_named():
 def test_a_gs2_job_sizes_its_merge_canvas_once_from_all_its_groups(tmp_path, tiny_npz, make_config):
     from fly64_train.backends.torch import physics
 
-    for gridsize in (1, 2):
-        job = TrainingJob(make_config(tiny_npz, tmp_path / f"gs{gridsize}", gridsize, accelerator="cpu"))
+    assert device_defaults("gpu").fixed_canvas and not CPU.fixed_canvas
+    gpu_like = replace(CPU, fixed_canvas=True)
+    for gridsize, defaults in ((1, gpu_like), (2, gpu_like), (2, CPU)):
+        job = TrainingJob(make_config(tiny_npz, tmp_path / f"gs{gridsize}", gridsize, accelerator="cpu"),
+                          defaults=defaults)
         data = job.build_data()
         module = job.build_model(data)
-        expected = physics.canvas_size(torch.from_numpy(data.groups.offsets), 32) if gridsize > 1 else None
+        fixed = gridsize > 1 and defaults.fixed_canvas
+        expected = physics.canvas_size(torch.from_numpy(data.groups.offsets), 32) if fixed else None
         assert module.model.canvas_side == expected
+    # A job with the fixed canvas trains (the merge of every batch fits it).
+    result = TrainingJob(make_config(tiny_npz, tmp_path / "fixed", 2, accelerator="cpu"), defaults=gpu_like).run()
+    assert result.epochs_completed == 2 and math.isfinite(result.final_loss)

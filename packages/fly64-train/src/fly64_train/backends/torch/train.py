@@ -133,7 +133,7 @@ class TrainingJob:
         module = PtychoPINNModule(model_cfg.to_dict(), info.probe, info.intensity_scale, lr=self.learning_rate(),
                                   plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
                                   monitor=self.monitor(data), count_split=cfg.count_split)
-        if cfg.gridsize > 1:  # every batch's merge fits this canvas: no step asks the device to size it
+        if cfg.gridsize > 1 and self.defaults.fixed_canvas:  # no step asks the device to size the canvas
             module.model.fix_canvas(data.groups.offsets)
         if self.defaults.channels_last:
             # Only the strides change: values, state_dict keys and checkpoints stay the same.
