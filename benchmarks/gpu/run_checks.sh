@@ -5,7 +5,7 @@
 # On the device machine, from the repository root, with .whl carried (benchmarks/gpu/fetch_wheels.sh):
 #     bash benchmarks/gpu/run_checks.sh            # results as JSON lines and logs under $OUT
 # Dry run here:
-#     DEVICE=cpu OUT=/tmp/gpu_checks STAGES="train reconstruct" bash benchmarks/gpu/run_checks.sh
+#     DEVICE=cpu OUT=/tmp/gpu_checks STAGES="train reconstruct" TRAIN_ARGS="--steps 4" bash benchmarks/gpu/run_checks.sh
 #     DEVICE=cpu OUT=/tmp/gpu_checks STAGES=study STUDY_ARGS="EPOCHS=1" bash benchmarks/gpu/run_checks.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_checks}
@@ -13,6 +13,7 @@ DEVICE=${DEVICE:-cuda}
 STAGES=${STAGES:-"train reconstruct study"}
 STUDY_ARGS=${STUDY_ARGS:-}  # extra make variables for the study stage, e.g. "EPOCHS=1" for a dry run
 STUDY_TIMEOUT=${STUDY_TIMEOUT:-300}  # seconds; the target is 60, the previous release took 225
+TRAIN_ARGS=${TRAIN_ARGS:-"--precision 32-true bf16-mixed --channels-last --steps 20"}  # bench_train settings
 PY=${PY:-python3}
 THREADS=$(nproc)
 mkdir -p "$OUT"
@@ -31,7 +32,7 @@ for stage in $STAGES; do
   case $stage in
   train)  # patterns/s and share of the fp32 matmul rate, default and larger batches, fp32 and bf16-mixed
     timeout 150 "$PY" benchmarks/bench_train.py --device "$DEVICE" --threads "$THREADS" --backend torch \
-        --precision 32-true bf16-mixed --channels-last --steps 20 --workdir /tmp/bench_train 2>&1 \
+        $TRAIN_ARGS --workdir /tmp/bench_train 2>&1 \
         | grep -v '^USDT' | tee "$OUT/train.jsonl" ;;
   reconstruct)  # predict, stitch (on the device) and score one 1,299-pattern split, gs1 and gs2
     timeout 150 "$PY" benchmarks/bench_reconstruct.py --device "$DEVICE" --threads "$THREADS" --repeat 3 \
