@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from fly64_data.contract import utc_now, write_dataset
 from fly64_data.physics import extract_patches
@@ -154,13 +154,30 @@ def test_evaluate_job_scores_a_trained_bundle_and_writes_its_figure_and_arrays(t
         r0, r1, c0, c1 = data["region"]
         assert data["amplitude"].shape == data["phase_true"].shape == (r1 - r0, c1 - c0)
         assert data["frc_frequency"].shape == data["frc_amplitude"].shape == data["frc_phase"].shape
-    # Deterministic: a second evaluation gives the same numbers ...
-    assert evaluate_job(bundle, test, job_dir, EvaluationConfig(batch_size=3)) == metrics
+    # Deterministic: a second evaluation gives the same numbers (all but the wall time) ...
+    again = evaluate_job(bundle, test, job_dir, EvaluationConfig(batch_size=3))
+    assert {k: v for k, v in again.items() if k != "reconstruction"} == {
+        k: v for k, v in metrics.items() if k != "reconstruction"}
     # ... and another batch size changes them at most by float32 rounding in the convolutions.
     other = evaluate_job(bundle, test, job_dir, EvaluationConfig(batch_size=5))
     for component in ("amplitude", "phase"):
         for name, value in metrics[component].items():
             assert other[component][name] == pytest.approx(value, abs=1e-4, rel=1e-4), (component, name)
+
+
+def test_evaluation_records_the_wall_time_of_predict_and_stitch_with_its_pattern_count_and_device(trained, tmp_path):
+    # Phase G compares methods by reconstruction time per 1,000 patterns on the device each ran on.
+    bundle, test, _ = trained
+    metrics = evaluate_job(bundle, test, tmp_path, EvaluationConfig(batch_size=3, device="cpu"))
+    timing = metrics["reconstruction"]
+    with np.load(test, allow_pickle=False) as data:
+        assert timing["n_patterns"] == data["xcoords"].shape[0] > 0
+    assert 0 < timing["wall_s"] < 60 and timing["device"] == "cpu"
+    schema = load_schema("training_manifest")
+    Draft202012Validator({**schema["$defs"]["metrics"], "$defs": schema["$defs"]}).validate(metrics)
+    with pytest.raises(ValidationError):
+        Draft202012Validator({**schema["$defs"]["metrics"], "$defs": schema["$defs"]}).validate(
+            {**metrics, "reconstruction": {**timing, "wall_s": -1}})
 
 
 def test_evaluating_a_damaged_bundle_names_it(trained, tmp_path):

@@ -35,6 +35,7 @@ product: :func:`fly64_train.evaluation.product.write_product`) into the job dire
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,8 +238,25 @@ def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike
     # Loading first checks the file's digest (when given), so the manifest read next is the verified one.
     model = load_bundle(bundle_path, expected_sha256=expected_sha256, device=cfg.device)
     cfg = grouping_for(read_manifest(bundle_path), cfg)
+    # Timed alone (no bundle loading, no scoring): Phase G compares it per 1,000 patterns with the
+    # iterative method's reconstruction time. The stitch returns numpy, so a GPU's queue has drained.
+    started = time.perf_counter()
     image, weight, truth, peak = reconstruct(model, test_path, cfg)
-    return score_stitched(image, weight, truth, peak, cfg)
+    wall_s = time.perf_counter() - started
+    evaluation = score_stitched(image, weight, truth, peak, cfg)
+    evaluation.extra["reconstruction"] = {
+        "wall_s": round(wall_s, 4), "n_patterns": n_patterns(test_path),
+        # The backend's resolved device (``auto`` became cpu or cuda:K); the TF backend names it its own way.
+        "device": str(getattr(model, "device", cfg.device)),
+    }
+    return evaluation
+
+
+def n_patterns(test_path: str | os.PathLike) -> int:
+    """Scan positions of a DATA-001 file, read from the array header (nothing loaded)."""
+    from fly64_train.data.reader import npz_members
+
+    return int(npz_members(test_path)["xcoords"].shape[0])
 
 
 def save_reconstruction(evaluation: Evaluation, path: str | os.PathLike) -> Path:
