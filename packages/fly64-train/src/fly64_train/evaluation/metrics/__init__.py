@@ -4,7 +4,9 @@ Everything here is numpy + scikit-image and works on 2-D float images. One
 concept per private module, as in scikit-image's metrics package: ``_alignment``
 (:func:`align_amplitude`, :func:`align_phase`), ``_pointwise`` (MAE, PSNR,
 Pearson), ``_ssim``, ``_ms_ssim``, ``_frc`` and ``_scores`` (:func:`score_pair`
-runs the whole set on one component). Tuning arguments are keyword-only; every
+runs the whole set on one component); the held-out information score in
+``_count_split`` (:func:`split_counts`), ``_likelihood`` (:func:`poisson_nll`)
+and ``_information`` (:func:`information_score`), see docs/evaluation.md. Tuning arguments are keyword-only; every
 function refuses images that are not two 2-D arrays of one shape, saying so.
 
 Definitions (``x`` the reconstruction, ``y`` the ground truth, ``R`` the
@@ -51,7 +53,10 @@ Masked scoring
 """
 
 from fly64_train.evaluation.metrics._alignment import PhaseAlignment, align_amplitude, align_phase, wrap
+from fly64_train.evaluation.metrics._count_split import COUNT_SPLIT_FRACTION, COUNT_SPLIT_SEED, split_counts
 from fly64_train.evaluation.metrics._frc import FRC, FRC_THRESHOLDS, frc
+from fly64_train.evaluation.metrics._information import InformationScore, information_score
+from fly64_train.evaluation.metrics._likelihood import RATE_FLOOR, poisson_nll
 from fly64_train.evaluation.metrics._ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
 from fly64_train.evaluation.metrics._pointwise import data_range_of, mae, pearson, psnr
 from fly64_train.evaluation.metrics._scores import METRIC_NAMES, ComponentScores, score_pair
@@ -66,6 +71,8 @@ from fly64_train.evaluation.metrics._ssim import (
 )
 
 __all__ = [
+    "COUNT_SPLIT_FRACTION", "COUNT_SPLIT_SEED", "InformationScore", "RATE_FLOOR", "information_score",
+    "poisson_nll", "split_counts",
     "FRC", "FRC_THRESHOLDS", "GAUSSIAN_TRUNCATE", "K1", "K2", "METRIC_NAMES", "MS_SSIM_WEIGHTS", "SSIM_SIGMA",
     "ComponentScores", "PhaseAlignment", "align_amplitude", "align_phase", "data_range_of", "frc", "mae",
     "ms_ssim", "pearson", "psnr", "score_pair", "ssim", "ssim_components", "window_size", "wrap",
