@@ -1,0 +1,54 @@
+"""The typed view of a job's recorded metrics (fly64_manifest.scores)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fly64_manifest.scores import Alignment, Region, Scores
+
+#: A metrics object in the shape fly64-train's evaluation records (values from a tiny run).
+RECORDED = {
+    "amplitude": {"mae": 0.05, "psnr": 21.5, "ssim": 0.61, "ms_ssim": 0.7, "frc50": 0.12, "frc_1_7": None,
+                  "pearson": 0.8},
+    "phase": {"mae": 0.2, "psnr": 18.0, "ssim": 0.42, "ms_ssim": 0.5, "frc50": None, "frc_1_7": 0.2,
+              "pearson": 0.66},
+    "frc_unit": "cycles/pixel", "coverage": 0.93,
+    "region": {"row0": 3, "row1": 40, "col0": 5, "col1": 60},
+    "alignment": {"amplitude_scale": 1.7, "phase_offset_rad": -0.3, "phase_ramp_rad_per_px": [0.001, -0.002],
+                  "shift_px": [0.0, 0.1]},
+    "floor": {"amplitude": {"ssim": 0.1, "pearson": 0.0}, "phase": {"ssim": 0.05, "pearson": 0.02}},
+    "reconstruction": {"wall_s": 2.5, "n_patterns": 500, "device": "cuda:0"},
+    "information": {"info": 0.4, "patterns": 500, "flat_amplitude": 0.8},
+}
+
+
+def test_recorded_metrics_read_as_typed_scores_with_floor_region_alignment_timing_and_information():
+    scores = Scores.from_metrics(RECORDED)
+    assert scores.metric("phase", "ssim") == 0.42 and scores.metric("amplitude", "frc_1_7") is None
+    assert scores.floor("phase", "ssim") == 0.05 and scores.floor("amplitude", "psnr") is None
+    assert scores.region == Region(3, 40, 5, 60) and scores.region.shape == (37, 55)
+    assert scores.alignment == Alignment(1.7, -0.3, (0.001, -0.002))
+    assert scores.coverage == 0.93
+    assert scores.reconstruction.device == "cuda:0"
+    assert scores.reconstruction.seconds_per_1000_patterns == pytest.approx(5.0)
+    assert scores.metric("information", "info") == 0.4 and scores.floor("information", "info") == 0.0
+
+
+def test_missing_or_mistyped_parts_read_as_none_never_as_an_exception():
+    assert Scores.from_metrics(None) is None
+    odd = {"amplitude": {"ssim": "high", "psnr": True}, "floor": [1, 2], "region": {"row0": 5, "row1": 2},
+           "alignment": {"amplitude_scale": 1.0}, "reconstruction": {"wall_s": 1.0, "n_patterns": 0, "device": "cpu"},
+           "information": "yes"}
+    scores = Scores.from_metrics(odd)
+    assert scores.metric("amplitude", "ssim") is None and scores.metric("amplitude", "psnr") is None
+    assert scores.metric("phase", "ssim") is None and scores.floor("phase", "ssim") is None
+    assert (scores.region, scores.alignment, scores.reconstruction, scores.information) == (None,) * 4
+    assert scores.metric("information", "info") is None and scores.floor("information", "info") is None
+
+
+def test_an_unknown_component_or_metric_is_named():
+    scores = Scores.from_metrics(RECORDED)
+    with pytest.raises(KeyError, match="unknown component 'ampl'"):
+        scores.metric("ampl", "ssim")
+    with pytest.raises(KeyError, match="unknown metric 'sim'"):
+        scores.metric("phase", "sim")
