@@ -10,6 +10,7 @@ Depends on jsonschema only (no numpy or torch), so comparison code can import it
 
 from fly64_manifest.io import ManifestError, atomic_write, parse_json, read_json, sha256_file, write_json
 from fly64_manifest.loaders import (
+    load_iterative_manifest,
     load_overlap_manifest,
     load_overlap_metrics,
     load_run_manifest,
@@ -19,6 +20,8 @@ from fly64_manifest.loaders import (
 from fly64_manifest.models import (
     DoseData,
     FileRecord,
+    IterativeJob,
+    IterativeManifest,
     OverlapManifest,
     OverlapView,
     Producer,
@@ -35,9 +38,10 @@ from fly64_manifest.verify import Problem, verify
 __version__ = "0.3.0"
 
 __all__ = [
-    "KINDS", "DoseData", "FileRecord", "Lineage", "ManifestError", "OverlapManifest", "OverlapView", "Problem",
-    "Producer", "RunManifest", "SkipSummary", "SkippedView", "Study", "TrainingJob", "TrainingManifest",
-    "__version__", "atomic_write", "load_overlap_manifest", "load_overlap_metrics", "load_run_manifest",
-    "load_schema", "load_skip_summary", "load_training_manifest", "parse_json", "read_json", "schema_version",
-    "sha256_file", "validate", "verify", "write_json",
+    "KINDS", "DoseData", "FileRecord", "IterativeJob", "IterativeManifest", "Lineage", "ManifestError",
+    "OverlapManifest", "OverlapView", "Problem", "Producer", "RunManifest", "SkipSummary", "SkippedView", "Study",
+    "TrainingJob", "TrainingManifest", "__version__", "atomic_write", "load_iterative_manifest",
+    "load_overlap_manifest", "load_overlap_metrics", "load_run_manifest", "load_schema", "load_skip_summary",
+    "load_training_manifest", "parse_json", "read_json", "schema_version", "sha256_file", "validate", "verify",
+    "write_json",
 ]

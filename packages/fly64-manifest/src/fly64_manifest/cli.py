@@ -18,6 +18,7 @@ _FILENAME_KINDS = {
     "overlap_manifest.json": "overlap_manifest",
     "training_manifest.json": "training_manifest",
     "skip_summary.json": "skip_summary",
+    "iterative_manifest.json": "iterative_manifest",
 }
 
 
@@ -40,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_val.add_argument("file")
     p_val.add_argument("--kind", choices=sorted(KINDS), help="artifact kind (default: from the file name)")
     p_ver = sub.add_parser("verify", help="re-hash bundles and check a study against its manifests")
-    p_ver.add_argument("root", help="study root (phase_c/, phase_d/, phase_e/) or a Phase E artifact root")
+    p_ver.add_argument("root", help="study root (phase_c/, phase_d/, phase_e/[, phase_f/]) or a Phase E or F "
+                                    "artifact root")
     p_ver.add_argument("--rehash-data", action="store_true", help="also re-hash Phase C/D data files (slow)")
     p_sum = sub.add_parser("summary", help="table of Phase E jobs: status, loss, metrics")
     p_sum.add_argument("root", help="study root, Phase E artifact root or training_manifest.json")

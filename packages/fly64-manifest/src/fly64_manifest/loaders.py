@@ -18,6 +18,8 @@ from fly64_manifest.models import (
     ArtifactRecord,
     DoseData,
     FileRecord,
+    IterativeJob,
+    IterativeManifest,
     OverlapManifest,
     OverlapView,
     Producer,
@@ -36,6 +38,7 @@ RUN_MANIFEST = ("run_manifest.json", "phase_c")
 OVERLAP_MANIFEST = ("overlap_manifest.json", "phase_d")
 TRAINING_MANIFEST = ("training_manifest.json", "phase_e")
 SKIP_SUMMARY = ("skip_summary.json", "phase_e")
+ITERATIVE_MANIFEST = ("iterative_manifest.json", "phase_f")
 
 
 def locate(root_or_file: str | os.PathLike, filename: str, phase_dir: str) -> Path:
@@ -235,4 +238,75 @@ def load_skip_summary(root_or_file: str | os.PathLike) -> SkipSummary:
     return SkipSummary(
         path=path, schema_version=doc["schema_version"], timestamp=doc["timestamp"],
         skipped_views=tuple(_skipped(s) for s in doc["skipped_views"]), skipped_count=doc["skipped_count"],
+    )
+
+
+# --------------------------------------------------------------------------- Phase F
+
+
+def _iterative_job(raw: Mapping[str, Any], base: Path, roots: Mapping[str, Path], where: str) -> IterativeJob:
+    job_dir = resolve_inside(raw["job_dir"], base, base, f"{where}/job_dir")
+    data_base = roots[raw["data_root"]]
+
+    def in_job(field: str, value: str | None) -> Path | None:
+        # Job files may sit in sub-folders of the job dir but never outside the artifact root.
+        return None if value is None else resolve_inside(value, job_dir, base, f"{where}/{field}")
+
+    return IterativeJob(
+        dose=raw["dose"], view=raw["view"], gridsize=raw["gridsize"], seed=raw.get("seed"),
+        status=raw["status"], error=raw["error"], job_dir=job_dir, data_root=raw["data_root"],
+        test_data_path=resolve_inside(raw["test_data_path"], data_base, data_base, f"{where}/test_data_path"),
+        engine=raw["engine"], engine_options=freeze(raw["engine_options"]), epochs=raw["epochs"],
+        batch_size=raw["batch_size"], noise_model=raw["noise_model"], device=raw["device"],
+        wall_time_s=raw["wall_time_s"], duration_s=raw["duration_s"], n_patterns=raw["n_patterns"],
+        reconstruction_path=in_job("reconstruction_path", raw["reconstruction_path"]),
+        reconstruction_sha256=raw["reconstruction_sha256"],
+        reconstruction_size_bytes=raw["reconstruction_size_bytes"],
+        artifacts=tuple(
+            ArtifactRecord(in_job(f"artifacts/{k}/path", a["path"]), a["path"], a["sha256"], a["size_bytes"])
+            for k, a in enumerate(raw["artifacts"])),
+        metrics=freeze(raw["metrics"]), raw=freeze(raw),
+    )
+
+
+def load_iterative_manifest(root_or_file: str | os.PathLike) -> IterativeManifest:
+    """Load Phase F ``iterative_manifest.json``.
+
+    Parameters
+    ----------
+    root_or_file
+        The manifest, the artifact root holding it, or a study root (``<root>/phase_f``).
+
+    Returns
+    -------
+    IterativeManifest
+        Jobs with absolute, checked paths; pair one with its PINN job by ``job.key``.
+
+    Raises
+    ------
+    ManifestError
+        Missing or invalid file, newer major version, a path that is absolute or
+        escapes its root, or two jobs with one (dose, view, gridsize, seed).
+    """
+    path = locate(root_or_file, *ITERATIVE_MANIFEST)
+    doc = read_checked(path, "iterative_manifest")
+    base = path.parent
+    roots = {name: resolve_root(doc["roots"][name], base)
+             for name in ("phase_c_root", "phase_d_root", "artifact_root")}
+    jobs: list[IterativeJob] = []
+    seen: dict[tuple[float, str, int, int | None], int] = {}
+    for i, raw in enumerate(doc["jobs"]):
+        job = _iterative_job(raw, base, roots, f"{path}: jobs/{i}")
+        if job.key in seen:
+            seed = "" if job.seed is None else f" seed {job.seed}"
+            raise ManifestError(f"{path}: jobs/{i} repeats job {job.view} gs{job.gridsize}{seed} at dose "
+                                f"{job.dose:g} (first at jobs/{seen[job.key]})")
+        seen[job.key] = i
+        jobs.append(job)
+    return IterativeManifest(
+        path=path, root=base, schema_version=doc["schema_version"], created=doc["created"],
+        producer=Producer(**{k: doc["producer"][k] for k in ("package", "version")}),
+        phase_c_root=roots["phase_c_root"], phase_d_root=roots["phase_d_root"],
+        artifact_root=roots["artifact_root"], filters=freeze(doc["filters"]), jobs=tuple(jobs),
+        skipped_views=tuple(_skipped(s) for s in doc["skipped_views"]), raw=freeze(doc),
     )

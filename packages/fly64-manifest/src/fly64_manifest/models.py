@@ -382,3 +382,136 @@ class TrainingManifest:
     def doses(self) -> tuple[float, ...]:
         """The distinct doses with a job or a skip, ascending."""
         return tuple(sorted({float(j.dose) for j in self.jobs} | {float(s.dose) for s in self.skipped_views}))
+
+
+# --------------------------------------------------------------------------- Phase F
+
+
+@dataclass(frozen=True)
+class IterativeJob:
+    """One iterative reconstruction (pty-chi) of a Phase E job's test split: a (dose, view, gridsize, seed).
+
+    Attributes
+    ----------
+    dose, view, gridsize, seed
+        The key of the Phase E job whose test split this reconstructs (``seed`` ``None``
+        for a one-seed run), so ``manifest.job(...)`` pairs it with the PINN job.
+    status : str
+        ``success``, ``failed`` or ``skipped``; ``error`` is the one-line reason of a failure.
+    job_dir, test_data_path : Path
+        Absolute job folder and the test split reconstructed.
+    engine, engine_options, epochs, batch_size, noise_model, device
+        How it was reconstructed (``engine`` ``lsqml``/``epie``/``dm``; ``device`` resolved,
+        e.g. ``cpu`` or ``cuda:0``).
+    wall_time_s : float or None
+        Wall time of the reconstruction alone (not reading, scoring or writing).
+    n_patterns : int or None
+        Patterns reconstructed; with ``wall_time_s`` gives the time per pattern.
+    reconstruction_path : Path or None
+        The ptychodus product ``reconstruction.h5``, with its recorded sha256 and size.
+    metrics : Mapping or None
+        The same shape and keys as :attr:`TrainingJob.metrics` (same scorer); see :meth:`metric`.
+    artifacts : tuple of ArtifactRecord
+        Every file the job recorded, with its sha256.
+    """
+
+    dose: float
+    view: str
+    gridsize: int
+    seed: int | None
+    status: str
+    error: str | None
+    job_dir: Path
+    data_root: str
+    test_data_path: Path
+    engine: str
+    engine_options: Mapping[str, Any]
+    epochs: int
+    batch_size: int
+    noise_model: str
+    device: str
+    wall_time_s: float | None
+    duration_s: float
+    n_patterns: int | None
+    reconstruction_path: Path | None
+    reconstruction_sha256: str | None
+    reconstruction_size_bytes: int | None
+    artifacts: tuple[ArtifactRecord, ...]
+    metrics: Mapping[str, Any] | None
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def key(self) -> tuple[float, str, int, int | None]:
+        return (float(self.dose), self.view, self.gridsize, self.seed)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def seconds_per_1000_patterns(self) -> float | None:
+        """Reconstruction wall time per 1,000 patterns (``None`` without a time or patterns)."""
+        if self.wall_time_s is None or not self.n_patterns:
+            return None
+        return self.wall_time_s / self.n_patterns * 1000.0
+
+    def metric(self, component: str, name: str) -> float | None:
+        """``metrics[component][name]`` or ``None`` when the job has no such score."""
+        if self.metrics is None:
+            return None
+        value = self.metrics.get(component, {})
+        return value.get(name) if isinstance(value, Mapping) else None
+
+
+@dataclass(frozen=True)
+class IterativeManifest:
+    """Phase F ``iterative_manifest.json``.
+
+    ``root`` is the artifact root: the folder holding the file (a study can be moved as a whole).
+    """
+
+    path: Path
+    root: Path
+    schema_version: str
+    created: str
+    producer: Producer
+    phase_c_root: Path
+    phase_d_root: Path
+    artifact_root: Path
+    filters: Mapping[str, tuple | None]
+    jobs: tuple[IterativeJob, ...]
+    skipped_views: tuple[SkippedView, ...]
+    raw: Mapping[str, Any] = field(repr=False)
+
+    def job(self, dose: float, view: str, gridsize: int | None = None, seed: int | None = None) -> IterativeJob:
+        """The job of ``(dose, view)`` (``gridsize``/``seed`` when several match).
+
+        Raises
+        ------
+        ManifestError
+            No such job (saying so if the view was skipped), or several match.
+        """
+        found = [
+            j for j in self.jobs
+            if j.view == view and same_dose(j.dose, dose) and (gridsize is None or j.gridsize == gridsize)
+            and (seed is None or j.seed == seed)
+        ]
+        if len(found) == 1:
+            return found[0]
+        what = (f"{view} at dose {dose:g}" + (f" gs{gridsize}" if gridsize is not None else "")
+                + (f" seed {seed}" if seed is not None else ""))
+        if found:
+            raise ManifestError(f"{self.path}: several jobs for {what}; pass gridsize and seed")
+        for skip in self.skipped_views:
+            if skip.view == view and same_dose(skip.dose, dose):
+                raise ManifestError(f"{self.path}: {what} was skipped: {skip.reason}")
+        raise ManifestError(f"{self.path}: no job for {what}")
+
+    def jobs_with_status(self, status: str) -> tuple[IterativeJob, ...]:
+        """Jobs whose status is ``status`` (``success``, ``failed``, ``skipped``)."""
+        return tuple(j for j in self.jobs if j.status == status)
+
+    @property
+    def doses(self) -> tuple[float, ...]:
+        """The distinct doses with a job or a skip, ascending."""
+        return tuple(sorted({float(j.dose) for j in self.jobs} | {float(s.dose) for s in self.skipped_views}))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fly64_manifest.io import ManifestError
 from fly64_manifest.loaders import (
+    load_iterative_manifest,
     load_overlap_manifest,
     load_run_manifest,
     load_training_manifest,
@@ -16,6 +17,7 @@ from fly64_manifest.loaders import (
 from fly64_manifest.models import (
     DoseData,
     FileRecord,
+    IterativeManifest,
     OverlapManifest,
     OverlapView,
     RunManifest,
@@ -62,7 +64,7 @@ def _find(records: tuple[FileRecord, ...], path: Path) -> FileRecord | None:
 @dataclass(frozen=True)
 class Study:
     """A study root: ``phase_c/run_manifest.json``, ``phase_d/overlap_manifest.json``,
-    ``phase_e/training_manifest.json`` (+ ``skip_summary.json``).
+    ``phase_e/training_manifest.json`` (+ ``skip_summary.json``), ``phase_f/iterative_manifest.json``.
 
     Manifests are read on first use and cached on the instance; a missing phase
     raises :class:`ManifestError` only when asked for.
@@ -84,6 +86,11 @@ class Study:
     @cached_property
     def phase_e(self) -> TrainingManifest:
         return load_training_manifest(self.root / "phase_e")
+
+    @cached_property
+    def phase_f(self) -> IterativeManifest:
+        """Phase F: the iterative (pty-chi) reconstructions of the same test splits."""
+        return load_iterative_manifest(self.root / "phase_f")
 
     @property
     def jobs(self) -> tuple[TrainingJob, ...]:

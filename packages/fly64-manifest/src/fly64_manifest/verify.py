@@ -10,16 +10,18 @@ from typing import Any
 
 from fly64_manifest.io import ManifestError, read_json, sha256_file
 from fly64_manifest.loaders import (
+    ITERATIVE_MANIFEST,
     OVERLAP_MANIFEST,
     RUN_MANIFEST,
     SKIP_SUMMARY,
     TRAINING_MANIFEST,
+    load_iterative_manifest,
     load_overlap_manifest,
     load_run_manifest,
     load_skip_summary,
     load_training_manifest,
 )
-from fly64_manifest.models import FileRecord, TrainingManifest
+from fly64_manifest.models import FileRecord, IterativeManifest, TrainingManifest
 from fly64_manifest.schema import KINDS, check_version, schema_problems
 
 
@@ -144,9 +146,10 @@ def _check_skip_summary(manifest: TrainingManifest, problems: list[Problem]) -> 
 
 
 def verify(root: str | os.PathLike, *, rehash_data: bool = False) -> list[Problem]:
-    """Check a study root (or a bare Phase E artifact root) against its manifests.
+    """Check a study root (or a bare Phase E or Phase F artifact root) against its manifests.
 
-    For every bundle and evaluation artifact (``reconstruction.h5``) a job records,
+    For every bundle and evaluation artifact (``reconstruction.h5``) a job records (Phase E, and
+    Phase F's ``iterative_manifest.json`` when ``phase_f*/`` exists),
     re-hash it and compare sha256 and size; check
     that ``skip_summary.json`` holds exactly the manifest's ``skipped_views``; refuse
     any recorded path that is absolute or escapes its root; check every data file a
@@ -167,6 +170,8 @@ def verify(root: str | os.PathLike, *, rehash_data: bool = False) -> list[Proble
     """
     root = Path(root)
     problems: list[Problem] = []
+    if (root / ITERATIVE_MANIFEST[0]).is_file() and not (root / TRAINING_MANIFEST[0]).is_file():
+        return _verify_phase_f(root / ITERATIVE_MANIFEST[0], None)  # a bare Phase F artifact root
     bare = (root / TRAINING_MANIFEST[0]).is_file()
     training_path = root / TRAINING_MANIFEST[0] if bare else root / TRAINING_MANIFEST[1] / TRAINING_MANIFEST[0]
     upstream = [] if bare else [
@@ -189,7 +194,56 @@ def verify(root: str | os.PathLike, *, rehash_data: bool = False) -> list[Proble
     found = [] if bare else sorted(root.glob(f"{TRAINING_MANIFEST[1]}*/{TRAINING_MANIFEST[0]}"))
     for path in found or [training_path]:
         problems += _verify_phase_e(root, path, bare)
+    # Phase F is optional (a study may stop at Phase E); each phase_f*/ root present is checked.
+    for path in [] if bare else sorted(root.glob(f"{ITERATIVE_MANIFEST[1]}*/{ITERATIVE_MANIFEST[0]}")):
+        problems += _verify_phase_f(path, root)
     return problems
+
+
+def _verify_phase_f(path: Path, study_root: Path | None) -> list[Problem]:
+    """Problems of one Phase F artifact root: its manifest, each job's folder, test split and artifacts."""
+    problems = _document_problems(path, "iterative_manifest")
+    if problems:
+        return problems  # an invalid manifest cannot be trusted to say where the artifacts are
+    manifest = _load(load_iterative_manifest, path, problems)
+    if manifest is None:
+        return problems
+    phase_dirs = None if study_root is None else {
+        "phase_c_root": (study_root / RUN_MANIFEST[1]).absolute(),
+        "phase_d_root": (study_root / OVERLAP_MANIFEST[1]).absolute(),
+        "artifact_root": manifest.root,
+    }
+    return _check_iterative(manifest, phase_dirs)
+
+
+def _check_iterative(manifest: IterativeManifest, phase_dirs: dict[str, Path] | None) -> list[Problem]:
+    found: list[Problem] = []
+    src = str(manifest.path)
+    for name, expected in (phase_dirs or {}).items():
+        actual = getattr(manifest, name)
+        if Path(actual).resolve() != Path(expected).resolve():
+            found.append(Problem(src, f"roots/{name} {manifest.raw['roots'][name]!r} resolves to {actual}, "
+                                      f"not {expected}"))
+    for job in manifest.jobs:
+        seed = "" if job.seed is None else f" seed {job.seed}"
+        label = f"{job.view} gs{job.gridsize}{seed} at dose {job.dose:g}"
+        expected_dir = manifest.root / f"dose_{int(job.dose)}" / job.view / f"gs{job.gridsize}"
+        if job.seed is not None:
+            expected_dir = expected_dir / f"seed_{job.seed}"
+        if job.job_dir != expected_dir:
+            found.append(Problem(src, f"job {label} has job_dir {job.raw['job_dir']!r}, "
+                                      f"expected {os.path.relpath(expected_dir, manifest.root)!r}"))
+        if not job.test_data_path.is_file():
+            found.append(Problem(str(job.test_data_path), f"test_data_path of iterative job {label} is missing"))
+        if job.reconstruction_path is not None:
+            found += _check_hash(job.reconstruction_path, job.reconstruction_sha256, job.reconstruction_size_bytes,
+                                 f"reconstruction of iterative job {label}")
+        for artifact in job.artifacts:
+            if artifact.path == job.reconstruction_path:
+                continue  # hashed above
+            found += _check_hash(artifact.path, artifact.sha256, artifact.size_bytes,
+                                 f"{artifact.recorded} of iterative job {label}")
+    return found
 
 
 def _verify_phase_e(root: Path, training_path: Path, bare: bool) -> list[Problem]:
