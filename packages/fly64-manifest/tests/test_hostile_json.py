@@ -120,3 +120,47 @@ def test_parse_json_names_the_source_it_is_given():
         parse_json("[" * DEPTH, source="member _metadata of x.npz")
     _assert_one_line(str(info.value), "member _metadata of x.npz")
     assert parse_json('{"a": [1, 2]}', source="s") == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('{"ssim": NaN}', "NaN"),
+    ('{"ssim": Infinity}', "Infinity"),
+    ('{"ssim": -Infinity}', "-Infinity"),
+    ('{"ssim": 1e400}', "out of range"),
+    ('{"ssim": 0.3, "ssim": 0.9}', "duplicate key 'ssim'"),
+    ('{"a": {"b": 1, "b": 2}}', "duplicate key 'b'"),
+], ids=["nan", "inf", "-inf", "overflow", "duplicate", "nested-duplicate"])
+def test_read_json_refuses_what_strict_json_does_not_allow(tmp_path, text, needle):
+    # The stdlib accepts every one of these; a NaN metric would render as a score and a
+    # duplicate key lets two readers believe two different values.
+    path = tmp_path / "doc.json"
+    path.write_text(text)
+    with pytest.raises(ManifestError) as info:
+        read_json(path)
+    _assert_one_line(str(info.value), str(path), needle)
+
+
+def test_cli_validate_refuses_a_nan_metric(tiny_study, capsys):
+    import re
+
+    path = tiny_study / "phase_e" / "training_manifest.json"
+    text, count = re.subn(r'"ssim": [0-9.e-]+', '"ssim": NaN', path.read_text(), count=1)
+    assert count == 1
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 1
+    _assert_one_line(capsys.readouterr().err, str(path), "NaN")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                max_size=3), max_leaves=15),
+       st.sampled_from(["NaN", "Infinity", "-Infinity"]))
+def test_a_non_finite_constant_anywhere_is_refused(doc, constant):
+    import json
+
+    text = json.dumps({"ok": doc, "bad": [doc, {"x": None}]}).replace("null", constant)
+    with pytest.raises(ManifestError, match="is not a JSON number"):
+        parse_json(text, source="s")
+    assert parse_json(json.dumps(doc), source="s") == doc

@@ -31,6 +31,17 @@ from fly64_manifest.models import (
     TrainingJob,
     TrainingManifest,
 )
+from fly64_manifest.safe_paths import (
+    UnsafePathError,
+    ensure_dir,
+    inside_root,
+    locked,
+    open_append,
+    open_lock,
+    refuse_foreign_root,
+    refuse_output_in_input,
+    remove_tree,
+)
 from fly64_manifest.schema import KINDS, load_schema, schema_version, validate
 from fly64_manifest.study import Lineage, Study
 from fly64_manifest.verify import Problem, verify
@@ -40,8 +51,9 @@ __version__ = "0.3.0"
 __all__ = [
     "KINDS", "DoseData", "FileRecord", "IterativeJob", "IterativeManifest", "Lineage", "ManifestError",
     "OverlapManifest", "OverlapView", "Problem", "Producer", "RunManifest", "SkipSummary", "SkippedView", "Study",
-    "TrainingJob", "TrainingManifest", "__version__", "atomic_write", "load_iterative_manifest",
-    "load_overlap_manifest", "load_overlap_metrics", "load_run_manifest", "load_schema", "load_skip_summary",
-    "load_training_manifest", "parse_json", "read_json", "schema_version", "sha256_file", "validate", "verify",
-    "write_json",
+    "TrainingJob", "TrainingManifest", "UnsafePathError", "__version__", "atomic_write", "ensure_dir",
+    "inside_root", "load_iterative_manifest", "load_overlap_manifest", "load_overlap_metrics", "load_run_manifest",
+    "load_schema", "load_skip_summary", "load_training_manifest", "locked", "open_append", "open_lock", "parse_json",
+    "read_json", "refuse_foreign_root", "refuse_output_in_input", "remove_tree", "schema_version", "sha256_file",
+    "validate", "verify", "write_json",
 ]

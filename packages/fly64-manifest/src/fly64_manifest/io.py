@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -27,19 +28,51 @@ def parse_json(text: str | bytes, source: str) -> Any:
 
     The one JSON parser of the pipeline: it turns every failure a hostile text can
     cause (syntax, recursion, invalid UTF-8) into one line, and refuses documents
-    nested deeper than :data:`MAX_JSON_DEPTH`.
+    nested deeper than :data:`MAX_JSON_DEPTH`, the non-standard constants ``NaN``,
+    ``Infinity`` and ``-Infinity`` (a non-finite metric must never pass for a
+    score), numbers too large for a float (``1e400``) and duplicate keys (which
+    copy would a reader believe?).
     """
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                         object_pairs_hook=_unique_keys)
+    except _StrictJSONError as exc:
+        raise ManifestError(f"{source}: not valid JSON ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise ManifestError(f"{source}: JSON nested too deeply (limit {MAX_JSON_DEPTH} levels)") from None
     except UnicodeDecodeError:
         raise ManifestError(f"{source}: not valid JSON (not UTF-8 text)") from None
+    except ValueError as exc:  # e.g. an integer literal past the interpreter's digit limit
+        raise ManifestError(f"{source}: not valid JSON ({' '.join(str(exc).split())[:120]})") from None
     depth = json_depth(doc)
     if depth > MAX_JSON_DEPTH:
         raise ManifestError(f"{source}: JSON nested too deeply ({depth} levels, limit {MAX_JSON_DEPTH})")
+    return doc
+
+
+class _StrictJSONError(Exception):
+    """A construct the stdlib accepts but strict JSON does not (raised from the parser's hooks)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _StrictJSONError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _StrictJSONError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise _StrictJSONError(f"duplicate key {key[:60]!r}")
+        doc[key] = value
     return doc
 
 
@@ -70,15 +103,24 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+def atomic_write(path: str | os.PathLike, mode: str = "w", *,
+                 root: str | os.PathLike | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     A reader never sees half a file, and on any failure the temporary file is
     removed and the previous version of ``path`` (if any) stays untouched. An
     ``OSError`` that names no file (a full disk) is re-raised naming ``path``.
+    The rename replaces a symbolic link at ``path`` itself, never its target.
+    With ``root``, the folder written into must lie inside ``root`` with no
+    link below it (:func:`fly64_manifest.safe_paths.ensure_dir`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if root is not None:
+        from fly64_manifest.safe_paths import ensure_dir
+
+        ensure_dir(path.parent, root)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
@@ -98,15 +140,16 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
-def write_json(path: str | os.PathLike, obj: Any, kind: str | None = None) -> Path:
-    """Validate ``obj`` against schema ``kind`` (if given), then write it atomically."""
+def write_json(path: str | os.PathLike, obj: Any, kind: str | None = None, *,
+               root: str | os.PathLike | None = None) -> Path:
+    """Validate ``obj`` against schema ``kind`` (if given), then write it atomically (inside ``root`` if given)."""
     from fly64_manifest.schema import validate
 
     path = Path(path)
     if kind is not None:
         validate(obj, kind, source=str(path))
     text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    with atomic_write(path) as fh:
+    with atomic_write(path, root=root) as fh:
         fh.write(text)
     return path
 

@@ -76,14 +76,12 @@ def manifest_json(header: BundleHeader, files: list[WeightFile], producer_versio
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     """Decode and check a ``manifest.json``: JSON, a supported major version, then the schema."""
-    from fly64_manifest import ManifestError, validate
+    from fly64_manifest import ManifestError, parse_json, validate
 
     try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{where}: {MANIFEST_NAME} is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise BundleError(f"{where}: {MANIFEST_NAME} is nested too deeply to be a bundle manifest") from None
+        manifest = parse_json(data, f"{where}: {MANIFEST_NAME}")
+    except ManifestError as exc:
+        raise BundleError(str(exc)) from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if not isinstance(version, str) or version.split(".")[0] not in SUPPORTED_MAJORS:
         raise BundleError(f"{where}: bundle format_version {version!r} is not supported "

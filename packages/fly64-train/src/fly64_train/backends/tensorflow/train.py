@@ -24,7 +24,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fly64_manifest import write_json
+from fly64_manifest import ManifestError, read_json, write_json
 from fly64_train.backends.tensorflow.bundle import BUNDLE_NAME, save_bundle
 from fly64_train.backends.tensorflow.data import EpochClock, group_batches
 from fly64_train.backends.tensorflow.model import PtychoPINN
@@ -104,14 +104,14 @@ class LastCheckpoint(keras.callbacks.Callback):
 
 
 def _read_resume_state(ckpt_dir: Path) -> dict[str, Any] | None:
-    import json
-
     state_path = ckpt_dir / LAST_STATE
     if not (state_path.is_file() and (ckpt_dir / LAST_WEIGHTS).is_file()):
         return None
     try:
-        state = json.loads(state_path.read_text())
+        state = read_json(state_path)  # the one strict parser
         int(state["epochs_completed"])
+    except ManifestError as exc:
+        raise WeightsError(str(exc)) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise WeightsError(f"{state_path}: not a checkpoint record ({exc})") from None
     return state
