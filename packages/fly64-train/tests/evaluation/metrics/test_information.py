@@ -99,3 +99,14 @@ def test_scale_and_phase_are_used_as_they_are(scan, halves):
     assert score(scan, halves, scan["obj"] * np.exp(0.7j)).info == pytest.approx(1.0, abs=1e-9)
     # A wrong amplitude scale is a real error the likelihood sees (nothing rescales the reconstruction).
     assert score(scan, halves, 0.9 * scan["obj"]).info < 1
+
+
+def test_unreconstructed_pixels_take_the_flat_amplitude_at_the_reconstructions_phase(scan, halves):
+    # A reconstruction with nothing near the object's edge, at two global phases: the fill follows the
+    # reconstruction's phase, so the free global phase still changes nothing.
+    edge = np.ones(scan["obj"].shape, bool)
+    edge[30:-30, 30:-30] = False
+    partial = np.where(edge, np.nan, scan["obj"].astype(np.complex128))
+    plain, turned = score(scan, halves, partial), score(scan, halves, partial * np.exp(2.0j))
+    assert turned.info == pytest.approx(plain.info, abs=1e-9)
+    assert 0 < plain.info < 1

@@ -48,7 +48,8 @@ def information_score(recon: np.ndarray, truth: np.ndarray, counts_a: np.ndarray
     ``recon`` and ``truth`` are complex objects in the positions' frame, used
     as they are: no alignment to the truth (the likelihood itself fixes the
     scale; a global phase does not change it). Pixels of ``recon`` that are NaN
-    (nothing reconstructed there) take the flat object's value. ``fraction``
+    (nothing reconstructed there) take the flat object's amplitude, at the
+    phase of the reconstruction's mean complex value. ``fraction``
     is half A's share of the photons (:func:`split_counts`); half B's rate is
     ``(1 - fraction) * intensity_scale^2 * I``.
 
@@ -69,7 +70,12 @@ def information_score(recon: np.ndarray, truth: np.ndarray, counts_a: np.ndarray
     total_a = float(np.sum(counts_a, dtype=np.float64))
     amplitude = math.sqrt(total_a / (n * fraction * s2 * float(np.sum(np.abs(probe.astype(np.complex128)) ** 2))))
     flat = np.full(truth.shape, amplitude, np.complex128)
-    filled = np.where(np.isnan(recon), flat, recon)
+    missing = np.isnan(recon)
+    # The fill takes the reconstruction's own mean phase: a global phase is free (no pattern depends on
+    # it), so a fill at phase 0 would put a step at the edge of a reconstruction that sits at another.
+    mean = np.mean(recon[~missing]) if (~missing).any() else 0.0
+    fill = amplitude * (np.exp(1j * np.angle(mean)) if abs(mean) > 0 else 1.0)
+    filled = np.where(missing, fill, recon.astype(np.complex128))
 
     def nll(obj: np.ndarray) -> float:
         return float(poisson_nll(obj, counts_b, probe=probe, ycoords=ycoords, xcoords=xcoords,
