@@ -52,3 +52,39 @@ def test_an_unknown_component_or_metric_is_named():
         scores.metric("ampl", "ssim")
     with pytest.raises(KeyError, match="unknown metric 'sim'"):
         scores.metric("phase", "sim")
+
+
+def test_both_phases_jobs_expose_typed_scores_timing_and_their_product(tiny_study):
+    import hashlib
+
+    from fly64_manifest import load_iterative_manifest, load_training_manifest, read_json, write_json
+
+    pinn = load_training_manifest(tiny_study).job(1000, "dense")
+    assert pinn.scores.metric("phase", "ssim") == pinn.metric("phase", "ssim") is not None
+    assert pinn.seconds_per_1000_patterns is None  # a 1.0 manifest records no reconstruction time
+    assert pinn.artifact("reconstruction.h5") is None
+    # A Phase F job records its wall time on the job; its typed scores carry it as the timing.
+    training = read_json(tiny_study / "phase_e" / "training_manifest.json")
+    tj = next(j for j in training["jobs"] if j["dose"] == 1000 and j["view"] == "dense")
+    job_dir = tiny_study / "phase_f" / tj["job_dir"]
+    job_dir.mkdir(parents=True)
+    (job_dir / "reconstruction.h5").write_bytes(b"h5")
+    digest = hashlib.sha256(b"h5").hexdigest()
+    job = {k: tj[k] for k in ("dose", "view", "gridsize", "job_dir", "data_root", "test_data_path")}
+    job.update(status="success", error=None, engine="lsqml", engine_options={}, epochs=5, batch_size=8,
+               noise_model="poisson", device="cuda:0", device_name="NVIDIA H200", wall_time_s=3.0, duration_s=4.0,
+               n_patterns=600, reconstruction_path="reconstruction.h5", reconstruction_sha256=digest,
+               reconstruction_size_bytes=2, artifacts=[{"path": "reconstruction.h5", "sha256": digest,
+                                                        "size_bytes": 2}],
+               metrics=RECORDED)
+    write_json(tiny_study / "phase_f" / "iterative_manifest.json", {
+        "schema_version": "1.0", "kind": "iterative_manifest", "created": "2026-11-22T05:00:00Z",
+        "producer": {"package": "fly64-iterative", "version": "0.1.0"},
+        "roots": {"phase_c_root": "../phase_c", "phase_d_root": "../phase_d", "artifact_root": "."},
+        "filters": {"dose": None, "view": None, "seeds": None}, "jobs": [job], "skipped_views": []},
+        "iterative_manifest")
+    iterative = load_iterative_manifest(tiny_study).job(1000, "dense")
+    timing = iterative.scores.reconstruction
+    assert (timing.device, timing.device_name) == ("cuda:0", "NVIDIA H200")
+    assert timing.seconds_per_1000_patterns == pytest.approx(5.0) == iterative.seconds_per_1000_patterns
+    assert iterative.scores.floor("phase", "ssim") == 0.05

@@ -43,12 +43,14 @@ from fly64_manifest.safe_paths import (
     remove_tree,
 )
 from fly64_manifest.schema import KINDS, load_schema, schema_version, validate
+from fly64_manifest.scores import Alignment, Information, MetricSet, ReconstructionTiming, Region, Scores
 from fly64_manifest.study import Lineage, Study
 from fly64_manifest.verify import Problem, verify
 
 __version__ = "0.3.0"
 
 __all__ = [
+    "Alignment", "Information", "MetricSet", "ReconstructionTiming", "Region", "Scores",
     "KINDS", "DoseData", "FileRecord", "IterativeJob", "IterativeManifest", "Lineage", "ManifestError",
     "OverlapManifest", "OverlapView", "Problem", "Producer", "RunManifest", "SkipSummary", "SkippedView", "Study",
     "TrainingJob", "TrainingManifest", "UnsafePathError", "__version__", "atomic_write", "ensure_dir",

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from fly64_manifest.io import ManifestError
+from fly64_manifest.scores import Scores, timing_of
 
 #: The three views of the study, in report order.
 VIEWS: tuple[str, ...] = ("baseline", "dense", "sparse")
@@ -308,6 +309,22 @@ class TrainingJob:
             "bundle": self.bundle_path,
         })
 
+    @property
+    def scores(self) -> Scores | None:
+        """The evaluation, typed (scores, flat floor, region, alignment, reconstruction time); ``None`` if none."""
+        return Scores.from_metrics(self.metrics)
+
+    @property
+    def seconds_per_1000_patterns(self) -> float | None:
+        """Reconstruction (predict + stitch) wall time per 1,000 test patterns, where the evaluation recorded it."""
+        scores = self.scores
+        timing = None if scores is None else scores.reconstruction
+        return None if timing is None else timing.seconds_per_1000_patterns
+
+    def artifact(self, recorded: str) -> ArtifactRecord | None:
+        """The artifact recorded as ``recorded`` (e.g. ``"reconstruction.h5"``), or ``None``."""
+        return next((a for a in self.artifacts if a.recorded == recorded), None)
+
     def metric(self, component: str, name: str) -> float | None:
         """``metrics[component][name]`` or ``None`` when the job has no such score."""
         if self.metrics is None:
@@ -454,6 +471,13 @@ class IterativeJob:
         if self.wall_time_s is None or not self.n_patterns:
             return None
         return self.wall_time_s / self.n_patterns * 1000.0
+
+    @property
+    def scores(self) -> Scores | None:
+        """The evaluation, typed as a Phase E job's; its ``reconstruction`` timing is this job's wall time."""
+        name = self.raw.get("device_name")
+        return Scores.from_metrics(self.metrics, timing=timing_of(self.wall_time_s, self.n_patterns, self.device,
+                                                                  name))
 
     def metric(self, component: str, name: str) -> float | None:
         """``metrics[component][name]`` or ``None`` when the job has no such score."""
