@@ -180,6 +180,28 @@ def test_evaluation_records_the_wall_time_of_predict_and_stitch_with_its_pattern
             {**metrics, "reconstruction": {**timing, "wall_s": -1}})
 
 
+def test_evaluation_records_the_information_score_of_a_prediction_from_half_the_photons(trained, tmp_path):
+    from fly64_train.bundle import load_bundle
+    from fly64_train.evaluation.information import model_information
+
+    bundle, test, _ = trained
+    metrics = evaluate_job(bundle, test, tmp_path, EvaluationConfig(batch_size=3, device="cpu"))
+    info = metrics["information"]
+    schema = load_schema("training_manifest")
+    Draft202012Validator({**schema["$defs"]["metrics"], "$defs": schema["$defs"]}).validate(metrics)
+    with np.load(test, allow_pickle=False) as data:
+        assert info["patterns"] == data["xcoords"].shape[0]
+    # The truth beats the flat object on the held-out half; a one-epoch model recovers less than the truth.
+    assert info["nll_gap_truth_per_pattern"] > 0 and info["info"] < 1
+    # It is the model's score from half A (the same numbers as scoring the loaded model directly) ...
+    direct = model_information(load_bundle(bundle, device="cpu"), test, neighbor_count=7, grouping_seed=123,
+                               batch_size=3)
+    assert direct.as_json() == info
+    # ... and it can be switched off.
+    assert "information" not in evaluate_job(bundle, test, tmp_path,
+                                             EvaluationConfig(batch_size=3, device="cpu", information=False))
+
+
 def test_evaluating_a_damaged_bundle_names_it(trained, tmp_path):
     from fly64_train.backends.torch.bundle import BundleError
 

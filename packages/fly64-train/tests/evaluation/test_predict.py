@@ -57,3 +57,19 @@ def test_inference_with_folded_batch_norms_equals_the_trained_model(tiny_npz):
     got = TorchLoadedModel(model.model).predict_object(diffraction)
     assert np.abs(reference).std() > 0
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("gridsize,shared", [(1, False), (2, True), (2, False)])
+def test_patterns_given_in_memory_replace_the_files_diffraction(tiny_npz, gridsize, shared):
+    # The information score predicts from half of each pattern's photons, held in memory.
+    model = _model(tiny_npz, gridsize=gridsize, shared_encoder=shared)
+    info = open_dataset(tiny_npz, gridsize, 7)
+    own = info.diffraction.read_all()
+    kwargs = {"neighbor_count": 7, "grouping_seed": 123, "batch_size": 3}
+    from_file = predict_patches(model, tiny_npz, **kwargs)
+    np.testing.assert_array_equal(predict_patches(model, tiny_npz, patterns=own, **kwargs).patches,
+                                  from_file.patches)
+    halved = predict_patches(model, tiny_npz, patterns=own[::-1].copy(), **kwargs)
+    assert np.abs(halved.patches - from_file.patches).max() > 1e-3
+    with pytest.raises(ValueError, match="patterns to predict from"):
+        predict_patches(model, tiny_npz, patterns=own[:2], **kwargs)

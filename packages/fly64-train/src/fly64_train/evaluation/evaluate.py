@@ -70,6 +70,8 @@ class EvaluationConfig:
     """Threshold of the coverage mask, as a fraction of one footprint's peak weight."""
     device: str = "auto"
     """Where the backend runs the model and its stitch: ``auto`` (a GPU when present), ``cpu``, ``cuda``, ..."""
+    information: bool = True
+    """Also compute the held-out information score (a second prediction, from half of the photons)."""
 
     def check(self) -> None:
         """Refuse values no evaluation can use, naming the field."""
@@ -249,6 +251,12 @@ def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike
         # The backend's resolved device (``auto`` became cpu or cuda:K); the TF backend names it its own way.
         "device": str(getattr(model, "device", cfg.device)),
     }
+    if cfg.information:
+        from fly64_train.evaluation.information import model_information
+
+        evaluation.extra["information"] = model_information(
+            model, test_path, neighbor_count=cfg.neighbor_count, grouping_seed=cfg.grouping_seed,
+            batch_size=cfg.batch_size).as_json()
     return evaluation
 
 
