@@ -70,6 +70,10 @@ def test_report_fills_every_cell(study, tmp_path, capsys):
             if name not in ("f", "basis", "group overlap", "seeds"):  # the baseline has no spacing rule
                 assert cell != "-", (name, row)
         assert "[" in named["amp SSIM"]  # the flat-object floor beside the score
+        assert "[" in named["amp Pearson"] and "[" in named["phase Pearson"]
+        # The information score beside them: a number, and how much the data could tell (nats per pattern).
+        float(named["info"])
+        assert float(named["truth gap nats/pattern"]) > 0
         seen.add((cells[0], cells[1].split()[0]))
     assert seen == {(d, v) for d in ("1000", "10000", "100000") for v in ("baseline", "dense", "sparse")}
     with (out / "metrics.csv").open() as fh:
@@ -80,6 +84,7 @@ def test_report_fills_every_cell(study, tmp_path, capsys):
             for name in ("mae", "psnr", "ssim", "ms_ssim", "pearson"):
                 float(rec[f"{comp}_{name}"])  # present and numeric
     assert all(rec["floor_phase_ssim"] for rec in records)
+    assert all(rec["information_info"] and float(rec["information_nll_gap_truth_per_pattern"]) > 0 for rec in records)
     assert all(rec["context_train_positions"] and rec["context_nn_overlap"] for rec in records)
     assert str(out / "report.md") in capsys.readouterr().out
 

@@ -40,7 +40,10 @@ from fly64_train.evaluation.metrics import METRIC_NAMES
 from fly64_train.studies.job_context import JobContext
 from fly64_train.studies.matrix import study_views
 
-TABLE_METRICS = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("frc50", "FRC50"), ("psnr", "PSNR dB"))
+TABLE_METRICS = (("ssim", "SSIM"), ("pearson", "Pearson"), ("ms_ssim", "MS-SSIM"), ("frc50", "FRC50"),
+                 ("psnr", "PSNR dB"))
+#: The information score's recorded values (``metrics.information``) that the CSV and the table carry.
+INFORMATION_KEYS = ("info", "nll_gap_truth_per_pattern", "nll_gap_recon_per_pattern")
 FILES = ("report.md", "metrics.csv", "metric_vs_dose.png", "reconstructions.png", "reconstructions_amplitude.png")
 
 
@@ -97,6 +100,9 @@ class ReportRow:
         for component in ("amplitude", "phase"):
             for name in METRIC_NAMES:
                 out[f"floor_{component}_{name}"] = finite_or_none((floor.get(component) or {}).get(name))
+        information = ((self.metrics or {}).get("information") or {}) if self.evaluated else {}
+        for name in INFORMATION_KEYS:
+            out[f"information_{name}"] = finite_or_none(information.get(name))
         out["note"] = self.note
         return out
 
@@ -218,6 +224,25 @@ TABLE_CONTEXT = ("backend", "seeds", "train / test positions", "groups", "f", "b
                  "group overlap", "coverage", "epochs", "train min")
 
 
+def _information(cell: Cell) -> list[str]:
+    """The information score ``mean ± std (n)`` and the truth's NLL gain over flat per pattern (what the data hold)."""
+    if not cell.evaluated:
+        status = cell.first.status
+        return [status if status != "success" else "not evaluated"] * 2
+    if not any((r.metrics or {}).get("information") for r in cell.evaluated):
+        return ["not scored"] * 2
+    mean, std, n = cell.stat("information_info")
+    if mean is None:
+        # Recorded as null: the truth does not beat the flat object on the held-out half.
+        text = "n/a (truth <= flat)"
+    else:
+        text = f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+        if len(cell.evaluated) > 1:
+            text += f" (n={n})"
+    gap, _, _ = cell.stat("information_nll_gap_truth_per_pattern")
+    return [text, "-" if gap is None else f"{gap:.3g}"]
+
+
 def _context_cells(cell: Cell) -> list[str]:
     first, ctx = cell.first, cell.first.context
     seeds = sorted(r.seed for r in cell.rows if r.seed is not None)
@@ -238,12 +263,12 @@ def _context_cells(cell: Cell) -> list[str]:
 
 def markdown_table(rows: list[ReportRow]) -> str:
     """One row per cell: its context, then amplitude and phase scores, each ``mean ± std (n) [floor]``."""
-    head = ["dose", "view", *TABLE_CONTEXT]
+    head = ["dose", "view", *TABLE_CONTEXT, "info", "truth gap nats/pattern"]
     for component in ("amp", "phase"):
         head += [f"{component} {label}" for _, label in TABLE_METRICS]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     for cell in cells(rows):
-        parts = [f"{cell.first.dose:g}", view_label(cell.first), *_context_cells(cell)]
+        parts = [f"{cell.first.dose:g}", view_label(cell.first), *_context_cells(cell), *_information(cell)]
         for component in ("amplitude", "phase"):
             parts += [_score(cell, component, name) for name, _ in TABLE_METRICS]
         lines.append("| " + " | ".join(parts) + " |")
@@ -302,7 +327,11 @@ def _markdown(rows: list[ReportRow], artifact_roots: Sequence[Path]) -> str:
         "groups, the view's nominal overlap f, the spacing basis (`patch`: S = (1 - f) N, `probe`: "
         "S = (1 - f) D), the nearest-neighbour and group footprint overlap Phase D *measured* on the "
         "training split (`-`: not measured, e.g. Phase C's baseline), coverage, epochs and training "
-        "minutes. Then each score as `mean ± std (n=seeds)` across training seeds (one seed: the value), "
+        "minutes. Then the information score `info`: the model predicts from half of each test pattern's "
+        "photons and is scored on the other half's likelihood, 0 = no better than a flat object, 1 = as good "
+        "as the true object (no alignment); `truth gap` is how many nats per pattern the true object beats "
+        "the flat one by on that half, i.e. how much the data can say at that dose. Then each score as "
+        "`mean ± std (n=seeds)` across training seeds (one seed: the value), "
         "and in brackets the score of a flat (structureless) object after the same alignment: a score near "
         "its bracket means nothing was reconstructed. Views differ in positions as well as in overlap; an "
         "equal-positions control (`matched to ...`) has the position count of the view it is matched to, so "
