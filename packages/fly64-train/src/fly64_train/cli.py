@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from fly64_data.cli_common import EXIT_USAGE, Accumulate, OneLineParser, positive_finite_float, positive_int
 from fly64_train import __version__
-from fly64_train.cli_options import add_train_options, train_config_from_args
+from fly64_train.cli_options import add_train_options, check_accelerator_here, train_config_from_args
 from fly64_train.study_cli import add_run_command, fail
 
 PROG = "fly64-train"
@@ -86,7 +86,7 @@ def _add_train_one(sub: argparse._SubParsersAction) -> None:
     one = sub.add_parser("train-one", help="train one job from one DATA-001 NPZ and write its bundle",
                          description="Train one PtychoPINN model from one DATA-001 NPZ; prints its result.")
     add_train_options(one, jobs=True)
-    one.set_defaults(handler=_train_one)
+    one.set_defaults(handler=_train_one, command_parser=one)
 
 
 def _device(text: str) -> str:
@@ -153,10 +153,15 @@ def _train_one(args: argparse.Namespace) -> int:
     from fly64_train.backends import BackendUnavailable, get_backend
     from fly64_train.studies.execute import as_train_result
 
+    check_accelerator_here(args.command_parser, args)
     cfg = train_config_from_args(args)
+    from fly64_train.training.job_folder import ResumeMismatch
+
     try:
         cfg.check()
         result = as_train_result(get_backend(cfg.backend).train(cfg))
+    except ResumeMismatch as exc:  # the flags ask for another job than the folder holds: usage (exit 2)
+        args.command_parser.error(str(exc))
     except (ContractError, BackendUnavailable, ValueError) as exc:
         return fail(str(exc))
     print(json.dumps(asdict(result), indent=2))

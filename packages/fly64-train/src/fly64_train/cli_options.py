@@ -91,3 +91,18 @@ def train_config_from_args(args: argparse.Namespace, **job_fields: Any) -> Train
     model = {dest.split(".", 1)[1]: value for dest, value in given.items() if dest.startswith("model.")}
     top = {dest: value for dest, value in given.items() if not dest.startswith("model.")}
     return TrainConfig(**{**job_fields, **top}, **({"model": ModelConfig(**model)} if model else {}))
+
+
+def check_accelerator_here(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage error (exit 2) for ``--accelerator gpu``/``cuda`` on a node that shows no GPU.
+
+    Asked of the node the jobs run on only (not of a client that submits to a remote
+    scheduler), before anything is read; GPUs are counted without importing a framework.
+    """
+    from fly64_train.studies.executor import detect_gpus
+
+    accelerator = getattr(args, "accelerator", UNSET)
+    if accelerator in ("gpu", "cuda") and not detect_gpus():
+        parser.error(f"--accelerator {accelerator}: this node shows no GPU (CUDA_VISIBLE_DEVICES, nvidia-smi); "
+                     "use --accelerator cpu or auto")
+

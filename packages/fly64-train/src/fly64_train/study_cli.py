@@ -7,11 +7,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fly64_data.cli_common import Accumulate, non_negative_int, positive_finite_float, positive_int
+from fly64_data.cli_common import Accumulate, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
-from fly64_train.cli_options import add_train_options, train_config_from_args
+from fly64_train.cli_options import add_train_options, check_accelerator_here, train_config_from_args
 from fly64_train.studies.executor import AUTO, JOBS_PER_GPU, KINDS, ExecutorConfig, ExecutorError
 from fly64_train.studies.matrix import study_views
+from fly64_train.training.option import FlagError
+from fly64_train.training.option import seed as seed_type
+
+
+class GivenNumber(float):
+    """A number from the command line that remembers how it was typed, so a refusal shows the user's
+    text (``1000.0000000000001``), not a rounding of it (``1000``)."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str | None = None) -> GivenNumber:  # text optional: pickle's copy
+        number = super().__new__(cls, value)
+        number.text = repr(float(value)) if text is None else text
+        return number
+
+
+def dose_type(text: str) -> GivenNumber:
+    """argparse type of ``--dose``: a positive finite number, remembered as typed."""
+    return GivenNumber(positive_finite_float(text), text)
 
 
 class DistinctSeeds(Accumulate):
@@ -56,7 +75,7 @@ def add_run_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     roots.add_argument("--artifact-root", "--artifact_root", required=True, type=Path,
                        help="where job folders and training_manifest.json go")
     filters = run.add_argument_group("filters (AND-combined, repeatable; default: every job)")
-    filters.add_argument("--dose", action=Accumulate, type=positive_finite_float, metavar="D",
+    filters.add_argument("--dose", action=Accumulate, type=dose_type, metavar="D",
                          help=f"doses to train, from {' '.join(f'{d:g}' for d in design.dose_list)}")
     filters.add_argument("--view", action=Accumulate, metavar="VIEW",
                          help=f"views to train, from {' '.join(study_views(design))}")
@@ -67,8 +86,9 @@ def add_run_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                           help="enumerate jobs, write their train.log and the manifests, train nothing")
     switches.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                           help="skip scoring each bundle on the test split")
-    switches.add_argument("--seeds", action=DistinctSeeds, type=non_negative_int, metavar="S",
-                          help="train every cell once per training seed (repeatable); several seeds put jobs "
+    switches.add_argument("--seeds", action=DistinctSeeds, type=seed_type, metavar="S",
+                          help="train every cell once per training seed, 0 to 2**32-1 (repeatable); several "
+                               "seeds put jobs "
                                "in dose_<int>/<view>/gs<g>/seed_<s>/, one seed keeps the plain layout")
     add_execution_options(run)
     add_train_options(run, jobs=False)
@@ -123,7 +143,8 @@ def check_filters(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     ):
         unknown = [v for v in values or () if v not in known]
         if unknown:
-            value = f"{unknown[0]:g}" if isinstance(unknown[0], float) else unknown[0]
+            value = getattr(unknown[0], "text", None) or (f"{unknown[0]:g}" if isinstance(unknown[0], float)
+                                                          else unknown[0])
             parser.error(f"{name} {value} is not in the study design ({', '.join(shown)})")
 
 
@@ -137,6 +158,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     check_filters(args.command_parser, args)
     executor = executor_config_from_args(args.command_parser, args)
+    if executor.scheduler is None and executor.scheduler_file is None:  # the jobs run on this node
+        check_accelerator_here(args.command_parser, args)
     if not args.phase_c_root.is_dir():
         return fail(f"{args.phase_c_root}: --phase-c-root folder not found (run `make data` first)")
     cfg = StudyRunConfig(args.phase_c_root, args.phase_d_root, args.artifact_root, doses=args.dose,
@@ -145,6 +168,8 @@ def run_command(args: argparse.Namespace) -> int:
                          executor=executor, seeds=args.seeds)
     try:
         outcome = run_study(cfg)
+    except FlagError as exc:
+        args.command_parser.error(str(exc))
     except (MissingPhaseCError, ContractError, BackendUnavailable, ExecutorError, ValueError, OSError) as exc:
         return fail(str(exc))
     return 1 if outcome.failed else 0

@@ -35,6 +35,7 @@ from fly64_train.studies.job_record import JobRecord, JobResult
 from fly64_train.studies.job_spec import JobSpec
 from fly64_train.studies.manifest_writer import RunHeader, record, update_job_metrics
 from fly64_train.studies.matrix import BASELINE, Located, build_matrix, filter_jobs, locate
+from fly64_train.studies.model_fit import check_model_fits
 from fly64_train.training.config import TrainConfig
 
 __all__ = ["RunOutcome", "StudyRunConfig", "plan", "run_study", "update_job_metrics"]
@@ -153,6 +154,7 @@ def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesi
     for spec in specs:
         spec.check()
     verify_inputs(specs, Path(cfg.phase_c_root), Path(cfg.phase_d_root))
+    check_model_fits(specs)  # --input-fraction/--depth against each job's N, dry run included
     header = cfg.header()
     with open_executor(cfg.executor, out) as executor:
         manifest_path = record(header, [], skipped)

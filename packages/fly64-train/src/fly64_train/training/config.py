@@ -8,12 +8,26 @@ from typing import Any
 from fly64_data.cli_common import fraction_or_off, non_negative_int, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.training.model_config import ModelConfig
-from fly64_train.training.option import NESTED, internal, option, time_or_off
+from fly64_train.training.option import NESTED, internal, job_folder, option, time_or_off, whole_number
 from fly64_train.training.option import devices as devices_type
+from fly64_train.training.option import seed as seed_type
 
 LOGGERS = ("csv", "tensorboard", "none")
 #: Diffraction patterns per optimisation step when ``TrainConfig.batch_size`` is not given.
 BATCH_PATTERNS = 16
+#: Lightning accelerators a job may ask for (``gpu`` and ``cuda`` are the same thing).
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+#: Lightning precisions (the legacy spellings ``16``/``32`` are not offered; a test pins each name to Lightning's).
+PRECISIONS = ("32-true", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
+#: Lightning strategies by registry name (a test checks each against Lightning's StrategyRegistry).
+STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp", "deepspeed")
+#: Most training groups a job may ask for: 10 million groups' index and offset arrays take about 1 GB
+#: at gridsize 2, within any node; ``--n-groups 10**15`` asked numpy for petabytes.
+MAX_N_GROUPS = 10_000_000
+
+
+def _n_groups(text: str) -> int:
+    return whole_number(text, 1, MAX_N_GROUPS)
 
 
 def _design_neighbor_count() -> int:
@@ -38,7 +52,7 @@ class TrainConfig:
                                             flag="--train", scope="job", required=True, metavar="NPZ"))
     """DATA-001 NPZ to train on."""
     job_dir: str = field(metadata=option("output folder for checkpoints, logs and wts.h5.zip", scope="job",
-                                         required=True, metavar="DIR"))
+                                         required=True, metavar="DIR", type=job_folder))
     """Output folder (checkpoints, logs, bundle)."""
     gridsize: int = field(default=1, metadata=option("patterns per group side: 1 (baseline) or 2", type=int,
                                                      choices=_design_gridsizes(), scope="job", metavar="G"))
@@ -51,15 +65,16 @@ class TrainConfig:
                                                 "(default: the study design's)", type=positive_int, metavar="K"))
     """K nearest neighbours considered when forming a group (the design's ``neighbor_count``)."""
     n_groups: int | None = field(default=None, metadata=option(
-        "training groups per job (default: one per position)", type=positive_int, metavar="N",
+        f"training groups per job, 1 to {MAX_N_GROUPS:,} (default: one per position)", type=_n_groups,
+        metavar="N",
         aliases=("--n-images", "--n_images")))
     """Groups to train on; ``None``: one per scan position."""
     grouping_seed: int = field(default_factory=_design_grouping_seed,
-                               metadata=option("seed of the group sampling (default: the study design's)",
-                                               type=int, metavar="S"))
+                               metadata=option("seed of the group sampling, 0 to 2**32-1 (default: the "
+                                                               "study design's)", type=seed_type, metavar="S"))
     """Seed of the group sampling (the design's ``rng_seeds["grouping"]``)."""
-    seed: int = field(default=42, metadata=option("training seed (weights init, shuffling)", type=int,
-                                                  metavar="S"))
+    seed: int = field(default=42, metadata=option("training seed (weights init, shuffling), 0 to 2**32-1",
+                                                  type=seed_type, metavar="S"))
     """Seed of weight initialisation and shuffling."""
     batch_size: int | None = field(default=None, metadata=option(
         f"groups per optimisation step (default: {BATCH_PATTERNS} patterns' worth)", type=positive_int,
@@ -71,7 +86,8 @@ class TrainConfig:
                                                         aliases=("--epochs",)))
     """Upper bound on epochs; ``max_time`` may stop earlier."""
     max_time: str | None = field(default="00:00:12:00", metadata=option(
-        "wall-clock cap per job, or off (default: 12 minutes)", type=time_or_off, metavar="DD:HH:MM:SS"))
+        "wall-clock cap on the whole job (data, training, export, evaluation), more than zero, or off "
+        "(default: 12 minutes)", type=time_or_off, metavar="DD:HH:MM:SS"))
     """Lightning ``DD:HH:MM:SS`` wall-clock cap on training (checkpoints and the bundle are
     still written). The default, 12 minutes, leaves room for the runner's evaluation
     inside a 15-minute budget per job on 2 CPU cores; ``None`` removes the cap."""
@@ -97,16 +113,16 @@ class TrainConfig:
     backend: str = field(default="torch", metadata=option("training framework"))
     """The backend that trains the job (``fly64_train.backends.get_backend``): torch or tensorflow."""
     accelerator: str = field(default="auto", metadata=option(
-        "auto (a GPU when present), cpu, gpu, ... (default: auto)", metavar="NAME"))
+        "auto (a GPU when present), cpu, gpu or cuda (default: auto)", choices=ACCELERATORS))
     """Lightning accelerator."""
     devices: int | str = field(default="auto", metadata=option("number of devices or 'auto'", type=devices_type,
                                                                metavar="N"))
     """Lightning devices: a count or ``auto``."""
-    strategy: str = field(default="auto", metadata=option("Lightning strategy, e.g. ddp (default: auto)",
-                                                          metavar="NAME"))
+    strategy: str = field(default="auto", metadata=option("Lightning strategy (default: auto)",
+                                                          choices=STRATEGIES))
     """Lightning strategy."""
     precision: str = field(default="32-true", metadata=option("Lightning precision, e.g. 16-mixed on a GPU "
-                                                              "(default: 32-true)", metavar="P"))
+                                                              "(default: 32-true)", choices=PRECISIONS))
     """Lightning precision."""
     deterministic: bool = field(default=False, metadata=option(
         "deterministic algorithms: identical losses on CPU", kind="true"))

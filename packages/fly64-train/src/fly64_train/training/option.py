@@ -11,6 +11,7 @@ field that declares none, so a new field cannot be forgotten.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,16 +86,93 @@ def internal(reason: str) -> dict[str, Internal]:
 
 
 
+#: A whole number in ASCII digits: ``str.isdigit`` also says yes to "²" and "٣", which ``int`` then
+#: reads or refuses in ways a user never meant.
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_MAX_TIME = re.compile(r"([0-9]{1,6}):([0-9]{1,6}):([0-9]{1,6}):([0-9]{1,6})", re.ASCII)
+#: The longest ``max_time`` a job may ask for: a year (longer is a typo).
+MAX_TIME_LIMIT_S = 366 * 24 * 3600
+#: Devices one Lightning job may ask for.
+MAX_DEVICES = 1024
+#: Seeds are unsigned 32-bit: torch, numpy's legacy seeding and Lightning's ``seed_everything`` (which
+#: silently swaps an out-of-range seed for a random one) all take that range.
+MAX_SEED = 2**32 - 1
+
+
+def whole_number(text: str, low: int, high: int) -> int:
+    """argparse type core: a whole number in ASCII digits within ``[low, high]``."""
+    if text[:1] == "-" and _DIGITS.fullmatch(text[1:]) and low >= 0:
+        raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {text!r}")
+    if not _DIGITS.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a whole number (digits 0-9): {text!r}")
+    if len(text.lstrip("0")) > len(str(high)):  # before int(): "9" * 10**6 must not cost a conversion
+        raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {text!r}")
+    value = int(text)
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type of a seed: a whole number in ``[0, 2**32 - 1]``."""
+    return whole_number(text, 0, MAX_SEED)
+
+
 def devices(text: str) -> int | str:
-    """argparse type for Lightning's ``devices``: a device count or a word such as ``auto``."""
-    return int(text) if text.isdigit() else text
+    """argparse type for Lightning's ``devices``: ``auto`` or a device count >= 1."""
+    if text == "auto":
+        return text
+    try:
+        return whole_number(text, 1, MAX_DEVICES)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a device count in [1, {MAX_DEVICES}], "
+                                         f"got {text!r}") from None
+
+
+def max_time_seconds(value: str | None) -> float | None:
+    """``DD:HH:MM:SS`` (ASCII digits) as seconds; ``None``: no cap. Raises ValueError on another form."""
+    if value is None:
+        return None
+    match = _MAX_TIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"max_time must be DD:HH:MM:SS (digits 0-9), got {value!r}")
+    days, hours, minutes, seconds = (int(p) for p in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
 def time_or_off(text: str) -> str | None:
-    """argparse type: a ``DD:HH:MM:SS`` wall-clock cap, or ``off`` for none."""
+    """argparse type: a ``DD:HH:MM:SS`` wall-clock cap above zero and at most a year, or ``off`` for none.
+
+    Zero is refused like ``--max-epochs 0``: a job allowed no time would export an untrained model.
+    """
     if text.strip().lower() in ("off", "none"):
         return None
-    parts = text.split(":")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(f"expected DD:HH:MM:SS or off, got {text!r}")
+    try:
+        seconds = max_time_seconds(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected DD:HH:MM:SS (digits 0-9) or off, got {text!r}") from None
+    if not seconds:
+        raise argparse.ArgumentTypeError(f"must be more than zero (or off), got {text!r}")
+    if seconds > MAX_TIME_LIMIT_S:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_TIME_LIMIT_S // 86400} days, got {text!r}")
     return text
+
+
+def job_folder(text: str) -> str:
+    """argparse type of ``--job-dir``: a folder, or a path where one can be made (not an existing file)."""
+    from pathlib import Path
+
+    path = Path(text)
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"not a folder path: {text!r}")
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+    return text
+
+
+class FlagError(ValueError):
+    """A flag's value that cannot work with the data the run found (e.g. ``--depth`` for this N).
+
+    A usage error like argparse's own (exit 2), found after the data's headers were read and
+    before anything was written."""
+
