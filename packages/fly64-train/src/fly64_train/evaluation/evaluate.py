@@ -36,14 +36,26 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fly64_train.backends import check_device
-from fly64_train.evaluation.metrics import ComponentScores, PhaseAlignment, align_amplitude, align_phase, score_pair
+
+# Scoring and the product writer are framework-free modules of their own, shared with Phase F (fly64-iterative);
+# re-exported here for the callers that know them from this module.
+from fly64_train.evaluation.product import save_product
+from fly64_train.evaluation.scoring import (
+    FRC_UNIT,
+    Evaluation,
+    ScoringConfig,
+    bounding_box,
+    coverage_mask,
+    flat_floor,
+    score_stitched,
+)
 
 if TYPE_CHECKING:
     from fly64_train.backends import LoadedModel
@@ -51,7 +63,12 @@ if TYPE_CHECKING:
 RECONSTRUCTION_NPZ = "reconstruction.npz"
 RECONSTRUCTION_PNG = "reconstruction.png"
 RECONSTRUCTION_H5 = "reconstruction.h5"
-FRC_UNIT = "cycles/pixel"
+
+__all__ = [
+    "FRC_UNIT", "RECONSTRUCTION_H5", "RECONSTRUCTION_NPZ", "RECONSTRUCTION_PNG", "Evaluation", "EvaluationConfig",
+    "ScoringConfig", "bounding_box", "coverage_mask", "evaluate_bundle", "evaluate_job", "flat_floor", "grouping_for",
+    "n_patterns", "reconstruct", "save_product", "save_reconstruction", "score_stitched",
+]
 
 
 @dataclass
@@ -86,112 +103,6 @@ class EvaluationConfig:
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         check_device(self.device)  # the seam's device names (fly64_train.backends)
-
-
-@dataclass
-class Evaluation:
-    """One reconstruction, aligned and scored on its region (arrays are region-sized)."""
-
-    amplitude: np.ndarray
-    phase: np.ndarray
-    amplitude_true: np.ndarray
-    phase_true: np.ndarray
-    covered: np.ndarray
-    stitched: np.ndarray
-    region: tuple[int, int, int, int]
-    amplitude_scores: ComponentScores
-    phase_scores: ComponentScores
-    amplitude_scale: float
-    phase_alignment: PhaseAlignment
-    shift_px: tuple[float, float]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def coverage(self) -> float:
-        return float(self.covered.mean())
-
-    def metrics(self) -> dict[str, Any]:
-        """The manifest's ``metrics`` object (schema ``training_manifest`` #/$defs/metrics).
-
-        FRC crossings are in cycles/pixel (Nyquist 0.5) and null when the curve
-        never falls below the threshold; PSNR is null only for a perfect match.
-        """
-        r0, r1, c0, c1 = self.region
-        return {
-            "amplitude": self.amplitude_scores.as_json(),
-            "phase": self.phase_scores.as_json(),
-            "frc_unit": FRC_UNIT,
-            "coverage": round(self.coverage, 6),
-            "region": {"row0": r0, "row1": r1, "col0": c0, "col1": c1},
-            "alignment": {
-                "amplitude_scale": round(self.amplitude_scale, 6),
-                "phase_offset_rad": round(float(self.phase_alignment.offset), 6),
-                "phase_ramp_rad_per_px": [round(float(self.phase_alignment.gy), 8),
-                                          round(float(self.phase_alignment.gx), 8)],
-                "shift_px": [round(float(s), 3) for s in self.shift_px],
-            },
-            **self.extra,
-        }
-
-
-def coverage_mask(weight: np.ndarray, footprint_peak: float, fraction: float = 0.1) -> np.ndarray:
-    """Pixels lit by the scan with at least ``fraction`` of one footprint's peak weight."""
-    return weight >= fraction * footprint_peak
-
-
-def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """``(row0, row1, col0, col1)`` (half-open) of the True pixels of ``mask``."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        raise ValueError("no pixel is covered by the scan: nothing to evaluate")
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-
-
-def score_stitched(stitched: np.ndarray, weight: np.ndarray, truth: np.ndarray, footprint_peak: float,
-                   cfg: EvaluationConfig | None = None) -> Evaluation:
-    """Crop, align, fill and score a stitched object against the ground truth (steps 3-6)."""
-    from skimage.registration import phase_cross_correlation
-
-    cfg = cfg or EvaluationConfig()
-    covered_full = coverage_mask(weight, footprint_peak, cfg.coverage_fraction)
-    r0, r1, c0, c1 = bounding_box(covered_full)
-    crop = (slice(r0, r1), slice(c0, c1))
-    image, ref, covered = stitched[crop], truth[crop], covered_full[crop]
-    amp_true = np.abs(ref).astype(np.float64)
-    phase_true = np.angle(ref).astype(np.float64)
-
-    amp, scale = align_amplitude(np.abs(image), amp_true, covered)
-    phase, plane = align_phase(np.angle(image), phase_true, covered)
-    amp = np.where(covered, amp, amp[covered].mean())
-    phase = np.where(covered, phase, phase[covered].mean())
-
-    shift, _, _ = phase_cross_correlation(amp_true, amp, upsample_factor=10, normalization=None)
-    floor = flat_floor(amp_true, phase_true, covered, cfg)
-    return Evaluation(
-        amplitude=amp, phase=phase, amplitude_true=amp_true, phase_true=phase_true, covered=covered,
-        stitched=image.astype(np.complex64), region=(r0, r1, c0, c1),
-        amplitude_scores=score_pair(amp, amp_true, ms_ssim_sigma=cfg.ms_ssim_sigma, mask=covered),
-        phase_scores=score_pair(phase, phase_true, ms_ssim_sigma=cfg.ms_ssim_sigma, wrapped=True, mask=covered),
-        amplitude_scale=scale, phase_alignment=plane, shift_px=(float(shift[0]), float(shift[1])),
-        extra={"floor": floor},
-    )
-
-
-def flat_floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray,
-           cfg: EvaluationConfig) -> dict[str, dict[str, float | None]]:
-    """Scores of a structureless object (constant amplitude and phase) put through the same alignment.
-
-    The alignment fits a scale and a phase plane to the truth, so even a flat
-    reconstruction scores above zero (the best plane through the true phase);
-    this is that floor, for reading the real scores against. It is scored on
-    the same covered pixels as the reconstruction.
-    """
-    flat = np.ones_like(amp_true)
-    amp, _ = align_amplitude(flat, amp_true, covered)
-    phase, _ = align_phase(np.zeros_like(phase_true), phase_true, covered)
-    return {"amplitude": score_pair(amp, amp_true, ms_ssim_sigma=cfg.ms_ssim_sigma, mask=covered).as_json(),
-            "phase": score_pair(phase, phase_true, ms_ssim_sigma=cfg.ms_ssim_sigma, wrapped=True,
-                                mask=covered).as_json()}
 
 
 def reconstruct(model: LoadedModel, test_path: str | os.PathLike,
@@ -311,35 +222,3 @@ def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, j
     plot_reconstruction(evaluation, job_dir / RECONSTRUCTION_PNG, title=title or str(job_dir))
     save_product(evaluation, test_path, job_dir / RECONSTRUCTION_H5, name=title or str(job_dir), losses=losses)
     return evaluation.metrics()
-
-
-def save_product(evaluation: Evaluation, test_path: str | os.PathLike, path: str | os.PathLike, *, name: str,
-                 losses: list[float] | tuple[float, ...] = ()) -> Path:
-    """Write the scored region as a ptychodus product: stitched object, probe, test positions in metres.
-
-    The stitched (unaligned) complex object of the region is written, so a
-    reader sees what the model produced. Object pixel ``(i, j)`` sits at
-    ``(i, j)`` in the positions' pixel frame (a position is a patch centre),
-    so the region's centre is the mean of its first and last pixel index.
-    The geometry is nominal (:class:`fly64_train.evaluation.product.NominalGeometry`).
-    """
-    from fly64_data.contract import read_metadata
-    from fly64_train.data.reader import npz_members
-    from fly64_train.evaluation.product import NominalGeometry, ProductMetadata, write_product
-
-    readers = npz_members(test_path)
-    probe = readers["probeGuess"].read_all()
-    positions = np.stack([readers["ycoords"].read_all(), readers["xcoords"].read_all()], axis=1)
-    indexes = readers["scan_index"].read_all() if "scan_index" in readers else np.arange(len(positions))
-    geometry = NominalGeometry()
-    pixel = geometry.object_pixel_size_m(int(probe.shape[0]))
-    r0, r1, c0, c1 = evaluation.region
-    dose = read_metadata(test_path).get("dose")
-    comments = (f"fly64 study reconstruction of {Path(test_path).name} (scored region rows {r0}:{r1}, cols "
-                f"{c0}:{c1}); simulated data: the geometry (photon energy, detector distance, pixel size) is "
-                "nominal, see docs/evaluation.md")
-    metadata = ProductMetadata.nominal(name, comments, geometry,
-                                       probe_photon_count=float(dose) if isinstance(dose, (int, float)) else 0.0)
-    return write_product(path, object_patch=evaluation.stitched, pixel_size_m=pixel,
-                         center_m=((r0 + r1 - 1) / 2 * pixel, (c0 + c1 - 1) / 2 * pixel), probe=probe,
-                         positions_px=positions, indexes=indexes, metadata=metadata, losses=losses)

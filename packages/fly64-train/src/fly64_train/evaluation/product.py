@@ -41,11 +41,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from fly64_manifest import atomic_write
+
+if TYPE_CHECKING:
+    from fly64_train.evaluation.scoring import Evaluation
 
 #: Speed of light times Planck's constant, in eV * m: wavelength = HC_EV_M / energy.
 HC_EV_M = 1.239841984e-6
@@ -254,3 +258,34 @@ def write_product(path: str | os.PathLike, *, object_patch: np.ndarray, pixel_si
         h5.create_dataset("loss_epochs", data=np.arange(loss_values.size, dtype=np.int64))
         h5.create_dataset("loss_values", data=loss_values)
     return path
+
+
+def save_product(evaluation: Evaluation, test_path: str | os.PathLike, path: str | os.PathLike, *, name: str,
+                 losses: list[float] | tuple[float, ...] = ()) -> Path:
+    """Write the scored region as a ptychodus product: stitched object, probe, test positions in metres.
+
+    The stitched (unaligned) complex object of the region is written, so a
+    reader sees what the model produced. Object pixel ``(i, j)`` sits at
+    ``(i, j)`` in the positions' pixel frame (a position is a patch centre),
+    so the region's centre is the mean of its first and last pixel index.
+    The geometry is nominal (:class:`fly64_train.evaluation.product.NominalGeometry`).
+    """
+    from fly64_data.contract import read_metadata
+    from fly64_train.data.reader import npz_members
+
+    readers = npz_members(test_path)
+    probe = readers["probeGuess"].read_all()
+    positions = np.stack([readers["ycoords"].read_all(), readers["xcoords"].read_all()], axis=1)
+    indexes = readers["scan_index"].read_all() if "scan_index" in readers else np.arange(len(positions))
+    geometry = NominalGeometry()
+    pixel = geometry.object_pixel_size_m(int(probe.shape[0]))
+    r0, r1, c0, c1 = evaluation.region
+    dose = read_metadata(test_path).get("dose")
+    comments = (f"fly64 study reconstruction of {Path(test_path).name} (scored region rows {r0}:{r1}, cols "
+                f"{c0}:{c1}); simulated data: the geometry (photon energy, detector distance, pixel size) is "
+                "nominal, see docs/evaluation.md")
+    metadata = ProductMetadata.nominal(name, comments, geometry,
+                                       probe_photon_count=float(dose) if isinstance(dose, (int, float)) else 0.0)
+    return write_product(path, object_patch=evaluation.stitched, pixel_size_m=pixel,
+                         center_m=((r0 + r1 - 1) / 2 * pixel, (c0 + c1 - 1) / 2 * pixel), probe=probe,
+                         positions_px=positions, indexes=indexes, metadata=metadata, losses=losses)
