@@ -1,8 +1,11 @@
 """The one imaging convention shared by the simulator and the model.
 
-Every function takes an array module ``xp`` (``numpy`` or ``torch``) so that the
-simulator (numpy) and the PtychoPINN physics layers (torch) run *this* code, not
-two copies of it.
+Every function takes an array module ``xp`` (``numpy``, ``torch`` or ``tensorflow``;
+:func:`interp_matrix`, the definition :func:`resample` is pinned against, numpy or
+torch) so that the simulator (numpy) and both backends' PtychoPINN physics layers
+run *this* code, not copies of it. TensorFlow has no implicit type promotion and
+no numpy-style fft/gather, so it gets its own branch in the few helpers below that
+touch the framework; the arithmetic is the same.
 
 Conventions
 -----------
@@ -25,6 +28,7 @@ Far field
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,22 +46,34 @@ def far_field(psi: Any, xp: Any = np) -> Any:
     """
     h, w = psi.shape[-2], psi.shape[-1]
     if h % 2 or w % 2:
-        return xp.fft.fftshift(_fft2(psi, xp), FFT_AXES)
+        shift = xp.signal.fftshift if _is_tf(xp) else xp.fft.fftshift
+        return shift(_fft2(psi, xp), FFT_AXES)
     return _fft2(psi * _checkerboard(h, w, xp, psi), xp)
+
+
+def _is_tf(xp: Any) -> bool:
+    """Whether ``xp`` is TensorFlow (recognised by name: this module never imports a framework)."""
+    return getattr(xp, "__name__", "") == "tensorflow"
 
 
 def _fft2(psi: Any, xp: Any) -> Any:
     if xp is np:
         # scipy's pocketfft keeps complex64 and uses every core; same transform as numpy's.
         return scipy.fft.fft2(psi, norm="ortho", workers=-1)
+    if _is_tf(xp):
+        # TensorFlow's fft2d is unnormalised: "ortho" is the division by sqrt(H * W).
+        return xp.signal.fft2d(psi) / xp.cast(math.sqrt(psi.shape[-2] * psi.shape[-1]), psi.dtype)
     return xp.fft.fft2(psi, norm="ortho")
 
 
 def _checkerboard(h: int, w: int, xp: Any, like: Any) -> Any:
-    if xp is np:
-        real = np.float32 if like.dtype in (np.complex64, np.float32) else np.float64
+    if xp is np or _is_tf(xp):
         rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
-        return (1 - 2 * ((rows + cols) % 2)).astype(real)
+        board = 1 - 2 * ((rows + cols) % 2)
+        if _is_tf(xp):
+            # TensorFlow multiplies only equal dtypes: the +-1 board takes the wave's (complex) dtype.
+            return xp.cast(board, like.dtype)
+        return board.astype(np.float32 if like.dtype in (np.complex64, np.float32) else np.float64)
     rows = xp.arange(h, device=like.device)[:, None]
     cols = xp.arange(w, device=like.device)[None, :]
     return (1 - 2 * ((rows + cols) % 2)).to(_real_dtype(like, xp))
@@ -108,24 +124,50 @@ def resample(images: Any, y0: Any, x0: Any, n_out: int | tuple[int, int], xp: An
     two gathered taps per axis: O(out x in) work per image instead of the dense
     product's O(out x in x in), which made the gs2 merge cost as much as the CNN.
     """
-    ny, nx = (n_out, n_out) if isinstance(n_out, int) else n_out
-    h, w = images.shape[-2], images.shape[-1]
+    # A tuple is (ny, nx); anything else (an int, or a TensorFlow scalar inside a traced step) is square.
+    ny, nx = n_out if isinstance(n_out, tuple | list) else (n_out, n_out)
     real_dtype = _real_dtype(images, xp)
     y0, x0 = _coordinate(y0, xp, images), _coordinate(x0, xp, images)
+    images = _broadcast_batch(images, y0, x0, xp)
+    rows = _two_taps(images, ny, _size(images, -2, xp), y0, -2, xp, real_dtype)  # (..., ny, W)
+    return _two_taps(rows, nx, _size(images, -1, xp), x0, -1, xp, real_dtype)  # (..., ny, nx)
+
+
+def _two_taps(a: Any, n_out: Any, n_in: Any, origin: Any, axis: int, xp: Any, real_dtype: Any) -> Any:
+    """``a`` resampled along ``axis`` (-2 or -1): each output pixel is its two taps, weighted."""
+    lo, hi, w_lo, w_hi = _taps(n_out, n_in, origin, xp, real_dtype)  # (..., n_out) each
+    w_lo, w_hi = _along(w_lo, axis, a, xp), _along(w_hi, axis, a, xp)
+    return _take(a, lo, axis, xp) * w_lo + _take(a, hi, axis, xp) * w_hi
+
+
+def _along(weights: Any, axis: int, like: Any, xp: Any) -> Any:
+    """Per-output-pixel weights shaped to broadcast along ``axis`` of the image."""
+    weights = weights[..., :, None] if axis == -2 else weights[..., None, :]
+    # TensorFlow multiplies only equal dtypes: real weights take the image's (complex) dtype.
+    return xp.cast(weights, like.dtype) if _is_tf(xp) else weights
+
+
+def _size(a: Any, axis: int, xp: Any) -> Any:
+    """Length of ``a`` along ``axis``; a tensor under TensorFlow, where a traced canvas has no static size."""
+    return xp.shape(a)[axis] if _is_tf(xp) else a.shape[axis]
+
+
+def _broadcast_batch(images: Any, y0: Any, x0: Any, xp: Any) -> Any:
+    """``images`` broadcast to the common batch shape of images, ``y0`` and ``x0``."""
+    if _is_tf(xp):
+        batch = xp.broadcast_dynamic_shape(xp.shape(images)[:-2], xp.shape(y0))
+        batch = xp.broadcast_dynamic_shape(batch, xp.shape(x0))
+        return xp.broadcast_to(images, xp.concat([batch, xp.shape(images)[-2:]], 0))
     batch = tuple(np.broadcast_shapes(tuple(images.shape[:-2]), tuple(y0.shape), tuple(x0.shape)))
-    images = _broadcast_to(images, (*batch, h, w), xp)
-    lo, hi, w_lo, w_hi = _taps(ny, h, y0, xp, real_dtype)  # (..., ny) each
-    rows = (_take(images, lo[..., :, None], -2, (*batch, ny, w), xp) * w_lo[..., :, None]
-            + _take(images, hi[..., :, None], -2, (*batch, ny, w), xp) * w_hi[..., :, None])
-    lo, hi, w_lo, w_hi = _taps(nx, w, x0, xp, real_dtype)  # (..., nx) each
-    return (_take(rows, lo[..., None, :], -1, (*batch, ny, nx), xp) * w_lo[..., None, :]
-            + _take(rows, hi[..., None, :], -1, (*batch, ny, nx), xp) * w_hi[..., None, :])
+    return _broadcast_to(images, (*batch, *images.shape[-2:]), xp)
 
 
 def _coordinate(origin: Any, xp: Any, like: Any) -> Any:
     """Origins as float64 (large object coordinates keep their sub-pixel part)."""
     if xp is np:
         return np.asarray(origin, dtype=np.float64)
+    if _is_tf(xp):
+        return xp.cast(origin, xp.float64)
     return xp.as_tensor(origin, dtype=xp.float64, device=like.device)
 
 
@@ -136,6 +178,8 @@ def _taps(n_out: int, n_in: int, origin: Any, xp: Any, real_dtype: Any) -> tuple
     pixel ``floor(c)`` and ``frac(c)`` on ``floor(c) + 1``, zero for a pixel
     outside ``[0, n_in - 1]`` (whose index is clipped so the gather stays in range).
     """
+    if _is_tf(xp):
+        return _taps_tf(n_out, n_in, origin, xp, real_dtype)
     if xp is np:
         coord = origin[..., None] + np.arange(n_out, dtype=np.float64)
         lo = np.floor(coord)
@@ -151,12 +195,37 @@ def _taps(n_out: int, n_in: int, origin: Any, xp: Any, real_dtype: Any) -> tuple
             _cast(w_lo, real_dtype, xp), _cast(w_hi, real_dtype, xp))
 
 
+def _taps_tf(n_out: Any, n_in: Any, origin: Any, tf: Any, real_dtype: Any) -> tuple[Any, Any, Any, Any]:
+    """:func:`_taps` in TensorFlow (sizes may be traced tensors; no implicit dtype promotion)."""
+    coord = origin[..., None] + tf.cast(tf.range(n_out), tf.float64)
+    lo = tf.floor(coord)
+    frac = coord - lo
+    lo = tf.cast(lo, tf.int64)
+    hi = lo + 1
+    n_in = tf.cast(n_in, tf.int64)
+    zero = tf.zeros_like(frac)
+    w_lo = tf.where((lo >= 0) & (lo < n_in), 1.0 - frac, zero)
+    w_hi = tf.where((hi >= 0) & (hi < n_in), frac, zero)
+    return (tf.clip_by_value(lo, 0, n_in - 1), tf.clip_by_value(hi, 0, n_in - 1),
+            tf.cast(w_lo, real_dtype), tf.cast(w_hi, real_dtype))
+
+
 def _broadcast_to(a: Any, shape: tuple[int, ...], xp: Any) -> Any:
     return np.broadcast_to(a, shape) if xp is np else a.expand(shape)
 
 
-def _take(a: Any, index: Any, axis: int, shape: tuple[int, ...], xp: Any) -> Any:
-    """``a`` gathered along ``axis`` at ``index`` (broadcast to ``shape``)."""
+def _take(a: Any, index: Any, axis: int, xp: Any) -> Any:
+    """``a[..., H, W]`` gathered along ``axis`` (-2 or -1) at ``index[..., n]`` (batch-broadcast)."""
+    if _is_tf(xp):
+        # One gather per batch element: batch_dims covers the (already broadcast) batch axes.
+        batch_rank = a.shape.rank - 2
+        index = xp.broadcast_to(index, xp.concat([xp.shape(a)[:-2], xp.shape(index)[-1:]], 0))
+        return xp.gather(a, index, axis=batch_rank + (0 if axis == -2 else 1), batch_dims=batch_rank)
+    n = index.shape[-1]
+    if axis == -2:
+        index, shape = index[..., :, None], (*a.shape[:-2], n, a.shape[-1])
+    else:
+        index, shape = index[..., None, :], (*a.shape[:-1], n)
     if xp is np:
         return np.take_along_axis(a, np.broadcast_to(index, shape), axis=axis)
     return xp.gather(a, axis, index.expand(shape))
@@ -202,10 +271,14 @@ def _is_complex(a: Any, xp: Any) -> bool:
 def _real_dtype(a: Any, xp: Any) -> Any:
     if xp is np:
         return np.float32 if a.dtype in (np.complex64, np.float32) else np.float64
+    if _is_tf(xp):
+        return xp.float32 if a.dtype in (xp.complex64, xp.float32) else xp.float64
     if a.dtype in (xp.complex64, xp.float32):
         return xp.float32
     return xp.float64
 
 
 def _cast(a: Any, dtype: Any, xp: Any) -> Any:
+    if _is_tf(xp):
+        return xp.cast(a, dtype)
     return a.astype(dtype) if xp is np else a.to(dtype)

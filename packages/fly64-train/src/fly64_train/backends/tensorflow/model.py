@@ -31,8 +31,6 @@ if keras.backend.backend() != "tensorflow":
 #: torch.nn.BatchNorm2d's defaults (Keras's own are 1e-3 and 0.99): same normalisation, same running stats.
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
-#: Seed of the validation batches' photon splits (fixed, so val_loss compares across epochs); torch's value.
-VAL_SPLIT_SEED = 20_261_122
 
 
 def _conv_block(cout: int, count: int, norm: bool, name: str) -> list[keras.layers.Layer]:
@@ -158,7 +156,7 @@ class PtychoPINN(keras.Model):
     count_split : float, optional
         Photon-split training (see :func:`.physics.split_counts`). Training steps draw a
         fresh split from the stateless seed ``(split_seed, step)``; validation uses
-        ``(VAL_SPLIT_SEED, first group index of the batch)``, the same every epoch.
+        ``(physics.VAL_SPLIT_SEED, first group index of the batch)``, the same every epoch.
     split_seed : int
         The training seed, so two runs with the same seed split the photons identically.
     """
@@ -218,7 +216,7 @@ class PtychoPINN(keras.Model):
 
     def test_step(self, data: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
         diffraction, offsets, index = data
-        seed = tf.stack([tf.constant(VAL_SPLIT_SEED, tf.int64), tf.cast(index[0], tf.int64)])
+        seed = tf.stack([tf.constant(physics.VAL_SPLIT_SEED, tf.int64), tf.cast(index[0], tf.int64)])
         loss = self.loss_of(diffraction, offsets, seed, training=False)
         self.loss_tracker.update_state(loss, sample_weight=tf.cast(tf.shape(diffraction)[0], tf.float32))
         return {"loss": self.loss_tracker.result()}

@@ -8,6 +8,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from fly64_train.backends.torch import physics
 from fly64_train.backends.torch.model import PtychoPINN
 from fly64_train.training.model_config import ModelConfig
 
@@ -36,7 +37,7 @@ class PtychoPINNModule(L.LightningModule):
     """
 
     #: Seed of the validation batches' photon splits (fixed, so val_loss compares across epochs).
-    VAL_SPLIT_SEED = 20_261_122
+    VAL_SPLIT_SEED = physics.VAL_SPLIT_SEED
     #: Checkpoint entry holding the monitored value of the checkpoint's epoch (see :meth:`on_save_checkpoint`).
     MONITOR_KEY = "fly64_monitor_value"
 
