@@ -7,7 +7,8 @@ torch backend's and returns the same :class:`~fly64_train.training.result.TrainR
     <job_dir>/checkpoints/last.weights.h5     every epoch: CNN, probe, scale and Adam's state
     <job_dir>/checkpoints/last.json           epoch, losses, plateau state; written last
     <job_dir>/checkpoints/best.weights.h5     lowest monitored loss
-    <job_dir>/logs/metrics.csv                CSVLogger (appended to on resume)
+    <job_dir>/checkpoints/resume_settings.json  data sha256 and settings a resume must match
+    <job_dir>/logs/metrics.csv                CSV log, rewritten by rename each epoch (kept on resume)
     <job_dir>/logs/tensorboard/               with logger="tensorboard"
     <job_dir>/wts.h5.zip                      the bundle (best weights)
 """
@@ -25,11 +26,13 @@ import keras
 import tensorflow as tf
 
 from fly64_manifest import ManifestError, read_json, write_json
+from fly64_train.backends.tensorflow.atomic_callbacks import AtomicCSVLogger, AtomicModelCheckpoint
 from fly64_train.backends.tensorflow.bundle import BUNDLE_NAME, save_bundle
 from fly64_train.backends.tensorflow.data import EpochClock, group_batches
 from fly64_train.backends.tensorflow.model import PtychoPINN
 from fly64_train.backends.tensorflow.weights import WeightsError, load_weights, save_weights
 from fly64_train.training.config import TrainConfig
+from fly64_train.training.job_folder import CHECKPOINTS, check_resume, prepare_job_folder, record_resume_settings
 from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.result import TrainResult
 
@@ -164,8 +167,12 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
     model = PtychoPINN(model_cfg, info.probe, info.intensity_scale, cfg.count_split, split_seed=cfg.seed)
     model.compile(optimizer=keras.optimizers.Adam(cfg.lr, epsilon=1e-8), jit_compile=False)
 
-    ckpt_dir = job_dir / "checkpoints"
-    state = _read_resume_state(ckpt_dir) if cfg.resume else None
+    ckpt_dir = job_dir / CHECKPOINTS
+    prepare_job_folder(job_dir)  # no link at the job's checkpoints/ or logs/
+    # A checkpoint of other data or settings is refused (ResumeMismatch); a fresh start records them.
+    state = _read_resume_state(ckpt_dir) if check_resume(cfg) else None
+    if state is None:
+        record_resume_settings(cfg)
     if state is not None:
         # Built first, so that loading restores Adam's moments, step count and learning rate too.
         model.optimizer.build(model.cnn.trainable_variables)
@@ -181,7 +188,7 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
     train_data = group_batches(info.diffraction, train_groups, batches, cfg.seed, clock, max_batches)
     val_data = group_batches(info.diffraction, val_groups, batches) if val_groups is not None else None
 
-    best = keras.callbacks.ModelCheckpoint(
+    best = AtomicModelCheckpoint(
         str(ckpt_dir / BEST_WEIGHTS), monitor=monitor, mode="min", save_best_only=True, save_weights_only=True,
         initial_value_threshold=state["best_loss"] if state and state.get("best_loss") is not None else None)
     plateau = ResumableReduceLROnPlateau(state["plateau"] if state else None, monitor=monitor, mode="min",
@@ -192,7 +199,7 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
     if cfg.logger == "csv":
         log_path = job_dir / "logs" / "metrics.csv"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        job_callbacks.append(keras.callbacks.CSVLogger(str(log_path), append=state is not None))
+        job_callbacks.append(AtomicCSVLogger(log_path, append=state is not None))
     elif cfg.logger == "tensorboard":
         log_path = job_dir / "logs" / "tensorboard"
         job_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_path), write_graph=False))

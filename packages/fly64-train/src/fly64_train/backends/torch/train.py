@@ -5,6 +5,7 @@ Job directory layout::
 
     <job_dir>/checkpoints/last.ckpt      written every epoch; resumed from when present
     <job_dir>/checkpoints/best-*.ckpt    lowest monitored loss
+    <job_dir>/checkpoints/resume_settings.json  data sha256 and settings a resume must match
     <job_dir>/logs/version_<k>/metrics.csv   (csv logger; tensorboard events likewise)
     <job_dir>/wts.h5.zip                 the bundle (best weights)
 """
@@ -39,6 +40,7 @@ from fly64_train.backends.torch.datamodule import DataConfig, Fly64DataModule
 from fly64_train.backends.torch.device import DeviceDefaults, device_defaults
 from fly64_train.backends.torch.lightning_module import PtychoPINNModule
 from fly64_train.training.config import TrainConfig
+from fly64_train.training.job_folder import check_resume, prepare_job_folder, record_resume_settings
 from fly64_train.training.result import TrainResult
 
 __all__ = ["CheckpointError", "TrainingJob", "train_job"]
@@ -110,9 +112,15 @@ class TrainingJob:
             resident_bytes=self.defaults.resident_bytes))
 
     def resume_checkpoint(self) -> str | None:
-        """``last.ckpt`` when resuming and present, after checking it holds no code and no foreign paths."""
+        """``last.ckpt`` when resuming and present, after checking it holds no code and no foreign paths.
+
+        Also the first step that touches the job folder: no link at ``checkpoints/`` or ``logs/``, and a
+        checkpoint of other data or settings is refused (ResumeMismatch); a fresh start records them.
+        """
+        prepare_job_folder(self.job_dir)
         last = self.ckpt_dir / LAST_NAME
-        if not (self.config.resume and last.is_file()):
+        if not (check_resume(self.config) and last.is_file()):
+            record_resume_settings(self.config)
             return None
         check_resume_checkpoint(last, self.ckpt_dir)
         return str(last)
