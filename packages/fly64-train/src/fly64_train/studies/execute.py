@@ -15,7 +15,6 @@ resumes from ``checkpoints/last.ckpt`` (``TrainConfig.resume``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import socket
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fly64_data.contract import utc_now
-from fly64_manifest import read_json, write_json
+from fly64_manifest import ensure_dir, locked, open_append, read_json, write_json
 from fly64_train.backends import get_backend
 from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5
 from fly64_train.studies.job_record import Artifact, JobRecord, JobResult
@@ -46,7 +45,7 @@ def run_job(spec: JobSpec) -> JobRecord:
     as ``failed`` with a one-line error, the traceback is in its ``train.log``.
     """
     spec.check()
-    spec.job_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(spec.job_dir, spec.artifact_root or spec.job_dir, what="job folder")
     started = time.monotonic()
     where = ran_on()
     attempts = 1
@@ -146,8 +145,11 @@ def _losses(job_dir: Path, log_path: str | None) -> list[float]:
 
 @contextlib.contextmanager
 def _job_log(path: Path) -> Iterator[logging.Logger]:
-    """A per-job logger writing to ``train.log`` (Lightning's own messages included)."""
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    """A per-job logger writing to ``train.log`` (Lightning's own messages included).
+
+    Opened without following a link (a planted ``train.log`` link is refused, its target untouched).
+    """
+    handler = logging.StreamHandler(open_append(path, what="job log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log = logging.getLogger(f"fly64_train.studies.job.{path.parent}")
     log.setLevel(logging.INFO)
@@ -161,17 +163,12 @@ def _job_log(path: Path) -> Iterator[logging.Logger]:
         for logger in captured:
             logger.removeHandler(handler)
         handler.close()
+        handler.stream.close()  # a StreamHandler leaves its stream open
 
 
 @contextlib.contextmanager
 def _job_lock(job_dir: Path) -> Iterator[None]:
-    """Refuse to train a job another process is training right now."""
-    with open(job_dir / JOB_LOCK_NAME, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(f"{job_dir}: another fly64-train run is training this job") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """Refuse to train a job another process is training right now (the lock file: no link, never truncated)."""
+    with locked(job_dir / JOB_LOCK_NAME, blocking=False, what="job lock file",
+                busy=f"{job_dir}: another fly64-train run is training this job"):
+        yield

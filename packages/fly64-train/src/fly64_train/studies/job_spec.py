@@ -33,6 +33,9 @@ class JobSpec:
     run of the same job starts again at attempt 1 while a retry after a lost worker counts on."""
     context: JobContext = JobContext()
     """What the cell trains on (positions, measured overlap), recorded with the job."""
+    artifact_root: str | None = None
+    """The study's artifact root: the job folder must lie inside it with no symbolic link on the way
+    (``None``: the job folder is its own root)."""
 
     @property
     def job_dir(self) -> Path:

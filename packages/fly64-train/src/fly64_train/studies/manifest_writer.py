@@ -9,7 +9,6 @@ as they finish) keep each other's entries. Earlier entries are read back through
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fly64_data.contract import utc_now
-from fly64_manifest import SkippedView, load_training_manifest, write_json
+from fly64_manifest import SkippedView, load_training_manifest, locked, write_json
 from fly64_manifest.models import thaw
 from fly64_train import __version__
 from fly64_train.studies.job_record import Artifact, JobRecord
@@ -63,9 +62,12 @@ def record(header: RunHeader, records: Sequence[JobRecord], skips: Sequence[Skip
     path = root / MANIFEST_NAME
     with root_lock(root):
         previous = _previous(path)
-        this_run = {r.key for r in records} | {_key(s) for s in skips}
+        # A dry run plans; it never writes over a result a real run recorded (sha256, metrics).
+        fresh = {r.key: job_json(r) for r in records
+                 if not (r.result.status == "dry_run" and _holds_result(previous["jobs"].get(r.key)))}
+        this_run = set(fresh) | {_key(s) for s in skips}
         jobs = {k: doc for k, doc in previous["jobs"].items() if k not in this_run}
-        jobs.update({r.key: job_json(r) for r in records})
+        jobs.update(fresh)
         skipped = {k: doc for k, doc in previous["skipped"].items() if k not in this_run}
         skipped.update({_key(s): skip_json(s) for s in skips})
         skipped_list = [skipped[k] for k in sorted(skipped)]
@@ -158,14 +160,15 @@ def _previous(path: Path) -> dict[str, dict[Key, dict[str, Any]]]:
 
 @contextlib.contextmanager
 def root_lock(root: Path) -> Iterator[None]:
-    """Serialize read-merge-write of the manifests between concurrent runs."""
+    """Serialize read-merge-write of the manifests between concurrent runs (the lock file: no link, never truncated)."""
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK_NAME, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with locked(root / LOCK_NAME, what="artifact root lock file"):
+        yield
+
+
+def _holds_result(entry: Mapping[str, Any] | None) -> bool:
+    """Whether a recorded entry is the result of a real run (not a dry run's plan)."""
+    return entry is not None and entry["result"]["status"] != "dry_run"
 
 
 def _key(skip: SkippedView) -> Key:

@@ -1,0 +1,3 @@
+from fly64_compare.cli import main
+
+raise SystemExit(main())

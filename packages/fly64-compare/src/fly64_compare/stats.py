@@ -1,0 +1,98 @@
+"""Seed statistics of one score and the verdict between two methods, measured against the seed spread."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One score over the seeds of a cell: mean, sample standard deviation (``None`` for one seed), count."""
+
+    mean: float
+    std: float | None
+    n: int
+
+    def text(self, digits: int = 3) -> str:
+        """``0.812 ± 0.010 (n=3)``, or ``0.812`` for one seed."""
+        if self.std is None:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f} (n={self.n})"
+
+
+def summarize(values: Iterable[float | None]) -> Summary | None:
+    """:class:`Summary` of the recorded (finite) values; ``None`` when there are none.
+
+    The standard deviation is the sample one (``ddof=1``), as the Phase E report gives it.
+    """
+    kept = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not kept:
+        return None
+    mean = math.fsum(kept) / len(kept)
+    if len(kept) == 1:
+        return Summary(mean, None, 1)
+    var = math.fsum((v - mean) ** 2 for v in kept) / (len(kept) - 1)
+    return Summary(mean, math.sqrt(var), len(kept))
+
+
+#: The two methods, as named in every table and figure.
+PINN = "PINN"
+ITERATIVE = "iterative"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Which method scored better on one metric of one cell, and whether the seeds can tell.
+
+    Attributes
+    ----------
+    winner : str or None
+        :data:`PINN` or :data:`ITERATIVE`; ``None`` when the difference is within the
+        seed spread, the two are equal, or either value is missing.
+    margin : float or None
+        How much better the better mean is (always >= 0, in the metric's unit); ``None``
+        when either value is missing.
+    spread : float or None
+        The seed spread the margin is measured against: ``sqrt(std_pinn^2 + std_iterative^2)``
+        (the standard deviation of a difference of two independent replicates); a one-seed
+        side contributes 0; ``None`` when neither side has several seeds.
+    """
+
+    winner: str | None
+    margin: float | None
+    spread: float | None
+
+    @property
+    def within_spread(self) -> bool:
+        return self.margin is not None and self.spread is not None and self.margin <= self.spread
+
+    def text(self, digits: int = 3) -> str:
+        """What a table cell says: ``PINN +0.120 (4.1x spread)``, ``within spread``, ``PINN +0.120 (1 seed)``."""
+        if self.margin is None:
+            return "n/a"
+        if self.within_spread:
+            return f"within spread (Δ {self.margin:.{digits}f} ≤ {self.spread:.{digits}f})"
+        if self.winner is None:
+            return "tie"
+        if self.spread is None:
+            return f"{self.winner} +{self.margin:.{digits}f} (1 seed, spread unknown)"
+        if self.spread == 0:
+            return f"{self.winner} +{self.margin:.{digits}f} (seeds agree exactly)"
+        return f"{self.winner} +{self.margin:.{digits}f} ({self.margin / self.spread:.1f}x spread)"
+
+
+def verdict(pinn: Summary | None, iterative: Summary | None, *, lower_is_better: bool = False) -> Verdict:
+    """Compare the two methods' summaries of one metric (larger is better unless ``lower_is_better``)."""
+    if pinn is None or iterative is None:
+        return Verdict(None, None, None)
+    diff = pinn.mean - iterative.mean
+    if lower_is_better:
+        diff = -diff
+    stds = [s.std for s in (pinn, iterative) if s.std is not None]
+    spread = math.sqrt(math.fsum(s * s for s in stds)) if stds else None
+    margin = abs(diff)
+    if diff == 0 or (spread is not None and margin <= spread):
+        return Verdict(None, margin, spread)
+    return Verdict(PINN if diff > 0 else ITERATIVE, margin, spread)

@@ -1,0 +1,187 @@
+"""``comparison.md`` and ``comparison.csv``: both methods side by side per dose x view and metric."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fly64_compare.cells import OK, Cell, MethodCell
+from fly64_compare.stats import Summary, Verdict, verdict
+from fly64_manifest.scores import LOWER_IS_BETTER
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One compared score: ``component`` (``amplitude``/``phase``/``information``) and its name."""
+
+    component: str
+    name: str
+    label: str
+    """As the table and figures title it."""
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.name in LOWER_IS_BETTER
+
+    @property
+    def key(self) -> str:
+        return f"{self.component}.{self.name}"
+
+
+#: The compared scores, in table order (phase first: the study emphasises it). FRC is the 0.5 crossing.
+METRICS: tuple[Metric, ...] = (
+    Metric("phase", "ssim", "phase SSIM"),
+    Metric("phase", "pearson", "phase Pearson"),
+    Metric("phase", "psnr", "phase PSNR (dB)"),
+    Metric("phase", "frc50", "phase FRC 0.5 (cycles/px)"),
+    Metric("amplitude", "ssim", "amplitude SSIM"),
+    Metric("amplitude", "pearson", "amplitude Pearson"),
+    Metric("amplitude", "psnr", "amplitude PSNR (dB)"),
+    Metric("amplitude", "frc50", "amplitude FRC 0.5 (cycles/px)"),
+    Metric("information", "info", "information score"),
+)
+
+
+def metrics_present(cells: Sequence[Cell]) -> tuple[Metric, ...]:
+    """The metrics some replicate of some cell recorded (the information score only where it was computed)."""
+    return tuple(m for m in METRICS if any(
+        r.scores.metric(m.component, m.name) is not None for c in cells for mc in c.methods for r in mc.replicates))
+
+
+def cell_verdict(cell: Cell, metric: Metric) -> Verdict:
+    return verdict(cell.pinn.summary(metric.component, metric.name),
+                   cell.iterative.summary(metric.component, metric.name), lower_is_better=metric.lower_is_better)
+
+
+def _value(method: MethodCell, metric: Metric) -> str:
+    """A method's value in a table cell, or why it has none."""
+    if method.state != OK:
+        return method.state
+    summary = method.summary(metric.component, metric.name)
+    return "not recorded" if summary is None else summary.text()
+
+
+def _floor(summary: Summary | None) -> str:
+    return "—" if summary is None else summary.text()
+
+
+def _missing(cell: Cell) -> str | None:
+    """Why a cell has no comparison (``iterative failed``, ``PINN skipped``), or ``None`` when both have scores."""
+    missing = [f"{m.method} {m.state}" for m in cell.methods if m.state != OK]
+    return ", ".join(missing) or None
+
+
+def _verdict_text(cell: Cell, metric: Metric) -> str:
+    missing = _missing(cell)
+    return f"no comparison: {missing}" if missing else _scored_verdict(cell, metric)
+
+
+def _scored_verdict(cell: Cell, metric: Metric) -> str:
+    """The verdict of a cell both methods scored; names the method that did not record this metric."""
+    lacking = [m.method for m in cell.methods if m.summary(metric.component, metric.name) is None]
+    if lacking:
+        return " and ".join(lacking) + " did not record it"
+    return cell_verdict(cell, metric).text()
+
+
+def _time(method: MethodCell) -> str:
+    if method.state != OK:
+        return method.state
+    summary = method.time_per_1000()
+    if summary is None:
+        return "not recorded"
+    return f"{summary.text(2)} s on {method.devices()}"
+
+
+def _row(values: Sequence[str]) -> str:
+    return "| " + " | ".join(v.replace("|", "/") for v in values) + " |"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
+
+
+def dose_label(dose: float) -> str:
+    return f"{dose:g}"
+
+
+def markdown(cells: Sequence[Cell], *, sources: Sequence[str], notes: Sequence[str], figures: Sequence[str]) -> str:
+    """The whole ``comparison.md``."""
+    metrics = metrics_present(cells)
+    lines = ["# PtychoPINN against the iterative baseline", "",
+             "Read from " + "; ".join(sources) + ".", "",
+             "Each value is the mean ± sample standard deviation over seeds (a single seed shows its value "
+             "alone). The winner is the better mean; the margin is measured against the seed spread "
+             "sqrt(std_PINN² + std_iterative²): a margin no larger than it reads *within spread*, and with "
+             "one seed per method there is no spread to measure it against. The floor is the same score of "
+             "a flat (structureless) object put through the same alignment; MAE-like scores are not shown, "
+             "every score shown is better when larger.", ""]
+    lines += ["## Winner per metric", ""]
+    # A cell one method lacks says so once, in "compared", instead of in every metric's column.
+    header = ["dose", "view", "compared", *(m.label for m in metrics), "PINN s / 1k patterns",
+              "iterative s / 1k patterns"]
+    rows = [[dose_label(c.dose), c.view, f"no: {_missing(c)}" if _missing(c) else "yes",
+             *("—" if _missing(c) else _scored_verdict(c, m) for m in metrics), _time(c.pinn),
+             _time(c.iterative)] for c in cells]
+    lines += _table(header, rows)
+    for metric in metrics:
+        lines += ["", f"## {metric.label}", ""]
+        rows = [[dose_label(c.dose), c.view, _value(c.pinn, metric), _value(c.iterative, metric),
+                 _floor(c.floor(metric.component, metric.name)), _verdict_text(c, metric)] for c in cells]
+        lines += _table(["dose", "view", "PINN", "iterative", "flat floor", "winner"], rows)
+    lines += ["", "## Reconstruction time", "",
+              "Wall time of the reconstruction alone (PINN: predict and stitch; iterative: the engine's "
+              "iterations), seconds per 1,000 test patterns, on the device each ran on.", ""]
+    rows = [[dose_label(c.dose), c.view, _time(c.pinn), _time(c.iterative)] for c in cells]
+    lines += _table(["dose", "view", "PINN", "iterative"], rows)
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
+    lines += ["", "## Notes", ""]
+    lines += [f"- {n}" for n in notes] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def cell_notes(cells: Sequence[Cell]) -> list[str]:
+    """One line per method cell that lacks something (skipped, failed, not run, a failed seed)."""
+    out = []
+    for cell in cells:
+        for method in cell.methods:
+            for note in method.notes:
+                out.append(f"dose {dose_label(cell.dose)} {cell.view}, {method.method}: {note}")
+    return out
+
+
+#: ``comparison.csv`` columns: one row per dose x view x metric.
+CSV_COLUMNS = ("dose", "view", "metric", "pinn_state", "pinn_mean", "pinn_std", "pinn_n", "iterative_state",
+               "iterative_mean", "iterative_std", "iterative_n", "floor_mean", "winner", "margin", "spread",
+               "within_spread", "pinn_s_per_1000", "pinn_device", "iterative_s_per_1000", "iterative_device")
+
+
+def csv_text(cells: Sequence[Cell]) -> str:
+    """``comparison.csv``: long format, empty fields where a value does not exist."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+
+    def num(value: float | None) -> str:
+        return "" if value is None else repr(float(value))
+
+    def stats(method: MethodCell, metric: Metric) -> list[str]:
+        s = method.summary(metric.component, metric.name)
+        return [method.state, num(s and s.mean), num(s and s.std), "" if s is None else str(s.n)]
+
+    for cell in cells:
+        times = []
+        for method in cell.methods:
+            t = method.time_per_1000()
+            times += [num(t and t.mean), method.devices() or ""]
+        for metric in metrics_present(cells):
+            v = cell_verdict(cell, metric)
+            floor = cell.floor(metric.component, metric.name)
+            writer.writerow([repr(float(cell.dose)), cell.view, metric.key, *stats(cell.pinn, metric),
+                             *stats(cell.iterative, metric), num(floor and floor.mean), v.winner or "",
+                             num(v.margin), num(v.spread), "" if v.margin is None else str(v.within_spread).lower(),
+                             *times])
+    return buf.getvalue()
