@@ -15,13 +15,17 @@ SEEDS       ?=
 BACKEND     ?= torch
 PHASE_E     ?= $(ROOT)/phase_e$(if $(filter-out torch,$(BACKEND)),_$(BACKEND))
 REPORT      ?= $(ROOT)/report$(if $(filter-out torch,$(BACKEND)),_$(BACKEND))
+# Phase G's output: PINN (the backend's Phase E root) against the iterative baseline (Phase F).
+PHASE_F_ROOT ?= $(ROOT)/phase_f
+COMPARE     ?= $(ROOT)/compare$(if $(filter-out torch,$(BACKEND)),_$(BACKEND))
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.fly64-setup-stamp
-PACKAGES    := packages/fly64-manifest packages/fly64-data packages/fly64-overlap packages/fly64-train
+PACKAGES    := packages/fly64-manifest packages/fly64-data packages/fly64-overlap packages/fly64-train \
+               packages/fly64-compare
 PKG_PRESENT := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 PKG_DIRS    := $(patsubst %/pyproject.toml,%,$(PKG_PRESENT))
 
-.PHONY: setup data overlap train study report test lint clean distclean help
+.PHONY: setup data overlap train study report compare test lint clean distclean help
 
 help:
 	@echo "make setup                      create $(VENV) and install every package (editable)"
@@ -30,6 +34,7 @@ help:
 	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS, MAX_TIME optional; BACKEND=tensorflow)"
 	@echo "make study                      every phase, every job, evaluation and the report (MAX_TIME=DD:HH:MM:SS per job, WORKERS=N|auto for Dask, SEEDS=\"0 1 2\" replicates, BACKEND)"
 	@echo "make report                     $(REPORT): table, metrics.csv and figures from $(PHASE_E)"
+	@echo "make compare                    Phase G: $(COMPARE) (comparison.md, .csv, figures): $(PHASE_E) against $(PHASE_F_ROOT)"
 	@echo "make test                       nox -s tests (all package suites + end-to-end)"
 	@echo "make clean                      remove generated study data ($(ROOT)), never source"
 
@@ -65,9 +70,15 @@ study: $(STAMP) $(PHASE_D)
 	    $(if $(WORKERS),--executor dask --workers $(WORKERS)) \
 	    $(if $(SEEDS),--seeds $(SEEDS))
 	$(BIN)/fly64-train report --artifact-root $(PHASE_E) --output $(REPORT)
+	# Phase G stays last: it compares what every phase above wrote.
+	$(MAKE) compare
 
 report: $(STAMP)
 	$(BIN)/fly64-train report --artifact-root $(PHASE_E) --output $(REPORT)
+
+# Phase G reads the manifests only; a Phase F (or E) not run shows as "not run" in every cell.
+compare: $(STAMP)
+	$(BIN)/fly64-compare run --phase-e-root $(PHASE_E) --phase-f-root $(PHASE_F_ROOT) --output $(COMPARE)
 
 # File targets let `make overlap` / `make train` build missing upstream data once.
 $(PHASE_C): | $(STAMP)
