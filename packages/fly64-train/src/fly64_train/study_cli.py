@@ -166,9 +166,12 @@ def run_command(args: argparse.Namespace) -> int:
                          views=args.view, gridsizes=args.gridsize, dry_run=args.dry_run,
                          train=train_config_from_args(args, train_path="", job_dir=""), evaluate=args.evaluate,
                          executor=executor, seeds=args.seeds)
+    from fly64_train.studies.runner import RunConflict
+    from fly64_train.training.job_folder import ResumeMismatch
+
     try:
         outcome = run_study(cfg)
-    except FlagError as exc:
+    except (FlagError, RunConflict, ResumeMismatch) as exc:
         args.command_parser.error(str(exc))
     except (MissingPhaseCError, ContractError, BackendUnavailable, ExecutorError, ValueError, OSError) as exc:
         return fail(str(exc))

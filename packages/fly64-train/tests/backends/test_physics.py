@@ -70,8 +70,8 @@ def _torch_value_and_grad(f: Callable[[Any], Any], x: np.ndarray) -> tuple[float
 
 def _torch() -> Backend:
     return Backend("torch", torch, importlib.import_module("fly64_train.backends.torch.physics"),
-                   lambda a: torch.from_numpy(np.ascontiguousarray(a)), lambda seed: torch.Generator().manual_seed(seed),
-                   _torch_value_and_grad)
+                   lambda a: torch.from_numpy(np.ascontiguousarray(a)),
+                   lambda seed: torch.Generator().manual_seed(seed), _torch_value_and_grad)
 
 
 @cache

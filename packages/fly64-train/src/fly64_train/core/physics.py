@@ -32,6 +32,13 @@ import numpy as np
 
 from fly64_data import physics as conv
 
+#: The physics API every backend's ``physics`` module exports (``from fly64_train.core.physics import *``).
+__all__ = [
+    "MERGE_EPS", "POISSON_EPS", "VAL_SPLIT_SEED", "canvas_size", "counts_of", "diffracted_intensity",
+    "extract_from_canvas", "extract_patches", "forward_intensity", "merge_and_reextract", "merge_patches",
+    "place_on_canvas", "poisson_nll", "poisson_nll_counts", "split_counts", "support_mask",
+]
+
 #: Denominator floor of the merge; below it a canvas pixel counts as uncovered.
 MERGE_EPS = 1e-6
 #: Keeps log(lambda) finite where the model predicts no photons.

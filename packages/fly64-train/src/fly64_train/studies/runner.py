@@ -24,21 +24,39 @@ from typing import IO
 from tqdm import tqdm
 
 from fly64_data.design import StudyDesign, get_study_design
-from fly64_manifest import SkippedView
+from fly64_manifest import (
+    SkippedView,
+    inside_root,
+    load_training_manifest,
+    refuse_foreign_root,
+    refuse_output_in_input,
+)
 from fly64_train.backends import get_backend
 from fly64_train.evaluation.evaluate import EvaluationConfig
-from fly64_train.studies.execute import run_job
+from fly64_train.studies.execute import JOB_LOCK_NAME, run_job
 from fly64_train.studies.executor import ExecutorConfig, JobLost, open_executor
 from fly64_train.studies.inputs import read_phase_c, read_phase_d, verify_inputs
 from fly64_train.studies.job_context import JobContext, job_context
 from fly64_train.studies.job_record import JobRecord, JobResult
-from fly64_train.studies.job_spec import JobSpec
-from fly64_train.studies.manifest_writer import RunHeader, record, update_job_metrics
+from fly64_train.studies.job_spec import LOG_NAME, JobSpec
+from fly64_train.studies.manifest_writer import (
+    LOCK_NAME,
+    MANIFEST_BACKEND,
+    MANIFEST_NAME,
+    RunHeader,
+    record,
+    update_job_metrics,
+)
 from fly64_train.studies.matrix import BASELINE, Located, build_matrix, filter_jobs, locate
 from fly64_train.studies.model_fit import check_model_fits
 from fly64_train.training.config import TrainConfig
+from fly64_train.training.job_folder import CHECKPOINTS, LOGS, check_resume
 
-__all__ = ["RunOutcome", "StudyRunConfig", "plan", "run_study", "update_job_metrics"]
+__all__ = ["RunConflict", "RunOutcome", "StudyRunConfig", "check_outputs", "plan", "run_study", "update_job_metrics"]
+
+
+class RunConflict(ValueError):
+    """The command line asks for something the artifact root cannot hold (a usage error, exit 2)."""
 
 
 def _settings_only() -> TrainConfig:
@@ -137,7 +155,7 @@ def _spec(item: Located, cfg: StudyRunConfig, evaluation: EvaluationConfig, cont
     train = replace(cfg.train, train_path=str(item.train_path), test_path=str(item.test_path),
                     job_dir=str(Path(cfg.artifact_root) / item.job.job_dir), gridsize=item.job.gridsize, seed=seed)
     return JobSpec(job=item.job, train=train, evaluation=evaluation, evaluate=cfg.evaluate, dry_run=cfg.dry_run,
-                   context=context, run_id=run_id)
+                   context=context, run_id=run_id, artifact_root=str(cfg.artifact_root))
 
 
 def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesign | None = None) -> RunOutcome:
@@ -155,6 +173,7 @@ def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesi
         spec.check()
     verify_inputs(specs, Path(cfg.phase_c_root), Path(cfg.phase_d_root))
     check_model_fits(specs)  # --input-fraction/--depth against each job's N, dry run included
+    check_outputs(cfg, specs)
     header = cfg.header()
     with open_executor(cfg.executor, out) as executor:
         manifest_path = record(header, [], skipped)
@@ -172,6 +191,37 @@ def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesi
     print(f"manifest: {manifest_path} ({len(records)} jobs, {len(skipped)} skipped"
           f"{f', {outcome.failed} failed' if outcome.failed else ''})", file=out)
     return outcome
+
+
+def check_outputs(cfg: StudyRunConfig, specs: list[JobSpec]) -> None:
+    """Refuse, before anything is written, a run whose outputs would land outside or on top of others.
+
+    Raises
+    ------
+    fly64_manifest.UnsafePathError
+        The artifact root is (inside) an input root or another phase's root, or a job folder,
+        its ``checkpoints/``, ``logs/``, ``train.log`` or lock file is a link or lies outside the root.
+    RunConflict
+        The root holds a study of another backend.
+    fly64_train.training.job_folder.ResumeMismatch
+        A job folder holds a checkpoint of other data or settings (and the run would resume it).
+    """
+    root = Path(cfg.artifact_root)
+    refuse_output_in_input(root, {"--phase-c-root": cfg.phase_c_root, "--phase-d-root": cfg.phase_d_root},
+                           output_flag="--artifact-root")
+    refuse_foreign_root(root, MANIFEST_NAME, output_flag="--artifact-root")
+    inside_root(root / LOCK_NAME, root, what="artifact root lock file")
+    manifest = root / MANIFEST_NAME
+    if manifest.is_file():
+        recorded = load_training_manifest(manifest).backend
+        if recorded != MANIFEST_BACKEND[cfg.train.backend]:
+            raise RunConflict(f"--artifact-root {root} holds a {recorded} study; one artifact root holds one "
+                              f"backend: train --backend {cfg.train.backend} into another --artifact-root")
+    for spec in specs:
+        for name in (CHECKPOINTS, LOGS, LOG_NAME, JOB_LOCK_NAME):
+            inside_root(spec.job_dir / name, root, what="job output")
+        if not cfg.dry_run:
+            check_resume(spec.train)
 
 
 def _task_label(spec: JobSpec) -> str:

@@ -11,23 +11,7 @@ from __future__ import annotations
 import torch
 
 from fly64_train.core import physics as core
-from fly64_train.core.physics import (  # noqa: F401  (this backend's physics API)
-    MERGE_EPS,
-    POISSON_EPS,
-    VAL_SPLIT_SEED,
-    canvas_size,
-    counts_of,
-    diffracted_intensity,
-    extract_from_canvas,
-    extract_patches,
-    forward_intensity,
-    merge_and_reextract,
-    merge_patches,
-    place_on_canvas,
-    poisson_nll,
-    poisson_nll_counts,
-    split_counts,
-)
+from fly64_train.core.physics import *  # noqa: F403  (the core's __all__ is this backend's physics API)
 
 
 def support_mask(n: int, fraction: float = 0.5, dtype: torch.dtype = torch.float32) -> torch.Tensor:
