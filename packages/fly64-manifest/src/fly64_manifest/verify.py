@@ -25,6 +25,10 @@ from fly64_manifest.models import FileRecord, IterativeManifest, TrainingManifes
 from fly64_manifest.schema import KINDS, check_version, schema_problems
 
 
+#: fly64-train's bundle file name in a job folder.
+BUNDLE_NAME = "wts.h5.zip"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a study: the file concerned and what is wrong with it."""
@@ -117,6 +121,10 @@ def _check_training(manifest: TrainingManifest, phase_dirs: dict[str, Path] | No
                 found.append(Problem(str(getattr(job, name)), f"{name} of job {label} is missing"))
         if job.bundle_path is not None:
             found += _check_hash(job.bundle_path, job.bundle_sha256, job.bundle_size_bytes, f"bundle of job {label}")
+        elif job.status == "dry_run" and (job.job_dir / BUNDLE_NAME).is_file():
+            # A dry run once wrote its plan over a finished job's entry: the bundle is there, its record gone.
+            found.append(Problem(src, f"job {label} is recorded as a dry run but its folder holds a bundle "
+                                      f"({BUNDLE_NAME}): its recorded result was lost; rerun that job"))
         for artifact in job.artifacts:
             found += _check_hash(artifact.path, artifact.sha256, artifact.size_bytes,
                                  f"{artifact.recorded} of job {label}")

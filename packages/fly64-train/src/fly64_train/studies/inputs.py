@@ -77,10 +77,15 @@ def verify_inputs(specs: Sequence[JobSpec], phase_c_root: Path, phase_d_root: Pa
             view = overlap.view(job.dose, job.view)
             records, manifest = (view.train, view.test), overlap.path
         for path, record in zip(files, records, strict=True):
-            _check_file(path, record, manifest, job.dose)
+            check_file(path, record, manifest, job.dose)
 
 
-def _check_file(path: Path, record: FileRecord | None, manifest: Path, dose: float) -> None:
+def check_file(path: Path, record: FileRecord | None, manifest: Path, dose: float) -> None:
+    """Raise :class:`InputMismatchError` unless ``path`` is the file ``record`` (from ``manifest``) names.
+
+    Its sha256 must be the recorded one and its ``_metadata`` dose ``dose`` (Phase F checks its test splits
+    with this too).
+    """
     if record is None or record.path.resolve() != path.resolve():
         raise InputMismatchError(f"{path}: not recorded in {manifest}")
     if record.sha256 is None:
