@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from fly64_data.contract import ContractError, read_metadata
 from fly64_manifest import (
@@ -25,8 +25,12 @@ from fly64_manifest import (
     sha256_file,
 )
 from fly64_manifest.loaders import OVERLAP_MANIFEST, RUN_MANIFEST
-from fly64_train.studies.job_spec import JobSpec
 from fly64_train.studies.matrix import BASELINE, Job
+
+if TYPE_CHECKING:
+    # A type only: importing job_spec would pull in the evaluation and its backend seam, which
+    # Phase F (fly64-iterative, checking its test splits here) must not reach.
+    from fly64_train.studies.job_spec import JobSpec
 
 T = TypeVar("T")
 
