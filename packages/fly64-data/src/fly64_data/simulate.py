@@ -114,9 +114,14 @@ def run_sweep(sample: BaseSample, design: StudyDesign, config: SweepConfig) -> d
     leaves ``output_root`` as it was; staging folders of killed runs are removed
     first (:mod:`fly64_data.staging`).
     """
-    from fly64_manifest import write_json
+    from fly64_manifest import inside_root, refuse_foreign_root, write_json
 
     root = Path(config.output_root)
+    # Phase C replaces whole dose folders: never in another phase's root (a Phase E root
+    # would lose its trained jobs), never through a dose folder that is a link.
+    refuse_foreign_root(root, "run_manifest.json", output_flag="--output-root")
+    for dose in config.doses:
+        inside_root(root / dose_dirname(dose), root, what="Phase C dose folder")
     root.mkdir(parents=True, exist_ok=True)
     created = creation_time()
     patches, intensity = noiseless_intensity(sample)

@@ -34,7 +34,14 @@ from fly64_data.contract import ContractError, load_dataset, sha256_file, valida
 from fly64_data.contract import creation_time as contract_creation_time
 from fly64_data.design import StudyDesign, dose_dirname, get_study_design
 from fly64_data.staging import Staging
-from fly64_manifest import ManifestError, validate, write_json
+from fly64_manifest import (
+    ManifestError,
+    inside_root,
+    refuse_foreign_root,
+    refuse_output_in_input,
+    validate,
+    write_json,
+)
 from fly64_overlap import __version__
 from fly64_overlap.matching import select_compact
 from fly64_overlap.metrics import MetricsConfig, measure_overlap
@@ -478,6 +485,13 @@ def build_views(config: OverlapConfig) -> dict[str, Any]:
     root = Path(config.output_root)
     if root.exists() and not root.is_dir():
         raise OverlapError(f"{root}: output root exists and is not a folder")
+    # Phase D replaces whole view folders: never inside Phase C's root or another phase's,
+    # and never through a dose or view folder that is a link (the link's target would be replaced).
+    refuse_output_in_input(root, {"--phase-c-root": phase_c_root}, output_flag="--output-root")
+    refuse_foreign_root(root, MANIFEST_NAME, output_flag="--output-root")
+    for record in records:
+        for view in (*views, *(matched_name(v) for v in views), matched_name(BASELINE_CONTROL)):
+            inside_root(root / dose_dirname(record["dose"]) / view, root, what="Phase D view folder")
     made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / MANIFEST_NAME
@@ -574,6 +588,8 @@ def _commit(staging: Path, root: Path, entries: list[dict[str, Any]]) -> None:
     skipped loses its older folder too, so the files on disk always match the
     manifest. Old folders are set aside first and removed only at the end.
     """
+    for entry in entries:  # checked again before anything moves: a folder replaced must be a real one
+        inside_root(root / dose_dirname(entry["dose"]) / entry["view"], root, what="Phase D view folder")
     retired = Path(tempfile.mkdtemp(prefix=".old-", dir=root))
     moved: list[tuple[Path, Path]] = []
     try:
