@@ -8,7 +8,8 @@ Depends on jsonschema only (no numpy or torch), so comparison code can import it
     problems = study.verify()
 """
 
-from fly64_manifest.io import ManifestError, atomic_write, parse_json, read_json, sha256_file, write_json
+from fly64_manifest._version import __version__
+from fly64_manifest.io import ManifestError, atomic_write, parse_json, read_json, sha256_file
 from fly64_manifest.loaders import (
     load_iterative_manifest,
     load_overlap_manifest,
@@ -42,12 +43,10 @@ from fly64_manifest.safe_paths import (
     refuse_output_in_input,
     remove_tree,
 )
-from fly64_manifest.schema import KINDS, load_schema, schema_version, validate
+from fly64_manifest.schema import KINDS, load_schema, schema_version, validate, write_json
 from fly64_manifest.scores import Alignment, Information, MetricSet, ReconstructionTiming, Region, Scores
 from fly64_manifest.study import Lineage, Study
 from fly64_manifest.verify import Problem, verify
-
-__version__ = "0.3.0"
 
 __all__ = [
     "Alignment", "Information", "MetricSet", "ReconstructionTiming", "Region", "Scores",

@@ -1,4 +1,9 @@
-"""Atomic JSON reading and writing, and file hashing."""
+"""Strict JSON reading, atomic writing and file hashing: the bottom of the package.
+
+It imports only :mod:`fly64_manifest.errors` and :mod:`fly64_manifest.safe_paths`;
+writing a *validated* document (:func:`fly64_manifest.schema.write_json`) sits above
+the schemas, so no module below reaches back up.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from fly64_manifest.errors import ManifestError
+from fly64_manifest.safe_paths import ensure_dir
 
-class ManifestError(ValueError):
-    """A JSON artifact is missing, unreadable or does not match its schema."""
+__all__ = ["MAX_JSON_DEPTH", "ManifestError", "atomic_write", "json_depth", "parse_json", "read_json",
+           "sha256_file"]
 
 
 #: Deepest nesting a study document may have. Our manifests are under ten levels deep;
@@ -116,8 +123,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *,
     """
     path = Path(path)
     if root is not None:
-        from fly64_manifest.safe_paths import ensure_dir
-
         ensure_dir(path.parent, root)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,20 +143,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *,
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_json(path: str | os.PathLike, obj: Any, kind: str | None = None, *,
-               root: str | os.PathLike | None = None) -> Path:
-    """Validate ``obj`` against schema ``kind`` (if given), then write it atomically (inside ``root`` if given)."""
-    from fly64_manifest.schema import validate
-
-    path = Path(path)
-    if kind is not None:
-        validate(obj, kind, source=str(path))
-    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    with atomic_write(path, root=root) as fh:
-        fh.write(text)
-    return path
 
 
 def _default_mode() -> int:

@@ -29,9 +29,14 @@ from fly64_manifest.models import (
     TrainingJob,
     TrainingManifest,
     freeze,
+    load_overlap_metrics,
 )
 from fly64_manifest.paths import resolve_inside, resolve_root
-from fly64_manifest.schema import KINDS, validate
+from fly64_manifest.schema import KINDS, read_checked
+
+__all__ = ["ITERATIVE_MANIFEST", "OVERLAP_MANIFEST", "RUN_MANIFEST", "SKIP_SUMMARY", "TRAINING_MANIFEST",
+           "load_iterative_manifest", "load_overlap_manifest", "load_overlap_metrics", "load_run_manifest",
+           "load_skip_summary", "load_training_manifest", "locate", "read_checked"]
 
 #: File name and study sub-folder of each phase's manifest.
 RUN_MANIFEST = ("run_manifest.json", "phase_c")
@@ -49,11 +54,6 @@ def locate(root_or_file: str | os.PathLike, filename: str, phase_dir: str) -> Pa
         if candidate.is_file():
             return Path(os.path.abspath(candidate)).parent.resolve() / candidate.name
     raise ManifestError(f"{given}: no {filename} (looked at {', '.join(str(c) for c in candidates)})")
-
-
-def read_checked(path: Path, kind: str) -> dict[str, Any]:
-    """Read, version-gate and schema-validate the document at ``path``."""
-    return validate(read_json(path), kind, source=str(path))
 
 
 def _file_record(raw: Mapping[str, Any], base: Path, root: Path, where: str) -> FileRecord:
@@ -149,13 +149,6 @@ def load_overlap_manifest(root_or_file: str | os.PathLike) -> OverlapManifest:
         path=path, root=base, schema_version=version if isinstance(version, str) else None,
         views=tuple(views), skipped_views=tuple(skipped), raw=freeze(doc),
     )
-
-
-def load_overlap_metrics(path: str | os.PathLike) -> Mapping[str, Any]:
-    """A ``<view>_metrics.json``, validated against ``overlap_metrics`` when that schema exists."""
-    path = Path(path)
-    doc = read_checked(path, "overlap_metrics") if "overlap_metrics" in KINDS else read_json(path)
-    return freeze(doc)
 
 
 # --------------------------------------------------------------------------- Phase E

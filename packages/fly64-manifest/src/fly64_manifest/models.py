@@ -8,13 +8,15 @@ the whole validated document, including fields newer minor versions add.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from fly64_manifest.io import ManifestError
+from fly64_manifest.io import ManifestError, read_json
+from fly64_manifest.schema import KINDS, read_checked
 from fly64_manifest.scores import Scores, timing_of
 
 #: The three views of the study, in report order.
@@ -37,6 +39,17 @@ def thaw(value: Any) -> Any:
     if isinstance(value, tuple):
         return [thaw(v) for v in value]
     return value
+
+
+def load_overlap_metrics(path: str | os.PathLike) -> Mapping[str, Any]:
+    """A ``<view>_metrics.json``, validated against ``overlap_metrics`` when that schema exists.
+
+    Here rather than among the loaders because :meth:`OverlapManifest.metrics` reads it: the
+    loaders build these models, so the models must not reach back up into them.
+    """
+    path = Path(path)
+    doc = read_checked(path, "overlap_metrics") if "overlap_metrics" in KINDS else read_json(path)
+    return freeze(doc)
 
 
 def same_dose(a: float, b: float) -> bool:
@@ -204,8 +217,6 @@ class OverlapManifest:
 
     def metrics(self, dose: float, view: str) -> Mapping[str, Any]:
         """The validated ``<view>_metrics.json`` of ``(dose, view)``, read-only."""
-        from fly64_manifest.loaders import load_overlap_metrics
-
         entry = self.view(dose, view)
         if entry.metrics_path is None:
             raise ManifestError(f"{self.path}: view {view} at dose {dose:g} records no metrics file")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from fly64_manifest.io import ManifestError
+from fly64_manifest.errors import ManifestError
 
 
 def is_absolute(recorded: str) -> bool:

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from fly64_manifest.io import ManifestError
+from fly64_manifest.errors import ManifestError
 
 
 class UnsafePathError(ManifestError):

@@ -1,7 +1,8 @@
-"""Load the packaged JSON Schemas and validate documents against them."""
+"""Load the packaged JSON Schemas, validate documents against them, read and write validated documents."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from functools import cache
@@ -12,7 +13,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from fly64_manifest.io import ManifestError, parse_json, read_json
+from fly64_manifest._version import __version__
+from fly64_manifest.io import ManifestError, atomic_write, parse_json, read_json
 
 _SUFFIX = ".schema.json"
 # A schema's $id ends in "/<major>.<minor>.json"; that is the version it describes.
@@ -64,8 +66,6 @@ def check_version(doc: Any, kind: str, source: str | None = None) -> None:
         return
     major = int(match.group(1))
     if major > known[0]:
-        from fly64_manifest import __version__
-
         raise ManifestError(
             f"{source or '<document>'}: {kind} schema_version {doc['schema_version']} is newer than "
             f"fly64-manifest {__version__} understands (major {known[0]}); upgrade fly64-manifest"
@@ -117,3 +117,20 @@ def validate(doc: Any, kind: str, source: str | None = None) -> Any:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ManifestError(f"{source or '<document>'}: {kind} invalid at {where}: {message}{more}")
     return doc
+
+
+def read_checked(path: Path, kind: str) -> dict[str, Any]:
+    """Read, version-gate and schema-validate the document at ``path``."""
+    return validate(read_json(path), kind, source=str(path))
+
+
+def write_json(path: str | os.PathLike, obj: Any, kind: str | None = None, *,
+               root: str | os.PathLike | None = None) -> Path:
+    """Validate ``obj`` against schema ``kind`` (if given), then write it atomically (inside ``root`` if given)."""
+    path = Path(path)
+    if kind is not None:
+        validate(obj, kind, source=str(path))
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    with atomic_write(path, root=root) as fh:
+        fh.write(text)
+    return path
