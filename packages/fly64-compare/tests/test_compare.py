@@ -80,7 +80,8 @@ def test_a_failed_and_a_missing_cell_say_so_in_the_table_and_notes(study_copy, t
     assert _run(study_copy) == 0
     md = (study_copy / "compare" / "comparison.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| 10000 | baseline |"))
-    assert "failed" in row and "no comparison" in row
+    assert "| no: iterative failed | — |" in row and row.endswith("| failed |")
+    assert "| 10000 | baseline | 0." in md and "no comparison: iterative failed |" in md  # per-metric tables
     assert "- dose 10000 baseline, iterative: failed: RuntimeError: pty-chi diverged" in md
     assert "Traceback" not in md + capsys.readouterr().err
     # No Phase F at all: every iterative cell is "not run", the PINN side is still reported.

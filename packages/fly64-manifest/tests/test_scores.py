@@ -18,7 +18,8 @@ RECORDED = {
                   "shift_px": [0.0, 0.1]},
     "floor": {"amplitude": {"ssim": 0.1, "pearson": 0.0}, "phase": {"ssim": 0.05, "pearson": 0.02}},
     "reconstruction": {"wall_s": 2.5, "n_patterns": 500, "device": "cuda:0"},
-    "information": {"info": 0.4, "patterns": 500, "flat_amplitude": 0.8},
+    "information": {"info": 0.4, "nll_gap_truth_per_pattern": 2.0, "nll_gap_recon_per_pattern": 0.8,
+                    "flat_amplitude": 0.8, "patterns": 500},
 }
 
 
