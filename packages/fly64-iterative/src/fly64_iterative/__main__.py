@@ -1,0 +1,5 @@
+import sys
+
+from fly64_iterative.cli import main
+
+sys.exit(main())

@@ -1,0 +1,186 @@
+"""Reconstruct one job's test split with pty-chi and score it exactly as Phase E scores the PINN.
+
+``run_job(spec) -> JobRecord``: reads the split through Phase E's reader, runs
+:func:`fly64_iterative.engine.reconstruct` on all counts (scored by Phase E's
+scorer, flat floor included) and on half A of the information score's photon
+split (scored on half B), and writes ``reconstruction.h5`` (Phase E's ptychodus
+product writer) and ``reconstruction.png`` into the job folder. Never raises for
+the job's own failure: a failed job comes back with a one-line error and the
+traceback in its ``iterative.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fly64_iterative.convention import counts_of
+from fly64_iterative.engine import EngineConfig, Reconstruction, reconstruct
+from fly64_manifest import sha256_file
+from fly64_train.studies.matrix import Job
+
+RECONSTRUCTION_H5 = "reconstruction.h5"
+RECONSTRUCTION_PNG = "reconstruction.png"
+LOG_NAME = "iterative.log"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One planned Phase F job."""
+
+    job: Job
+    """The Phase E cell whose test split is reconstructed (its key pairs the two methods)."""
+    test_path: Path
+    """The test split (checked against its producer's manifest before the run starts)."""
+    job_dir: Path
+    """``<artifact root>/<job.job_dir>``."""
+    engine: EngineConfig
+    """How pty-chi reconstructs."""
+    ms_ssim_sigma: float = 1.0
+    """The design's MS-SSIM sigma (Phase E's scorer setting)."""
+    information: bool = True
+    """Also reconstruct from half A of the photons and record the information score."""
+
+    def check(self) -> None:
+        """Raise ValueError when the parts disagree."""
+        self.engine.check()
+        if not self.ms_ssim_sigma > 0:
+            raise ValueError(f"ms_ssim_sigma must be positive, got {self.ms_ssim_sigma}")
+
+
+@dataclass
+class JobRecord:
+    """What a job did; :meth:`as_json` is its manifest entry (schema ``iterative_manifest`` #/$defs/job)."""
+
+    status: str
+    error: str | None = None
+    wall_time_s: float | None = None
+    duration_s: float = 0.0
+    n_patterns: int | None = None
+    device: str = "cpu"
+    device_name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+def artifact(job_dir: Path, name: str) -> dict[str, Any]:
+    """``{path, sha256, size_bytes}`` of a file the job wrote (path relative to the job dir)."""
+    digest, size = sha256_file(job_dir / name)
+    return {"path": name, "sha256": digest, "size_bytes": size}
+
+
+def run_job(spec: JobSpec) -> JobRecord:
+    """Reconstruct, score and write one job; a failure is returned as a ``failed`` record."""
+    started = time.monotonic()
+    spec.job_dir.mkdir(parents=True, exist_ok=True)
+    with _job_log(spec.job_dir / LOG_NAME) as log:
+        log.info("job %s: test split %s, engine %r", spec.job.label(), spec.test_path, spec.engine)
+        try:
+            spec.check()
+            record = _reconstruct_and_score(spec, log)
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
+            log.error("FAILED:\n%s", traceback.format_exc())
+            record = JobRecord(status="failed", error=" ".join(f"{type(exc).__name__}: {exc}".split()),
+                               device=spec.engine.device)
+        record.duration_s = round(time.monotonic() - started, 3)
+        log.info("result: %s %s", record.status, record.error or "")
+    return record
+
+
+def _reconstruct_and_score(spec: JobSpec, log: logging.Logger) -> JobRecord:
+    from fly64_train.data.reader import open_dataset
+    from fly64_train.evaluation.figures import plot_reconstruction
+    from fly64_train.evaluation.product import save_product
+    from fly64_train.evaluation.scoring import ScoringConfig, score_stitched
+
+    info = open_dataset(spec.test_path)  # Phase E's reader: DATA-001 checked chunk by chunk
+    s = info.intensity_scale
+    truth = info.readers["objectGuess"].read_all()
+    counts = counts_of(info.diffraction.read_all(), s)
+    recon = reconstruct(counts, info.probe, info.ycoords, info.xcoords, truth.shape, s, spec.engine)
+    log.info("reconstructed %d patterns in %.3f s on %s", info.n, recon.wall_s, recon.device)
+    weight, summed = coverage_weight(info.probe, info.ycoords, info.xcoords, truth.shape)
+    evaluation = score_stitched(recon.object, summed, truth, float(weight.max()),
+                                ScoringConfig(ms_ssim_sigma=spec.ms_ssim_sigma))
+    evaluation.extra["reconstruction"] = {"wall_s": round(recon.wall_s, 4), "n_patterns": info.n,
+                                          "device": recon.device}
+    if spec.information:
+        evaluation.extra["information"] = _information(spec, info, truth, summed)
+    metrics = evaluation.metrics()
+    title = f"{spec.job.label()} (test split), pty-chi {spec.engine.engine}"
+    save_product(evaluation, spec.test_path, spec.job_dir / RECONSTRUCTION_H5, name=title)
+    plot_reconstruction(evaluation, spec.job_dir / RECONSTRUCTION_PNG, title=title)
+    return JobRecord(status="success", wall_time_s=round(recon.wall_s, 4), n_patterns=info.n,
+                     device=recon.device, device_name=recon.device_name, options=recon.options, metrics=metrics,
+                     artifacts=[artifact(spec.job_dir, RECONSTRUCTION_H5), artifact(spec.job_dir, RECONSTRUCTION_PNG)])
+
+
+def coverage_weight(probe: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray,
+                    shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Phase E's stitch weight ``|P|^2`` on the PINN's central support, and its sum over the scan.
+
+    The scorer's coverage mask and region come from this sum, so both methods are
+    scored on the same pixels of the same split.
+    """
+    from fly64_train.evaluation.stitch import stitch
+    from fly64_train.training.model_config import ModelConfig
+
+    n = probe.shape[0]
+    side = int(round(n * ModelConfig().support_fraction))
+    support = np.zeros((n, n))
+    start = (n - side) // 2
+    support[start:start + side, start:start + side] = 1.0
+    weight = np.abs(probe.astype(np.complex128)) ** 2 * support
+    ones = np.ones((len(ycoords), n, n), np.complex64)
+    _, summed = stitch(ones, ycoords, xcoords, shape, weight)
+    return weight, summed
+
+
+def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray) -> dict[str, Any]:
+    """Fit half A of the photons, score on half B (the same split and score as Phase E's)."""
+    from fly64_train.evaluation.information import STITCH_WEIGHT_CUT
+    from fly64_train.evaluation.metrics import COUNT_SPLIT_FRACTION, information_score, split_counts
+
+    keys = info.readers["scan_index"].read_all() if "scan_index" in info.readers else None
+    counts_a, counts_b = split_counts(info.diffraction.read_all(), info.intensity_scale,
+                                      fraction=COUNT_SPLIT_FRACTION, keys=keys)
+    half: Reconstruction = reconstruct(counts_a.astype(np.float32), info.probe, info.ycoords, info.xcoords,
+                                       truth.shape, info.intensity_scale, spec.engine,
+                                       photon_share=COUNT_SPLIT_FRACTION)
+    # As for the PINN: pixels the scan did not reach are "not reconstructed" (NaN), not the flat start.
+    recon = np.where(summed > STITCH_WEIGHT_CUT * summed.max(), half.object, np.nan)
+    return information_score(recon, truth, counts_a, counts_b, probe=info.probe, ycoords=info.ycoords,
+                             xcoords=info.xcoords, intensity_scale=info.intensity_scale,
+                             fraction=COUNT_SPLIT_FRACTION).as_json()
+
+
+@contextlib.contextmanager
+def _job_log(path: Path) -> Iterator[logging.Logger]:
+    """A per-job logger writing to ``iterative.log`` (pty-chi's own messages included)."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log = logging.getLogger(f"fly64_iterative.job.{path.parent}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    captured = [log, logging.getLogger("ptychi")]
+    for logger in captured:
+        logger.addHandler(handler)
+    try:
+        yield log
+    finally:
+        for logger in captured:
+            logger.removeHandler(handler)
+        handler.close()
