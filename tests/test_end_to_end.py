@@ -96,3 +96,17 @@ def test_verify_catches_a_modified_bundle(study, tmp_path):
     proc = _run("fly64-manifest", "verify", str(copy))
     assert proc.returncode == 1
     assert "wts.h5.zip" in proc.stdout + proc.stderr and "sha256" in (proc.stdout + proc.stderr)
+
+
+def test_phase_g_console_script_compares_the_study_and_reports_a_missing_phase_f(study, tmp_path):
+    # As `make study` runs it last: Phase F not run is not an error, every iterative cell says so.
+    out = tmp_path / "compare"
+    proc = _run("fly64-compare", "run", "--phase-e-root", str(study / "phase_e"),
+                "--phase-f-root", str(study / "phase_f"), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    md = (out / "comparison.md").read_text()
+    assert "| 1000 | baseline | no: iterative not run |" in md and "iterative not run: no " in md
+    module = subprocess.run([sys.executable, "-m", "fly64_compare", "run", "--phase-e-root", str(study / "phase_e"),
+                             "--phase-f-root", str(study / "phase_f"), "--output", str(study / "phase_e" / "x")],
+                            capture_output=True, text=True, check=False)
+    assert module.returncode == 2 and "--phase-e-root" in module.stderr  # output inside an input root
