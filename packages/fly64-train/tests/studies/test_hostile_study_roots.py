@@ -147,3 +147,18 @@ def test_a_run_resuming_a_checkpoint_of_other_settings_exits_2(finished, capsys)
     capsys.readouterr()
     err = _usage_exit(capsys, phase_c, phase_d, artifact, "--lr", "0.5", "--max-epochs", "2")
     assert "this job folder holds a checkpoint of other settings" in err and "use --no-resume" in err
+
+
+def test_a_view_name_that_is_a_path_is_refused_by_the_schema_and_the_run(roots, tmp_path, capsys):
+    phase_c, phase_d, artifact = roots
+    path = phase_d / "overlap_manifest.json"
+    doc = json.loads(path.read_text())
+    evil = dict(next(v for v in doc["views"] if v["status"] == "ok" and v["dose"] == 1000), view="../../outside")
+    doc["views"].append(evil)
+    path.write_text(json.dumps(doc))
+    assert manifest_main(["validate", str(path)]) == 1
+    assert "view" in capsys.readouterr().err
+    assert _run(phase_c, phase_d, artifact, "--view", "dense", "--dry-run") == 1
+    err = _one_line(capsys)
+    assert "overlap_manifest.json" in err and "../../outside" in err, err
+    assert not (tmp_path / "outside").exists() and not (artifact.parent / "outside").exists()
