@@ -21,11 +21,11 @@ COMPARE     ?= $(ROOT)/compare$(if $(filter-out torch,$(BACKEND)),_$(BACKEND))
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.fly64-setup-stamp
 PACKAGES    := packages/fly64-manifest packages/fly64-data packages/fly64-overlap packages/fly64-train \
-               packages/fly64-compare
+               packages/fly64-iterative packages/fly64-compare
 PKG_PRESENT := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 PKG_DIRS    := $(patsubst %/pyproject.toml,%,$(PKG_PRESENT))
 
-.PHONY: setup data overlap train study report compare test lint clean distclean help
+.PHONY: setup data overlap train study report iterative compare test lint clean distclean help
 
 help:
 	@echo "make setup                      create $(VENV) and install every package (editable)"
@@ -34,6 +34,7 @@ help:
 	@echo "make train DOSE=1000 VIEW=baseline   train one job (GRIDSIZE, EPOCHS, MAX_TIME optional; BACKEND=tensorflow)"
 	@echo "make study                      every phase, every job, evaluation and the report (MAX_TIME=DD:HH:MM:SS per job, WORKERS=N|auto for Dask, SEEDS=\"0 1 2\" replicates, BACKEND)"
 	@echo "make report                     $(REPORT): table, metrics.csv and figures from $(PHASE_E)"
+	@echo "make iterative                  Phase F: pty-chi (LSQML) on every test split into $(PHASE_F_ROOT) (DOSE, VIEW, SEEDS; ITERATIVE_ARGS=\"--engine epie --epochs 100 --device cpu\")"
 	@echo "make compare                    Phase G: $(COMPARE) (comparison.md, .csv, figures): $(PHASE_E) against $(PHASE_F_ROOT)"
 	@echo "make test                       nox -s tests (all package suites + end-to-end)"
 	@echo "make clean                      remove generated study data ($(ROOT)), never source"
@@ -43,6 +44,9 @@ setup: $(STAMP)
 $(STAMP): constraints.txt $(PKG_PRESENT)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt $(addprefix -e ,$(PKG_DIRS)) nox pytest pytest-xdist ruff hypothesis import-linter
+	# pty-chi without its torchvision requirement (a CUDA wheel that breaks beside the CPU torch; its
+	# other requirements are fly64-iterative's): docs/decisions.md, "Phase F: pty-chi without torchvision".
+	$(if $(filter packages/fly64-iterative,$(PKG_DIRS)),$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps ptychi)
 	touch $(STAMP)
 
 PHASE_C := $(ROOT)/phase_c/run_manifest.json
@@ -76,11 +80,20 @@ study: $(STAMP) $(PHASE_D)
 	    $(if $(WORKERS),--executor dask --workers $(WORKERS)) \
 	    $(if $(SEEDS),--seeds $(SEEDS))
 	$(BIN)/fly64-train report --artifact-root $(PHASE_E) --output $(REPORT)
+	$(BIN)/fly64-iterative run $(PHASE_F_ARGS) $(if $(SEEDS),--seeds $(SEEDS)) $(ITERATIVE_ARGS)
 	# Phase G stays last: it compares what every phase above wrote.
 	$(MAKE) compare
 
 report: $(STAMP)
 	$(BIN)/fly64-train report --artifact-root $(PHASE_E) --output $(REPORT)
+
+# Phase F: pty-chi on the test splits Phase E scores (the same filters; engine flags via ITERATIVE_ARGS).
+ITERATIVE_ARGS ?=
+PHASE_F_ARGS = --phase-c-root $(ROOT)/phase_c --phase-d-root $(ROOT)/phase_d --artifact-root $(PHASE_F_ROOT)
+
+iterative: $(STAMP) $(TRAIN_NEEDS)
+	$(BIN)/fly64-iterative run $(PHASE_F_ARGS) $(if $(DOSE),--dose $(DOSE)) $(if $(VIEW),--view $(VIEW)) \
+	    $(if $(SEEDS),--seeds $(SEEDS)) $(ITERATIVE_ARGS)
 
 # Phase G reads the manifests only; a Phase F (or E) not run shows as "not run" in every cell.
 compare: $(STAMP)
