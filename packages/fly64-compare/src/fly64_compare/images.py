@@ -141,7 +141,8 @@ def plot_image_grid(cells: Sequence[Cell], view: str, path: Path) -> Path:
     for cell in rows:
         test_path = _test_path(cell)
         full_truth = read_truth(test_path) if test_path is not None else None
-        pinn = iterative = (None, None, "no test split recorded")
+        # No scored replicate on either side: each panel says why its method has none.
+        pinn, iterative = (None, None, cell.pinn.state), (None, None, cell.iterative.state)
         if full_truth is not None:
             pinn = method_panel(cell.pinn, full_truth)
             iterative = method_panel(cell.iterative, full_truth)
