@@ -180,6 +180,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fly64_data.design import get_study_design
     from fly64_train.bundle import BundleError
     from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5, EvaluationConfig, evaluate_job
+    from fly64_train.studies.inputs import RecordedInputs
     from fly64_train.studies.job_record import Artifact
     from fly64_train.studies.runner import update_job_metrics
 
@@ -190,10 +191,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         return fail(f"{manifest.path}: no successful job matches the filters")
     sigma = float(get_study_design().metrics_config["ms_ssim_sigma"])
     updates, artifacts = {}, {}
+    recorded = RecordedInputs(manifest.phase_c_root, manifest.phase_d_root)
     for job in jobs:
         where = f"dose {job.dose:g} {job.view} gs{job.gridsize}"
         try:
-            # The loader refuses a bundle whose bytes are not the ones the manifest recorded.
+            # As run does: the test split must be the file Phase C/D recorded (sha256 and dose), and
+            # the loader refuses a bundle whose bytes are not the ones the manifest recorded.
+            recorded.check(job.view, job.dose, test=job.test_data_path)
             metrics = evaluate_job(job.bundle_path, job.test_data_path, job.job_dir,
                                    EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size,
                                                     device=args.device),

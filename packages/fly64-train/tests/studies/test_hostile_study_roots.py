@@ -102,8 +102,23 @@ def test_a_second_backend_in_one_root_is_refused_with_a_hint(roots, capsys):
     manifest = (artifact / "training_manifest.json").read_bytes()
     capsys.readouterr()
     err = _usage_exit(capsys, phase_c, phase_d, artifact, "--dry-run", "--backend", "tensorflow")
-    assert "holds a pytorch study" in err and "another --artifact-root" in err
+    assert "holds a torch study" in err and "another --artifact-root" in err
     assert (artifact / "training_manifest.json").read_bytes() == manifest
+
+
+def test_a_root_written_with_the_old_pytorch_spelling_takes_a_torch_run_and_is_respelled(roots):
+    # Training manifests before fly64-train 0.4 spelled torch "pytorch": such a root is still a torch root.
+    phase_c, phase_d, artifact = roots
+    assert _run(phase_c, phase_d, artifact, "--dry-run") == 0
+    path = artifact / "training_manifest.json"
+    doc = json.loads(path.read_text())
+    doc["backend"] = "pytorch"
+    for job in doc["jobs"]:
+        job["backend"] = "pytorch"
+    path.write_text(json.dumps(doc))
+    assert _run(phase_c, phase_d, artifact, "--dry-run") == 0
+    doc = json.loads(path.read_text())
+    assert doc["backend"] == "torch" and {j["backend"] for j in doc["jobs"]} == {"torch"}
 
 
 @pytest.fixture()
@@ -162,3 +177,15 @@ def test_a_view_name_that_is_a_path_is_refused_by_the_schema_and_the_run(roots, 
     err = _one_line(capsys)
     assert "overlap_manifest.json" in err and "../../outside" in err, err
     assert not (tmp_path / "outside").exists() and not (artifact.parent / "outside").exists()
+
+
+def test_evaluate_refuses_a_test_split_swapped_for_another_file_of_its_dose(finished, capsys):
+    phase_c, _, artifact = finished
+    swapped = phase_c / "dose_1000" / "patched_test.npz"
+    shutil.copyfile(phase_c / "dose_1000" / "patched_train.npz", swapped)  # valid, same dose, other data
+    manifest = (artifact / "training_manifest.json").read_bytes()
+    capsys.readouterr()
+    assert train_main(["evaluate", "--artifact-root", str(artifact), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert str(swapped) in err and "sha256" in err and "run_manifest.json" in err, err
+    assert (artifact / "training_manifest.json").read_bytes() == manifest  # recorded metrics kept

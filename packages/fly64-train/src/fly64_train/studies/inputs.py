@@ -66,22 +66,37 @@ def read_phase_c(phase_c_root: Path) -> RunManifest | None:
 
 def verify_inputs(specs: Sequence[JobSpec], phase_c_root: Path, phase_d_root: Path) -> None:
     """Raise :class:`InputMismatchError` (or ManifestError) naming the first file that does not check out."""
-    run: RunManifest | None = None
-    overlap = read_phase_d(phase_d_root, [spec.job for spec in specs])
+    recorded = RecordedInputs(phase_c_root, phase_d_root)
     for spec in specs:
-        job = spec.job
-        files = (Path(spec.train.train_path), Path(str(spec.train.test_path)))
-        if job.view == BASELINE:
-            run = run or read_manifest(load_run_manifest, phase_c_root / RUN_MANIFEST[0])
-            dose = run.dose(job.dose)
-            records, manifest = (dose.train, dose.test), run.path
+        recorded.check(spec.job.view, spec.job.dose, train=Path(spec.train.train_path),
+                       test=Path(str(spec.train.test_path)))
+
+
+class RecordedInputs:
+    """Phase C's and Phase D's manifests, each read once: what ``run`` and ``evaluate`` check data files against."""
+
+    def __init__(self, phase_c_root: Path, phase_d_root: Path) -> None:
+        self.phase_c_root, self.phase_d_root = Path(phase_c_root), Path(phase_d_root)
+        self._run: RunManifest | None = None
+        self._overlap: OverlapManifest | None = None
+
+    def check(self, view: str, dose: float, train: Path | None = None, test: Path | None = None) -> None:
+        """Raise :class:`InputMismatchError` (or ManifestError) unless each given split is the recorded file."""
+        if view == BASELINE:
+            self._run = self._run or read_manifest(load_run_manifest, self.phase_c_root / RUN_MANIFEST[0])
+            record = self._run.dose(dose)
+            manifest = self._run.path
         else:
-            if overlap is None:
-                raise ManifestError(f"{phase_d_root}: no overlap_manifest.json to check {files[0].name} against")
-            view = overlap.view(job.dose, job.view)
-            records, manifest = (view.train, view.test), overlap.path
-        for path, record in zip(files, records, strict=True):
-            check_file(path, record, manifest, job.dose)
+            path = self.phase_d_root / OVERLAP_MANIFEST[0]
+            if self._overlap is None and not path.is_file():
+                raise ManifestError(f"{self.phase_d_root}: no overlap_manifest.json to check the "
+                                    f"dose {dose:g} {view} data against")
+            self._overlap = self._overlap or read_manifest(load_overlap_manifest, path)
+            record = self._overlap.view(dose, view)
+            manifest = self._overlap.path
+        for file, rec in ((train, record.train), (test, record.test)):
+            if file is not None:
+                check_file(file, rec, manifest, dose)
 
 
 def check_file(path: Path, record: FileRecord | None, manifest: Path, dose: float) -> None:

@@ -25,8 +25,6 @@ MANIFEST_NAME = "training_manifest.json"
 SKIP_SUMMARY_NAME = "skip_summary.json"
 LOCK_NAME = ".training_manifest.lock"
 PRODUCER = {"package": "fly64-train", "version": __version__}
-#: Backend name (``TrainConfig.backend``) -> the training manifest's spelling (schema 1.x enum).
-MANIFEST_BACKEND = {"torch": "pytorch", "tensorflow": "tensorflow"}
 
 #: A job: (dose, view, gridsize, seed); seed is None for the one-seed layout.
 Key = tuple[float, str, int, int | None]
@@ -79,7 +77,7 @@ def record(header: RunHeader, records: Sequence[JobRecord], skips: Sequence[Skip
             "artifact_root": ".",
             "filters": {"dose": _listed(header.doses), "view": _listed(header.views),
                         "gridsize": _listed(header.gridsizes)},
-            "backend": MANIFEST_BACKEND[header.backend], "dry_run": header.dry_run,
+            "backend": header.backend, "dry_run": header.dry_run,
             "jobs": [jobs[k] for k in sorted(jobs)],
             "skipped_views": skipped_list, "skipped_count": len(skipped_list),
             "skip_summary_path": SKIP_SUMMARY_NAME,
@@ -131,7 +129,7 @@ def job_json(rec: JobRecord) -> dict[str, Any]:
     return {
         "dose": job.dose, "view": job.view, "gridsize": job.gridsize, **seed, "job_dir": job.job_dir,
         "data_root": job.data_root, "train_data_path": train_rel, "test_data_path": test_rel,
-        "log_path": rec.log_path, "backend": MANIFEST_BACKEND[rec.backend], "context": rec.context.as_json(),
+        "log_path": rec.log_path, "backend": rec.backend, "context": rec.context.as_json(),
         "result": {
             "status": result.status, "final_loss": result.final_loss,
             "epochs_completed": result.epochs_completed, "checkpoint_path": result.checkpoint_path,
@@ -149,12 +147,14 @@ def skip_json(skip: SkippedView) -> dict[str, Any]:
 
 
 def _previous(path: Path) -> dict[str, dict[Key, dict[str, Any]]]:
-    """Entries already recorded, as written (read through the typed loader, which checks them)."""
+    """Entries already recorded, as written (read through the typed loader, which checks them), but a job's
+    backend in today's spelling (files before fly64-train 0.4 wrote torch as ``pytorch``)."""
     if not path.is_file():
         return {"jobs": {}, "skipped": {}}
     manifest = load_training_manifest(path)
     doc = thaw(manifest.raw)
-    return {"jobs": {job.key: raw for job, raw in zip(manifest.jobs, doc["jobs"], strict=True)},
+    return {"jobs": {job.key: raw | ({"backend": job.backend} if job.backend else {})
+                     for job, raw in zip(manifest.jobs, doc["jobs"], strict=True)},
             "skipped": {_key(s): raw for s, raw in zip(manifest.skipped_views, doc["skipped_views"], strict=True)}}
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from fly64_data.design import get_study_design
+from fly64_manifest import DEFAULT_BACKEND
 from fly64_manifest.models import thaw
 from fly64_train.evaluation.evaluate import FRC_UNIT, RECONSTRUCTION_NPZ
 from fly64_train.evaluation.figures import finite_or_none, plot_metric_vs_dose, plot_reconstruction_grid
@@ -58,8 +59,8 @@ class ReportRow:
     metrics: dict[str, Any] | None = None
     job_dir: Path | None = None
     note: str = ""
-    backend: str = "pytorch"
-    """The manifest's backend spelling (``pytorch``/``tensorflow``)."""
+    backend: str = DEFAULT_BACKEND
+    """The backend that trained the job (:data:`fly64_manifest.BACKENDS`)."""
     seed: int | None = None
     """The replicate's training seed (``None``: a one-seed study)."""
     context: JobContext = field(default_factory=JobContext)
@@ -351,7 +352,7 @@ def contrast_table(rows: Sequence[ReportRow]) -> str:
             mb, _, _ = b.stat(key)
             deltas.append("-" if ma is None or mb is None else f"{ma - mb:+.3f}")
         lines.append("| " + " | ".join([
-            f"{a.first.dose:g}" + (f" ({a.first.backend})" if a.first.backend != "pytorch" else ""),
+            f"{a.first.dose:g}" + (f" ({a.first.backend})" if a.first.backend != DEFAULT_BACKEND else ""),
             view_label(a.first), view_label(b.first), contrast.kind, ", ".join(contrast.differs()) or "nothing",
             f"{_fmt_int(a.first.context.train_positions)} / {_fmt_int(b.first.context.train_positions)}",
             f"{_fmt_int(groups[0])} / {_fmt_int(groups[1])}",

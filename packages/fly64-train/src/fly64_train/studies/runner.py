@@ -41,7 +41,6 @@ from fly64_train.studies.job_record import JobRecord, JobResult
 from fly64_train.studies.job_spec import LOG_NAME, JobSpec
 from fly64_train.studies.manifest_writer import (
     LOCK_NAME,
-    MANIFEST_BACKEND,
     MANIFEST_NAME,
     RunHeader,
     record,
@@ -214,7 +213,7 @@ def check_outputs(cfg: StudyRunConfig, specs: list[JobSpec]) -> None:
     manifest = root / MANIFEST_NAME
     if manifest.is_file():
         recorded = load_training_manifest(manifest).backend
-        if recorded != MANIFEST_BACKEND[cfg.train.backend]:
+        if recorded != cfg.train.backend:
             raise RunConflict(f"--artifact-root {root} holds a {recorded} study; one artifact root holds one "
                               f"backend: train --backend {cfg.train.backend} into another --artifact-root")
     for spec in specs:
