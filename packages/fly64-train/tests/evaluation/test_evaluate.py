@@ -202,6 +202,38 @@ def test_evaluation_records_the_information_score_of_a_prediction_from_half_the_
                                              EvaluationConfig(batch_size=3, device="cpu", information=False))
 
 
+def test_the_models_information_score_read_in_chunks_equals_the_score_of_the_whole_arrays(trained):
+    from fly64_data.contract import read_metadata
+    from fly64_train.bundle import load_bundle
+    from fly64_train.evaluation.information import STITCH_WEIGHT_CUT, model_information
+    from fly64_train.evaluation.metrics import information_score, split_counts
+    from fly64_train.evaluation.predict import predict_patches
+
+    bundle, test, _ = trained
+    model = load_bundle(bundle, device="cpu")
+    scale = read_metadata(test)["intensity_scale"]
+    with np.load(test, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in ("diffraction", "scan_index", "objectGuess", "probeGuess", "xcoords",
+                                       "ycoords")}
+    # The reference: halves A and B whole, the model fed A on the full pattern's scale, the stitched
+    # object (nothing where the stitch has no weight) scored on B.
+    a, b = split_counts(arrays["diffraction"], scale, keys=arrays["scan_index"])
+    seen = (np.sqrt(a / 0.5) / scale).astype(np.float32)
+    predicted = predict_patches(model, test, neighbor_count=7, grouping_seed=123, batch_size=3, patterns=seen)
+    weight = np.abs(arrays["probeGuess"]).astype(np.float64) ** 2 * model.support()
+    image, summed = model.stitch(predicted.patches, predicted.ycoords, predicted.xcoords,
+                                 arrays["objectGuess"].shape, weight)
+    recon = np.where(summed > STITCH_WEIGHT_CUT * summed.max(), image, np.nan)
+    reference = information_score(recon, arrays["objectGuess"], a, b, probe=arrays["probeGuess"],
+                                  ycoords=arrays["ycoords"], xcoords=arrays["xcoords"], intensity_scale=scale)
+    chunked = model_information(model, test, neighbor_count=7, grouping_seed=123, batch_size=3, chunk=5)
+    assert chunked.patterns == reference.patterns > 5  # several chunks
+    assert chunked.flat_amplitude == pytest.approx(reference.flat_amplitude, rel=1e-12)
+    for name in ("nll_recon", "nll_flat", "nll_truth"):
+        assert getattr(chunked, name) == pytest.approx(getattr(reference, name), rel=1e-10), name
+    assert chunked.info == pytest.approx(reference.info, abs=1e-6)
+
+
 def test_evaluating_a_damaged_bundle_names_it(trained, tmp_path):
     from fly64_train.backends.torch.bundle import BundleError
 

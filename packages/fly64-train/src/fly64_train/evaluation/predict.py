@@ -29,14 +29,16 @@ class PredictedPatches:
 
 
 def predict_patches(model: LoadedModel, path: str | os.PathLike, *, neighbor_count: int, grouping_seed: int,
-                    batch_size: int, patterns: np.ndarray | None = None) -> PredictedPatches:
+                    batch_size: int,
+                    patterns: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None) -> PredictedPatches:
     """Object patch at every position of a dataset (gs2: each position predicted as its group's seed).
 
     The file is validated (DATA-001) before any pattern is read; patterns are
-    read lazily, one batch of groups at a time. ``patterns`` ((n, N, N) float32
-    diffraction amplitudes, row k at position k) replaces the file's diffraction,
-    e.g. half of each pattern's photons for the information score; the file still
-    gives the positions and the grouping.
+    read lazily, one batch of groups at a time. ``patterns`` replaces the file's
+    diffraction, e.g. half of each pattern's photons for the information score:
+    an (n, N, N) float32 array (row k at position k) or a function of row indices
+    returning those rows (so they too can be made one batch at a time); the file
+    still gives the positions and the grouping.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -45,10 +47,15 @@ def predict_patches(model: LoadedModel, path: str | os.PathLike, *, neighbor_cou
         raise ValueError(f"{info.path}: patterns are {info.patch_size} px but the model was trained on "
                          f"N = {model.patch_size}")
     n = info.patch_size
-    if patterns is not None and np.shape(patterns) != (info.n, n, n):
-        raise ValueError(f"{info.path}: patterns to predict from must be ({info.n}, {n}, {n}), got "
-                         f"{np.shape(patterns)}")
-    read_rows = info.diffraction.read_rows if patterns is None else (lambda rows: patterns[rows])
+    if patterns is None:
+        read_rows = info.diffraction.read_rows
+    elif callable(patterns):
+        read_rows = patterns
+    else:
+        if np.shape(patterns) != (info.n, n, n):
+            raise ValueError(f"{info.path}: patterns to predict from must be ({info.n}, {n}, {n}), got "
+                             f"{np.shape(patterns)}")
+        read_rows = patterns.__getitem__
     out = np.empty((info.n, n, n), np.complex64)
     if model.gridsize > 1 and model.per_pattern:
         # A shared single-pattern CNN: a seed's patch depends on the seed's pattern alone, so every

@@ -28,6 +28,41 @@ class InformationScore:
     patterns: int
     """Number of patterns scored."""
 
+    @staticmethod
+    def flat_constant(total_a: float, patterns: int, *, probe: np.ndarray, intensity_scale: float,
+                      fraction: float) -> float:
+        """The flat object: the constant amplitude that maximises the likelihood of half A.
+
+        ``a^2 = sum k_A / (n * fraction * s^2 * sum |P|^2)``: by Parseval every constant
+        patch's pattern holds ``a^2 sum |P|^2``, and the Poisson ML scale makes the summed
+        rate equal the summed counts.
+        """
+        power = float(np.sum(np.abs(np.asarray(probe).astype(np.complex128)) ** 2))
+        return math.sqrt(total_a / (patterns * fraction * float(intensity_scale) ** 2 * power))
+
+    @staticmethod
+    def filled(recon: np.ndarray, flat_amplitude: float) -> np.ndarray:
+        """``recon`` (complex128) with its NaN pixels (not reconstructed) set to the flat amplitude.
+
+        The fill takes the reconstruction's own mean phase: a global phase is free (no
+        pattern depends on it), so a fill at phase 0 would put a step at the edge of a
+        reconstruction that sits at another.
+        """
+        recon = np.asarray(recon)
+        missing = np.isnan(recon)
+        mean = np.mean(recon[~missing]) if (~missing).any() else 0.0
+        fill = flat_amplitude * (np.exp(1j * np.angle(mean)) if abs(mean) > 0 else 1.0)
+        return np.where(missing, fill, recon.astype(np.complex128))
+
+    @classmethod
+    def from_nll(cls, nll_recon: float, nll_flat: float, nll_truth: float, *, flat_amplitude: float,
+                 patterns: int) -> InformationScore:
+        """The score from the three total NLLs of half B (``info`` is ``None`` unless truth beats flat)."""
+        gap = nll_flat - nll_truth
+        info = (nll_flat - nll_recon) / gap if gap > 0 else None
+        return cls(info=info, nll_recon=nll_recon, nll_flat=nll_flat, nll_truth=nll_truth,
+                   flat_amplitude=flat_amplitude, patterns=patterns)
+
     def as_json(self) -> dict[str, float | int | None]:
         """The score as the manifest's ``metrics.information`` object; NLL gaps per pattern for reading."""
         per = max(self.patterns, 1)
@@ -64,25 +99,14 @@ def information_score(recon: np.ndarray, truth: np.ndarray, counts_a: np.ndarray
     if np.shape(counts_a) != np.shape(counts_b):
         raise ValueError(f"information_score: halves A and B differ in shape: {np.shape(counts_a)} and "
                          f"{np.shape(counts_b)}")
-    probe = np.asarray(probe)
     n = int(np.shape(counts_a)[0])
-    s2 = float(intensity_scale) ** 2
-    total_a = float(np.sum(counts_a, dtype=np.float64))
-    amplitude = math.sqrt(total_a / (n * fraction * s2 * float(np.sum(np.abs(probe.astype(np.complex128)) ** 2))))
-    flat = np.full(truth.shape, amplitude, np.complex128)
-    missing = np.isnan(recon)
-    # The fill takes the reconstruction's own mean phase: a global phase is free (no pattern depends on
-    # it), so a fill at phase 0 would put a step at the edge of a reconstruction that sits at another.
-    mean = np.mean(recon[~missing]) if (~missing).any() else 0.0
-    fill = amplitude * (np.exp(1j * np.angle(mean)) if abs(mean) > 0 else 1.0)
-    filled = np.where(missing, fill, recon.astype(np.complex128))
+    amplitude = InformationScore.flat_constant(float(np.sum(counts_a, dtype=np.float64)), n, probe=probe,
+                                               intensity_scale=intensity_scale, fraction=fraction)
 
     def nll(obj: np.ndarray) -> float:
         return float(poisson_nll(obj, counts_b, probe=probe, ycoords=ycoords, xcoords=xcoords,
                                  intensity_scale=intensity_scale, fraction=1.0 - fraction).sum())
 
-    nll_recon, nll_flat, nll_truth = nll(filled), nll(flat), nll(truth)
-    gap = nll_flat - nll_truth
-    info = (nll_flat - nll_recon) / gap if gap > 0 else None
-    return InformationScore(info=info, nll_recon=nll_recon, nll_flat=nll_flat, nll_truth=nll_truth,
-                            flat_amplitude=amplitude, patterns=n)
+    flat = np.full(truth.shape, amplitude, np.complex128)
+    return InformationScore.from_nll(nll(InformationScore.filled(recon, amplitude)), nll(flat), nll(truth),
+                                     flat_amplitude=amplitude, patterns=n)
