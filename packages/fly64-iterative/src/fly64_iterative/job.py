@@ -85,19 +85,30 @@ def artifact(job_dir: Path, name: str) -> dict[str, Any]:
 def run_job(spec: JobSpec) -> JobRecord:
     """Reconstruct, score and write one job; a failure is returned as a ``failed`` record."""
     started = time.monotonic()
-    spec.job_dir.mkdir(parents=True, exist_ok=True)
-    with _job_log(spec.job_dir / LOG_NAME) as log:
+    try:
+        spec.job_dir.mkdir(parents=True, exist_ok=True)
+        log_cm = _job_log(spec.job_dir / LOG_NAME)
+        log = log_cm.__enter__()
+    except OSError as exc:  # no job folder, so no log either: the one-line error is all there is
+        return _failed(exc, spec, started)
+    try:
         log.info("job %s: test split %s, engine %r", spec.job.label(), spec.test_path, spec.engine)
         try:
             spec.check()
             record = _reconstruct_and_score(spec, log)
         except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
             log.error("FAILED:\n%s", traceback.format_exc())
-            record = JobRecord(status="failed", error=" ".join(f"{type(exc).__name__}: {exc}".split()),
-                               device=spec.engine.device)
+            record = _failed(exc, spec, started)
         record.duration_s = round(time.monotonic() - started, 3)
         log.info("result: %s %s", record.status, record.error or "")
+    finally:
+        log_cm.__exit__(None, None, None)
     return record
+
+
+def _failed(exc: BaseException, spec: JobSpec, started: float) -> JobRecord:
+    return JobRecord(status="failed", error=" ".join(f"{type(exc).__name__}: {exc}".split()),
+                     device=spec.engine.device, duration_s=round(time.monotonic() - started, 3))
 
 
 def _reconstruct_and_score(spec: JobSpec, log: logging.Logger) -> JobRecord:
