@@ -153,9 +153,14 @@ def collect(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike]) -> 
 
     roots = [artifact_roots] if isinstance(artifact_roots, (str, os.PathLike)) else list(artifact_roots)
     rows = []
-    for root in roots:
-        manifest = load_training_manifest(root)
+    seen_bundles: set[str] = set()
+    seen_skips: set[tuple] = set()
+    for manifest in _newest_first([load_training_manifest(root) for root in unique_roots(roots)]):
         for job in manifest.jobs:
+            if job.bundle_sha256 is not None:
+                if job.bundle_sha256 in seen_bundles:
+                    continue  # the same trained model under another root (a copy): one replicate, not two
+                seen_bundles.add(job.bundle_sha256)
             note = ""
             if job.status == "failed":
                 note = job.error or "failed"
@@ -170,10 +175,33 @@ def collect(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike]) -> 
                                   minutes=job.duration_s / 60 if job.status == "success" else None,
                                   groups=groups if isinstance(groups, int) else None))
         for skip in manifest.skipped_views:
+            if (skip_key := (manifest.backend, float(skip.dose), skip.view, skip.gridsize)) in seen_skips:
+                continue
+            seen_skips.add(skip_key)
             rows.append(ReportRow(float(skip.dose), skip.view, skip.gridsize, "skipped", note=skip.reason,
                                   backend=manifest.backend))
     rows.sort(key=lambda r: (r.dose, _view_rank(r.view), r.gridsize or 0, r.backend, r.seed or 0))
     return rows
+
+
+def unique_roots(roots: Sequence[str | os.PathLike]) -> list[Path]:
+    """The roots without repeats: one folder named twice (``R``, a link to it, ``R/.``) is read once."""
+    seen: set[str] = set()
+    out = []
+    for root in roots:
+        real = os.path.realpath(root)
+        if real not in seen:
+            seen.add(real)
+            out.append(Path(root))
+    return out
+
+
+def _newest_first(manifests: list[Any]) -> list[Any]:
+    """Manifests by schema version, newest first (stable): of two copies of a job, the richer record is kept."""
+    def version(manifest: Any) -> tuple[int, ...]:
+        return tuple(int(p) for p in str(manifest.schema_version).split(".") if p.isdigit())
+
+    return sorted(manifests, key=version, reverse=True)
 
 
 def cells(rows: Sequence[ReportRow]) -> list[Cell]:
@@ -212,7 +240,9 @@ def _score(cell: Cell, component: str, name: str) -> str:
     mean, std, n = cell.stat(f"{component}_{name}")
     if mean is None:
         # Only two metrics can legitimately be null: PSNR of a perfect match, FRC that never crosses.
-        text = "inf" if name == "psnr" else ">=0.5"
+        # A recorded number that is not finite was never a measurement: missing, never a score.
+        recorded_null = all(r.metrics[component].get(name) is None for r in cell.evaluated)
+        text = ("inf" if name == "psnr" else ">=0.5") if recorded_null else "-"
     else:
         text = _fmt(mean, digits) + (f" ± {std:.{digits}f}" if std is not None else "")
     if len(cell.evaluated) > 1:
@@ -480,8 +510,7 @@ def write_report(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike]
     """
     from fly64_manifest import atomic_write
 
-    roots = ([Path(artifact_roots)] if isinstance(artifact_roots, (str, os.PathLike))
-             else [Path(r) for r in artifact_roots])
+    roots = unique_roots([artifact_roots] if isinstance(artifact_roots, (str, os.PathLike)) else artifact_roots)
     output = Path(output)
     rows = collect(roots)
     several_backends = len({r.backend for r in rows}) > 1
