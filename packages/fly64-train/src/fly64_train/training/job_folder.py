@@ -25,7 +25,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fly64_manifest import ManifestError, ensure_dir, inside_root, parse_json, read_json, sha256_file, write_json
+from fly64_manifest import (
+    ManifestError,
+    UnsafePathError,
+    ensure_dir,
+    inside_root,
+    parse_json,
+    read_json,
+    sha256_file,
+    write_json,
+)
 from fly64_train.training.config import TrainConfig
 
 CHECKPOINTS = "checkpoints"
@@ -59,6 +68,14 @@ def prepare_job_folder(job_dir: str | os.PathLike, root: str | os.PathLike | Non
     ensure_dir(job, root, what="job folder")
     for sub in (CHECKPOINTS, LOGS):
         inside_root(job / sub, job, what=f"job {sub} folder")
+    checkpoints = job / CHECKPOINTS
+    if checkpoints.is_dir():
+        for entry in checkpoints.iterdir():
+            # Checkpoint writers rename a temporary file onto its name; a link there to a folder
+            # would have the file moved into that folder (shutil.move), outside the job.
+            if entry.is_symlink() and entry.is_dir():
+                raise UnsafePathError(f"{entry}: checkpoint is a symbolic link to a folder; refusing to write "
+                                      "through it (remove the link)")
     return job
 
 

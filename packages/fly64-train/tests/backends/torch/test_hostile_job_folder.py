@@ -87,3 +87,12 @@ def test_a_linked_checkpoints_or_logs_folder_is_refused(tmp_path, tiny_npz, make
         train_job(make_config(tiny_npz, job, max_epochs=1))
     assert str(job / sub) in str(info.value) and "symbolic link" in str(info.value)
     assert sorted(p.name for p in outside.iterdir()) == ["thesis.txt"]
+
+
+def test_a_checkpoint_name_linked_to_an_outside_folder_is_refused(tmp_path, tiny_npz, make_config, outside):
+    job = tmp_path / "job"
+    (job / "checkpoints").mkdir(parents=True)
+    (job / "checkpoints" / "last.ckpt").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafePathError, match="last.ckpt"):
+        train_job(make_config(tiny_npz, job, max_epochs=1, resume=False))
+    assert sorted(p.name for p in outside.iterdir()) == ["thesis.txt"]
