@@ -164,3 +164,23 @@ def test_a_non_finite_constant_anywhere_is_refused(doc, constant):
     with pytest.raises(ManifestError, match="is not a JSON number"):
         parse_json(text, source="s")
     assert parse_json(json.dumps(doc), source="s") == doc
+
+
+@pytest.mark.parametrize(("loader", "relpath"), [
+    (load_run_manifest, "phase_c/run_manifest.json"),
+    (load_overlap_manifest, "phase_d/overlap_manifest.json"),
+    (load_training_manifest, "phase_e/training_manifest.json"),
+    (load_skip_summary, "phase_e/skip_summary.json"),
+    (load_overlap_metrics, "phase_d/dose_1000/dense/dense_metrics.json"),
+])
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda text: text.replace('"kind"', '"kind": "x", "kind"', 1), "duplicate key 'kind'"),
+    (lambda text: text.replace('"schema_version"', '"nan": NaN, "schema_version"', 1), "NaN"),
+], ids=["duplicate", "nan"])
+def test_every_loader_refuses_what_the_one_parser_refuses(tiny_study, loader, relpath, edit, needle):
+    # One parser everywhere: each typed loader refuses exactly what read_json refuses.
+    path = tiny_study / relpath
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ManifestError) as info:
+        loader(path)
+    _assert_one_line(str(info.value), path.name, needle)
