@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -172,7 +173,10 @@ def reconstruct(counts: np.ndarray, probe: np.ndarray, ycoords: np.ndarray, xcoo
             probe_position_x_px=pos_x, probe_position_y_px=pos_y)
         _synchronise(device)
         started = time.perf_counter()
-        task.run()
+        with warnings.catch_warnings():
+            # pty-chi's own loss display converts a grad-tracking tensor: one torch warning per epoch, ours to hide.
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+            task.run()
         _synchronise(device)
         wall_s = time.perf_counter() - started
         obj = task.get_data_to_cpu("object", as_numpy=True)[0].astype(np.complex64)
