@@ -41,9 +41,10 @@ def plot_metrics_vs_dose(cells: Sequence[Cell], metrics: Sequence[Metric], path:
             floors.append((min(values), max(values)) if values else (np.nan, np.nan))
         lo, hi = np.array(floors).T
         if np.isfinite(lo).any():
-            ax.fill_between(doses, lo, hi, color="0.8", alpha=0.7, lw=0, label="flat floor")
-            ax.plot(doses, lo, color="0.6", lw=0.8)
-            ax.plot(doses, hi, color="0.6", lw=0.8)
+            ax.fill_between(doses, lo, hi, color="0.8", alpha=0.7, lw=0, label="flat floor (range over views)")
+            # Dotted edges drawn above the method lines: a method sitting on its floor stays visible as such.
+            for edge in (lo, hi):
+                ax.plot(doses, edge, color="0.35", ls=":", lw=1.4, zorder=5)
         for i, view in enumerate(views):
             colour = VIEW_COLOURS[i % len(VIEW_COLOURS)]
             for method in (PINN, ITERATIVE):
