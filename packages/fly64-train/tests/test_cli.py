@@ -85,10 +85,10 @@ def test_without_a_command_it_runs_the_study_and_repeated_filters_accumulate(tin
     assert {(j["dose"], j["view"]) for j in manifest["jobs"]} == {
         (d, v) for d in (1000.0, 100000.0) for v in ("baseline", "sparse")}
     assert manifest["filters"]["dose"] == [1000.0, 100000.0]
-    assert manifest["backend"] == "pytorch" and {j["backend"] for j in manifest["jobs"]} == {"pytorch"}
+    assert manifest["backend"] == "torch" and {j["backend"] for j in manifest["jobs"]} == {"torch"}
     from fly64_manifest import load_training_manifest
 
-    assert {job.backend for job in load_training_manifest(artifact).jobs} == {"pytorch"}
+    assert {job.backend for job in load_training_manifest(artifact).jobs} == {"torch"}
 
 
 def test_train_one_trains_a_tiny_job_with_the_shared_flag_spellings(tiny_npz, tmp_path):

@@ -9,6 +9,7 @@ Depends on jsonschema only (no numpy or torch), so comparison code can import it
 """
 
 from fly64_manifest._version import __version__
+from fly64_manifest.backend_names import BACKENDS, DEFAULT_BACKEND, backend_name
 from fly64_manifest.io import ManifestError, atomic_write, parse_json, read_json, sha256_file
 from fly64_manifest.loaders import (
     load_iterative_manifest,
@@ -50,6 +51,7 @@ from fly64_manifest.verify import Problem, verify
 
 __all__ = [
     "Alignment", "Information", "MetricSet", "ReconstructionTiming", "Region", "Scores",
+    "BACKENDS", "DEFAULT_BACKEND", "backend_name",
     "KINDS", "DoseData", "FileRecord", "IterativeJob", "IterativeManifest", "Lineage", "ManifestError",
     "OverlapManifest", "OverlapView", "Problem", "Producer", "RunManifest", "SkipSummary", "SkippedView", "Study",
     "TrainingJob", "TrainingManifest", "UnsafePathError", "__version__", "atomic_write", "ensure_dir",

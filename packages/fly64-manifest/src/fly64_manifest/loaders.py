@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fly64_manifest.backend_names import backend_name
 from fly64_manifest.io import ManifestError, read_json
 from fly64_manifest.models import (
     ArtifactRecord,
@@ -218,7 +219,8 @@ def load_training_manifest(root_or_file: str | os.PathLike) -> TrainingManifest:
         path=path, root=base, schema_version=doc["schema_version"], timestamp=doc["timestamp"],
         producer=Producer(**{k: doc["producer"][k] for k in ("package", "version")}),
         phase_c_root=roots["phase_c_root"], phase_d_root=roots["phase_d_root"],
-        artifact_root=roots["artifact_root"], filters=freeze(doc["filters"]), backend=doc["backend"],
+        artifact_root=roots["artifact_root"], filters=freeze(doc["filters"]),
+        backend=backend_name(doc["backend"]),
         dry_run=doc["dry_run"], jobs=tuple(jobs), skipped_views=tuple(_skipped(s) for s in doc["skipped_views"]),
         skipped_count=doc["skipped_count"], skip_summary_path=base / doc["skip_summary_path"], raw=freeze(doc),
     )

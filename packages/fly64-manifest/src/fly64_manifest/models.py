@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from fly64_manifest.backend_names import backend_name
 from fly64_manifest.io import ManifestError, read_json
 from fly64_manifest.schema import KINDS, read_checked
 from fly64_manifest.scores import Scores, timing_of
@@ -304,9 +305,10 @@ class TrainingJob:
 
     @property
     def backend(self) -> str | None:
-        """The backend that trained the job (``pytorch``/``tensorflow``); ``None`` in files that predate it."""
+        """The backend that trained the job (``torch``/``tensorflow``, the old ``pytorch`` read as ``torch``);
+        ``None`` in files that predate it."""
         value = self.raw.get("backend")
-        return value if isinstance(value, str) else None
+        return backend_name(value) if isinstance(value, str) else None
 
     @property
     def paths(self) -> Mapping[str, Path | None]:

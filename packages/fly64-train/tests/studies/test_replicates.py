@@ -101,7 +101,7 @@ def test_a_1_0_manifest_still_loads_and_reports(replicated, tmp_path):
     assert manifest.jobs[0].seed is None and manifest.jobs[0].artifacts == ()
     out = tmp_path / "report"
     assert cli_main(["report", "--artifact-root", str(copy), "--output", str(out)]) == 0
-    assert "| 1000 | baseline (gs1) | pytorch | - |" in (out / "report.md").read_text()
+    assert "| 1000 | baseline (gs1) | torch | - |" in (out / "report.md").read_text()
 
 
 @pytest.mark.slow  # two trainings on the shared cores: ~40-90 s
@@ -121,7 +121,7 @@ def test_two_artifact_roots_sit_side_by_side_with_the_backend_as_a_column(replic
     assert cli_main(["report", "--artifact-root", str(replicated / "phase_e"), "--artifact-root", str(other),
                      "--output", str(out)]) == 0
     rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| 1000 ")]
-    assert len(rows) == 2 and "| pytorch |" in rows[0] and "| tensorflow |" in rows[1]
+    assert len(rows) == 2 and "| torch |" in rows[0] and "| tensorflow |" in rows[1]
 
 
 @pytest.mark.parametrize("seeds", [["1", "1"], ["2", "--seeds", "2"], ["-1"], ["x"]])

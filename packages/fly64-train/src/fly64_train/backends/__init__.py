@@ -16,14 +16,19 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from fly64_manifest import BACKENDS as BACKEND_NAMES
+from fly64_manifest import backend_name
+
 if TYPE_CHECKING:
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.result import TrainResult
 
-#: Backend name -> (module providing ``BACKEND``, the package a user installs for it).
+#: What a user installs for a backend whose framework's package name is not the backend's name.
+_INSTALL = {"tensorflow": "tensorflow-cpu (or tensorflow on a GPU node)"}
+#: Backend name (the one list, :data:`fly64_manifest.BACKENDS`) -> (module providing ``BACKEND``, the
+#: package a user installs for it).
 BACKENDS: dict[str, tuple[str, str]] = {
-    "torch": ("fly64_train.backends.torch.backend", "torch"),
-    "tensorflow": ("fly64_train.backends.tensorflow.backend", "tensorflow-cpu (or tensorflow on a GPU node)"),
+    name: (f"fly64_train.backends.{name}.backend", _INSTALL.get(name, name)) for name in BACKEND_NAMES
 }
 
 
@@ -86,9 +91,12 @@ class Backend(Protocol):
 
 
 def get_backend(name: str) -> Backend:
-    """The backend called ``name``; :class:`BackendUnavailable` names the missing package."""
-    if name not in BACKENDS:
-        raise BackendUnavailable(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+    """The backend called ``name`` (an old spelling such as ``pytorch`` too); :class:`BackendUnavailable`
+    names the missing package."""
+    try:
+        name = backend_name(name)
+    except ValueError as exc:
+        raise BackendUnavailable(str(exc)) from None
     module_name, package = BACKENDS[name]
     try:
         module = importlib.import_module(module_name)

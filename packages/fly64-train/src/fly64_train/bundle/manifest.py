@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from fly64_manifest import BACKENDS
 from fly64_train.bundle.container import MANIFEST_NAME, BundleError, WeightFile
 
 BUNDLE_NAME = "wts.h5.zip"
@@ -43,8 +44,8 @@ class BundleHeader:
 
     def check(self) -> None:
         """Refuse values the manifest schema would refuse, with the field named."""
-        if self.backend not in ("torch", "tensorflow"):
-            raise ValueError(f"backend must be 'torch' or 'tensorflow', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.patch_size < 2 or self.gridsize < 1:
             raise ValueError(f"patch_size >= 2 and gridsize >= 1 needed, got {self.patch_size}, {self.gridsize}")
         if not self.intensity_scale > 0:

@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from fly64_manifest import DEFAULT_BACKEND
+
 DPI = 110
 VIEW_STYLE = {"baseline": ("tab:gray", "o"), "dense": ("tab:blue", "s"), "sparse": ("tab:orange", "^")}
 
@@ -101,7 +103,7 @@ def plot_metric_vs_dose(rows: Sequence[Mapping[str, Any]], path: str | os.PathLi
             _floor_band(ax, rows, f"floor_{component}_{key}")
             for view, backend in lines:
                 color, marker = VIEW_STYLE.get(view.removesuffix("_matched"), ("black", "x"))
-                style = "--" if view.endswith("_matched") else ("-" if backend in (None, "pytorch") else ":")
+                style = "--" if view.endswith("_matched") else ("-" if backend in (None, DEFAULT_BACKEND) else ":")
                 xs, ys, errs = [], [], []
                 cell_rows = (r for r in rows if r["view"] == view and r.get("backend") == backend)
                 for r in sorted(cell_rows, key=lambda r: float(r["dose"])):
