@@ -16,7 +16,6 @@ torch backend's and returns the same :class:`~fly64_train.training.result.TrainR
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,22 +33,13 @@ from fly64_train.backends.tensorflow.weights import WeightsError, load_weights, 
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.job_folder import CHECKPOINTS, check_resume, prepare_job_folder, record_resume_settings
 from fly64_train.training.model_config import ModelConfig
+from fly64_train.training.option import max_time_seconds
+from fly64_train.training.provenance import bundle_provenance, finite, job_relative
 from fly64_train.training.result import TrainResult
 
 LAST_WEIGHTS = "last.weights.h5"
 LAST_STATE = "last.json"
 BEST_WEIGHTS = "best.weights.h5"
-
-
-def parse_max_time(value: str | None) -> float | None:
-    """Lightning's ``DD:HH:MM:SS`` as seconds (``None``: no cap)."""
-    if value is None:
-        return None
-    parts = value.split(":")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"max_time must be DD:HH:MM:SS, got {value!r}")
-    days, hours, minutes, seconds = (int(p) for p in parts)
-    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
 class WallTimeCap(keras.callbacks.Callback):
@@ -101,8 +91,8 @@ class LastCheckpoint(keras.callbacks.Callback):
         best = self.best.best
         self.record = {"epoch": epoch, "epochs_completed": epoch + 1,
                        "global_step": int(self.model.optimizer.iterations),
-                       "loss": _finite(logs.get("loss")), "monitor": self.monitor,
-                       "best_loss": _finite(best), "plateau": self.plateau.state()}
+                       "loss": finite(logs.get("loss")), "monitor": self.monitor,
+                       "best_loss": finite(best), "plateau": self.plateau.state()}
         write_json(self.ckpt_dir / LAST_STATE, self.record)
 
 
@@ -137,13 +127,13 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
     WeightsError
         If the job's checkpoint record or weights do not fit (resume).
     """
-    from fly64_data.contract import ContractError, sha256_file
+    from fly64_data.contract import ContractError
     from fly64_train.data.grouping import make_groups, split_groups
     from fly64_train.data.reader import open_dataset
 
     cfg.check()
     _check_backend_config(cfg)
-    cap = parse_max_time(cfg.max_time)
+    cap = max_time_seconds(cfg.max_time)
     started = time.monotonic()
     job_dir = Path(cfg.job_dir)
 
@@ -220,15 +210,12 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
     if best_path.is_file():
         load_weights(model, best_path)
     epochs_completed = int(record.get("epochs_completed", 0))
-    provenance = {
-        "train_path": str(cfg.train_path), "test_path": cfg.test_path,
-        "train_sha256": sha256_file(cfg.train_path), "dose": info.meta.get("dose"),
-        "epochs_completed": epochs_completed, "monitor": reported, "best_score": record.get("best_loss"),
-    }
+    provenance = bundle_provenance(cfg, dose=info.meta.get("dose"), epochs_completed=epochs_completed,
+                                   monitor=reported, best_score=record.get("best_loss"))
     bundle = save_bundle(model, job_dir / BUNDLE_NAME, config=cfg.json_config(), extra=provenance)
     last_weights = ckpt_dir / LAST_WEIGHTS
     return TrainResult(
-        final_loss=_finite(history.history["loss"][-1]) if history and history.history.get("loss")
+        final_loss=finite(history.history["loss"][-1]) if history and history.history.get("loss")
         else record.get("loss"),
         best_loss=record.get("best_loss"),
         monitor=reported,
@@ -241,7 +228,7 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
         bundle_path=BUNDLE_NAME,
         bundle_sha256=bundle["sha256"],
         bundle_size_bytes=bundle["size_bytes"],
-        log_path=None if log_path is None else os.path.relpath(log_path, job_dir).replace(os.sep, "/"),
+        log_path=job_relative(log_path, job_dir),
         intensity_scale=info.intensity_scale,
         n_patterns=info.n,
         n_groups=len(groups),
@@ -250,9 +237,3 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
         duration_s=round(time.monotonic() - started, 3),
         backend="tensorflow",
     )
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import os
 import sys
 import time
 import warnings
@@ -27,7 +25,6 @@ from typing import Any
 import lightning as L
 import torch
 
-from fly64_manifest import sha256_file
 from fly64_train.backends.torch.bundle import BUNDLE_NAME, save_bundle
 from fly64_train.backends.torch.checkpoint import (
     LAST_NAME,
@@ -41,6 +38,7 @@ from fly64_train.backends.torch.device import DeviceDefaults, device_defaults
 from fly64_train.backends.torch.lightning_module import PtychoPINNModule
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.job_folder import check_resume, prepare_job_folder, record_resume_settings
+from fly64_train.training.provenance import bundle_provenance, finite, job_relative
 from fly64_train.training.result import TrainResult
 
 __all__ = ["CheckpointError", "TrainingJob", "train_job"]
@@ -184,12 +182,8 @@ class TrainingJob:
         if best.best_model_path and Path(best.best_model_path).is_file():
             module.load_state_dict(load_best_state_dict(best.best_model_path, self.ckpt_dir))
         cfg = self.config
-        provenance = {
-            "train_path": str(cfg.train_path), "test_path": cfg.test_path,
-            "train_sha256": sha256_file(cfg.train_path)[0], "dose": data.info.meta.get("dose"),
-            "epochs_completed": int(trainer.current_epoch), "monitor": self.monitor(data),
-            "best_score": _finite(best.best_model_score),
-        }
+        provenance = bundle_provenance(cfg, dose=data.info.meta.get("dose"), epochs_completed=trainer.current_epoch,
+                                       monitor=self.monitor(data), best_score=best.best_model_score)
         return save_bundle(module.model.cpu(), self.job_dir / BUNDLE_NAME, config=cfg.json_config(),
                            extra=provenance)
 
@@ -201,18 +195,18 @@ class TrainingJob:
             log_dir = Path(logger.log_dir)
             log_path = log_dir / "metrics.csv" if self.config.logger == "csv" else log_dir
         return TrainResult(
-            final_loss=_finite(trainer.callback_metrics.get("train_loss")),
-            best_loss=_finite(best.best_model_score),
+            final_loss=finite(trainer.callback_metrics.get("train_loss")),
+            best_loss=finite(best.best_model_score),
             monitor=self.monitor(data),
             epochs_completed=int(trainer.current_epoch),
             global_step=int(trainer.global_step),
-            resumed_from=_rel(resume_from, self.job_dir),
-            checkpoint_path=_rel(last if last.is_file() else None, self.job_dir),
-            best_checkpoint_path=_rel(best.best_model_path or None, self.job_dir),
+            resumed_from=job_relative(resume_from, self.job_dir),
+            checkpoint_path=job_relative(last if last.is_file() else None, self.job_dir),
+            best_checkpoint_path=job_relative(best.best_model_path or None, self.job_dir),
             bundle_path=BUNDLE_NAME,
             bundle_sha256=bundle["sha256"],
             bundle_size_bytes=bundle["size_bytes"],
-            log_path=_rel(log_path, self.job_dir),
+            log_path=job_relative(log_path, self.job_dir),
             intensity_scale=data.info.intensity_scale,
             n_patterns=data.info.n,
             n_groups=len(data.groups),
@@ -238,17 +232,4 @@ def _without_lightning_tips() -> Iterator[None]:
         yield
     finally:
         log.removeFilter(tip_filter)
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _rel(path: str | os.PathLike | None, root: Path) -> str | None:
-    if not path:
-        return None
-    return os.path.relpath(Path(path), root).replace(os.sep, "/")
 
