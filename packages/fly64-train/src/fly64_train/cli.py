@@ -169,7 +169,7 @@ def _train_one(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from fly64_manifest import ManifestError, load_training_manifest
+    from fly64_manifest import ManifestError, inside_root, load_training_manifest
 
     try:
         manifest = load_training_manifest(args.artifact_root)
@@ -198,6 +198,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             # As run does: the test split must be the file Phase C/D recorded (sha256 and dose), and
             # the loader refuses a bundle whose bytes are not the ones the manifest recorded.
             recorded.check(job.view, job.dose, test=job.test_data_path)
+            inside_root(job.job_dir, manifest.root, what="job folder")  # its products are written there
             metrics = evaluate_job(job.bundle_path, job.test_data_path, job.job_dir,
                                    EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size,
                                                     device=args.device),

@@ -189,3 +189,18 @@ def test_evaluate_refuses_a_test_split_swapped_for_another_file_of_its_dose(fini
     err = capsys.readouterr().err
     assert str(swapped) in err and "sha256" in err and "run_manifest.json" in err, err
     assert (artifact / "training_manifest.json").read_bytes() == manifest  # recorded metrics kept
+
+
+def test_evaluate_never_writes_through_a_linked_job_folder(finished, tmp_path, capsys):
+    _, _, artifact = finished
+    job = artifact / JOB
+    outside = tmp_path / "outside_job"
+    shutil.copytree(job, outside)
+    shutil.rmtree(job)
+    job.symlink_to(outside, target_is_directory=True)
+    before = sorted(p.name for p in outside.iterdir())
+    capsys.readouterr()
+    assert train_main(["evaluate", "--artifact-root", str(artifact), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert str(job) in err and "symbolic link" in err, err
+    assert sorted(p.name for p in outside.iterdir()) == before
