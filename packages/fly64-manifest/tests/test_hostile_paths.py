@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fly64_manifest import (
     UnsafePathError,
@@ -157,3 +159,22 @@ def test_a_file_where_a_folder_belongs_is_one_line(root):
         ensure_dir(root / "job" / "logs", root)
     _one_line(str(info.value), "job")
     assert os.path.isfile(root / "job")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["a", "b", "..", ".", "link", "c.d"]), min_size=1, max_size=6))
+def test_any_relative_path_is_refused_or_stays_inside_without_a_link(root, outside, parts):
+    # The general property: whatever a name read from a file is made of, ensure_dir either refuses it
+    # or creates a real folder inside the root, and nothing appears outside.
+    if not (root / "link").is_symlink():
+        (root / "link").symlink_to(outside, target_is_directory=True)
+    try:
+        made = ensure_dir(os.path.join(*parts), root)
+    except UnsafePathError as exc:
+        assert "\n" not in str(exc)
+    else:
+        real = os.path.realpath(made)
+        assert real == os.path.realpath(root) or real.startswith(os.path.realpath(root) + os.sep)
+        rel = os.path.relpath(made, root).split(os.sep)
+        assert not any(os.path.islink(os.path.join(root, *rel[:i + 1])) for i in range(len(rel)))
+    assert sorted(p.name for p in outside.iterdir()) == ["thesis.txt"]
