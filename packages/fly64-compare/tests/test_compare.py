@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,18 @@ def test_fly64_compare_imports_no_framework_and_no_fly64_train():
             " 'fly64_iterative') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_test_split_whose_bytes_differ_from_its_phase_c_record_is_refused(study_copy, training_jobs, phase_f,
+                                                                            capsys):
+    phase_f.write(study_copy, [phase_f.job(study_copy, j, noise=0.05) for j in training_jobs(study_copy)])
+    linked = study_copy / "phase_c"
+    target = linked.resolve()
+    linked.unlink()
+    shutil.copytree(target, linked)  # a private Phase C to tamper with
+    split = linked / "dose_1000" / "patched_test.npz"
+    split.write_bytes(split.read_bytes() + b"\0")
+    assert _run(study_copy) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "patched_test.npz" in err[0] and "sha256" in err[0]
+    assert not (study_copy / "compare").exists()

@@ -10,7 +10,8 @@ over the same region. Amplitude panels share one colour scale, phase panels anot
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +43,7 @@ def read_product_object(path: Path, sha256: str | None) -> np.ndarray:
     """The complex object (H, W) of a ptychodus product, its bytes checked first; ManifestError naming it."""
     import h5py
 
-    if sha256 is not None:
-        try:
-            digest, _ = sha256_file(path)
-        except OSError as exc:
-            raise ManifestError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-        if digest != sha256:
-            raise ManifestError(f"{path}: sha256 {digest} does not match the recorded {sha256}")
+    check_sha256(path, sha256)
     try:
         with h5py.File(path, "r") as h5:
             obj = h5.get("object")
@@ -63,8 +58,22 @@ def read_product_object(path: Path, sha256: str | None) -> np.ndarray:
         raise ManifestError(f"{path}: not a readable HDF5 product ({exc})") from None
 
 
-def read_truth(path: Path) -> np.ndarray:
-    """``objectGuess`` of a DATA-001 test split (no pickled objects); ManifestError naming the file."""
+def check_sha256(path: Path, expected: str | None) -> None:
+    """Refuse a file whose bytes differ from the sha256 its producer recorded (``None``: nothing recorded)."""
+    if expected is None:
+        return
+    try:
+        digest, _ = sha256_file(path)
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if digest != expected:
+        raise ManifestError(f"{path}: sha256 {digest} does not match the recorded {expected}")
+
+
+def read_truth(path: Path, sha256: str | None = None) -> np.ndarray:
+    """``objectGuess`` of a DATA-001 test split (no pickled objects), its bytes checked against ``sha256``
+    first; ManifestError naming the file."""
+    check_sha256(path, sha256)
     try:
         with np.load(path, allow_pickle=False) as npz:
             truth = npz["objectGuess"]
@@ -129,8 +138,13 @@ def _limits(images: Sequence[np.ndarray]) -> tuple[float, float]:
     return (float(lo), float(hi)) if hi > lo else (float(lo) - 0.5, float(lo) + 0.5)
 
 
-def plot_image_grid(cells: Sequence[Cell], view: str, path: Path) -> Path:
-    """The grid of one view; a missing reconstruction is an empty panel that says why."""
+def plot_image_grid(cells: Sequence[Cell], view: str, path: Path,
+                    data_sha256: Mapping[str, str] | None = None) -> Path:
+    """The grid of one view; a missing reconstruction is an empty panel that says why.
+
+    ``data_sha256`` maps a data file's absolute path to the sha256 Phase C/D recorded for it: a test
+    split read for its truth is checked against it first.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,7 +154,8 @@ def plot_image_grid(cells: Sequence[Cell], view: str, path: Path) -> Path:
     grid: list[list[tuple[Panel | None, str]]] = []
     for cell in rows:
         test_path = _test_path(cell)
-        full_truth = read_truth(test_path) if test_path is not None else None
+        recorded = (data_sha256 or {}).get(os.path.normpath(test_path)) if test_path is not None else None
+        full_truth = read_truth(test_path, recorded) if test_path is not None else None
         # No scored replicate on either side: each panel says why its method has none.
         pinn, iterative = (None, None, cell.pinn.state), (None, None, cell.iterative.state)
         if full_truth is not None:

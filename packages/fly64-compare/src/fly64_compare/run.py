@@ -23,6 +23,8 @@ from fly64_manifest import (
     TrainingManifest,
     atomic_write,
     load_iterative_manifest,
+    load_overlap_manifest,
+    load_run_manifest,
     load_training_manifest,
 )
 
@@ -87,6 +89,22 @@ def load_inputs(cfg: CompareConfig) -> tuple[TrainingManifest | None, IterativeM
     return training, iterative, notes
 
 
+def data_records(training: TrainingManifest | None, iterative: IterativeManifest | None) -> dict[str, str]:
+    """Absolute data path -> sha256, from the Phase C and D manifests the two phases name as their roots.
+
+    A root without its manifest contributes nothing (the truth read from it is then unchecked);
+    an invalid manifest is a ManifestError.
+    """
+    records: dict[str, str] = {}
+    roots = {(m.phase_c_root, m.phase_d_root) for m in (training, iterative) if m is not None}
+    for phase_c, phase_d in roots:
+        for root, name, load in ((phase_c, "run_manifest.json", load_run_manifest),
+                                 (phase_d, "overlap_manifest.json", load_overlap_manifest)):
+            if (Path(root) / name).is_file():
+                records.update({os.path.normpath(r.path): r.sha256 for r in load(root).files() if r.sha256})
+    return records
+
+
 def compare(cfg: CompareConfig) -> CompareResult:
     """Write the comparison of ``cfg``'s roots into ``cfg.output``.
 
@@ -104,6 +122,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
     iter_absent = next((n for n in notes if n.startswith("iterative")), None)
     cells = collect(training, iterative, training_absent=pinn_absent, iterative_absent=iter_absent)
     sources = [str(m.path) for m in (training, iterative) if m is not None]
+    records = data_records(training, iterative)
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
@@ -118,7 +137,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
         for view in dict.fromkeys(c.view for c in cells):
             if any(m.state == OK for c in cells if c.view == view for m in c.methods):
                 name = f"images_{view}.png"
-                plot_image_grid(cells, view, tmp / name)
+                plot_image_grid(cells, view, tmp / name, records)
                 figures.append(name)
         if any(len(m.replicates) > 1 for c in cells for m in c.methods):
             notes.append("image grids show each cell's lowest-seed reconstruction")
