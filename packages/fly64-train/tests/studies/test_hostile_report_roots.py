@@ -4,6 +4,7 @@ non-finite metric is missing, never a score."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import shutil
 from pathlib import Path
@@ -44,6 +45,25 @@ def test_one_root_under_three_names_is_one_replicate(evaluated, tmp_path):
 def test_a_copy_of_a_root_beside_the_original_is_one_replicate_with_its_context(evaluated, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(evaluated, copy)
+    alone, _ = _report(tmp_path / "a", evaluated)
+    text, rows = _report(tmp_path / "b", copy, evaluated)
+    assert len(rows) == 1 and "(n=2)" not in text
+    table = [line for line in text.splitlines() if line.startswith("| ") and "baseline" in line]
+    assert table == [line for line in alone.splitlines() if line.startswith("| ") and "baseline" in line]
+
+
+def test_a_schema_1_0_copy_listed_first_neither_doubles_the_job_nor_blanks_its_context(evaluated, tmp_path):
+    copy = tmp_path / "old_copy"
+    shutil.copytree(evaluated, copy)
+    path = copy / "training_manifest.json"
+    doc = json.loads(path.read_text())
+    doc["schema_version"] = "1.0"
+    for job in doc["jobs"]:
+        for key in ("context", "seed"):
+            job.pop(key, None)
+        for key in ("n_groups", "artifacts"):
+            job["result"].pop(key, None)
+    path.write_text(json.dumps(doc))
     alone, _ = _report(tmp_path / "a", evaluated)
     text, rows = _report(tmp_path / "b", copy, evaluated)
     assert len(rows) == 1 and "(n=2)" not in text
