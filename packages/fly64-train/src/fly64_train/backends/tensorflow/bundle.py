@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from fly64_train.backends.tensorflow.model import PtychoPINN
 from fly64_train.backends.tensorflow.weights import SUFFIX, WeightsError, load_weights, save_weights
-from fly64_train.bundle import BUNDLE_NAME, BundleError, BundleHeader, WeightFile, format_major, write_bundle
+from fly64_train.bundle import BUNDLE_NAME, BundleError, WeightFile, format_major, write_model_bundle
 from fly64_train.training.model_config import ModelConfig
 
 __all__ = ["BUNDLE_NAME", "build_model", "save_bundle", "weight_files"]
@@ -47,12 +47,9 @@ def weight_files(model: PtychoPINN) -> list[WeightFile]:
 def save_bundle(model: PtychoPINN, path: str | os.PathLike, config: dict[str, Any] | None = None,
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``model`` as a format-2.0 bundle, atomically; returns ``path``, ``sha256`` and ``size_bytes``."""
-    cfg = model.cfg
-    header = BundleHeader(backend="tensorflow", backend_version=tf.__version__, patch_size=cfg.patch_size,
-                          gridsize=cfg.gridsize, intensity_scale=float(model.forward_model.intensity_scale.numpy()),
-                          model_config=cfg.to_dict(), config=config or {}, provenance=extra or {})
-    written = write_bundle(path, header, weight_files(model))
-    return {"path": str(written.path), "sha256": written.sha256, "size_bytes": written.size_bytes}
+    scale = float(model.forward_model.intensity_scale.numpy())
+    return write_model_bundle(path, weight_files(model), backend="tensorflow", backend_version=tf.__version__,
+                              model_config=model.cfg, intensity_scale=scale, config=config, provenance=extra)
 
 
 def build_model(manifest: dict[str, Any], members: dict[str, bytes]) -> PtychoPINN:

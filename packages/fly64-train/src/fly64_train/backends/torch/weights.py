@@ -19,7 +19,7 @@ import torch
 from fly64_train.backends.torch.device import inference_device
 from fly64_train.backends.torch.loaded_model import TorchLoadedModel
 from fly64_train.backends.torch.model import PtychoPINN
-from fly64_train.bundle import BUNDLE_NAME, BundleError, BundleHeader, WeightFile, format_major, write_bundle
+from fly64_train.bundle import BUNDLE_NAME, BundleError, WeightFile, format_major, write_model_bundle
 from fly64_train.training.model_config import ModelConfig
 
 __all__ = ["BUNDLE_NAME", "BundleError", "build_model", "load_model", "save_bundle", "weight_files"]
@@ -49,13 +49,9 @@ def save_bundle(model: PtychoPINN, path: str | os.PathLike, config: dict[str, An
     ``config`` (the training configuration) and ``extra`` (provenance: data paths
     and digests) are recorded in the manifest as JSON.
     """
-    cfg = model.cfg
-    header = BundleHeader(backend="torch", backend_version=torch.__version__.split("+")[0],
-                          patch_size=cfg.patch_size, gridsize=cfg.gridsize,
-                          intensity_scale=float(model.intensity_scale), model_config=cfg.to_dict(),
-                          config=config or {}, provenance=extra or {})
-    written = write_bundle(path, header, weight_files(model))
-    return {"path": str(written.path), "sha256": written.sha256, "size_bytes": written.size_bytes}
+    return write_model_bundle(path, weight_files(model), backend="torch",
+                              backend_version=torch.__version__.split("+")[0], model_config=model.cfg,
+                              intensity_scale=float(model.intensity_scale), config=config, provenance=extra)
 
 
 def _state(entry: dict[str, Any], data: bytes, major: int) -> dict[str, torch.Tensor]:
