@@ -52,6 +52,7 @@ def test_a_copy_of_a_root_beside_the_original_is_one_replicate_with_its_context(
     assert table == [line for line in alone.splitlines() if line.startswith("| ") and "baseline" in line]
 
 
+@pytest.mark.slow  # the plain copy above pins de-duplication by sha256 in the fast suite
 def test_a_schema_1_0_copy_listed_first_neither_doubles_the_job_nor_blanks_its_context(evaluated, tmp_path):
     copy = tmp_path / "old_copy"
     shutil.copytree(evaluated, copy)
