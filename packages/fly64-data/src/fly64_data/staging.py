@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
+from fly64_manifest import open_lock
+
 PREFIX = ".staging-"
 #: Name of the lock file inside a staging folder (it holds the owner's pid).
 LOCK_NAME = "owner.lock"
@@ -46,7 +48,7 @@ class Staging:
             remove_stale(self.root)
             path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self.root))
             try:
-                fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = open_lock(path / LOCK_NAME, what="staging lock file")  # the one lock opener: no link
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 os.write(fd, f"{os.getpid()}\n".encode())
             except BaseException:
