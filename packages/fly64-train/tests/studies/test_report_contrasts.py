@@ -55,3 +55,11 @@ def test_a_study_without_controls_has_no_contrast_section():
     rows = [r for r in _study() if not r.context.matched_to]
     assert contrasts(rows) == [] and contrast_table(rows) == ""
     assert "Overlap or data?" not in _markdown(rows, [])
+
+
+def test_an_information_score_above_one_is_named_in_the_notes():
+    rows = _study()
+    assert "above 1" not in _markdown(rows, [])
+    rows.append(_row("sparse", 2, 248, 0.06, 0.6, 1.004, seed=3, spacing_basis="probe"))
+    note = next(line for line in _markdown(rows, []).splitlines() if "above 1" in line)
+    assert note.startswith("- dose 1000 sparse seed 3 (") and "information score 1.004 is above 1" in note

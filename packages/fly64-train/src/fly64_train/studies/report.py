@@ -431,6 +431,11 @@ def _load_cells(rows: list[ReportRow], several_backends: bool
 def _markdown(rows: list[ReportRow], artifact_roots: Sequence[Path]) -> str:
     notes = [f"- dose {r.dose:g} {r.view}{'' if r.seed is None else f' seed {r.seed}'} ({r.backend}): "
              f"{r.status}: {r.note}" for r in rows if r.note]
+    # Above 1 the reconstruction explains the held-out half better than the object that made it: only
+    # that half's noise can do so (docs/evaluation.md), so each case is named for the reader to judge.
+    notes += [f"- dose {r.dose:g} {r.view}{'' if r.seed is None else f' seed {r.seed}'} ({r.backend}): "
+              f"information score {info:.3f} is above 1 (within the noise of the held-out half only if "
+              "close to 1)" for r in rows if (info := r.flat()["information_info"]) is not None and info > 1]
     bases = sorted({r.context.spacing_basis for r in rows if r.context.spacing_basis})
     roots = ", ".join(f"`{root}`" for root in artifact_roots)
     parts = [
