@@ -45,6 +45,10 @@ def test_the_comparison_names_the_better_method_per_metric_and_each_time(study_c
         expected = "" if a == b else ("PINN" if a > b else "iterative")
         assert (row["winner"], float(row["margin"])) == (expected, pytest.approx(abs(a - b))), row
         assert row["spread"] == "" and float(row["pinn_mean"]) == pytest.approx(a)  # one seed each: no spread
+        floor = pinn.job(float(row["dose"]), "baseline").scores.floor(component, name)
+        if floor is not None:  # a value no better than the flat object is flagged
+            assert row["pinn_above_floor"] == str(a > floor).lower(), row
+            assert row["iterative_above_floor"] == str(b > floor).lower(), row
     # The time per 1,000 patterns is each method's own record, on its device.
     row = rows[0]
     job = pinn.job(float(row["dose"]), "baseline")
@@ -54,6 +58,11 @@ def test_the_comparison_names_the_better_method_per_metric_and_each_time(study_c
         iterative.job(float(row["dose"]), "baseline").seconds_per_1000_patterns)
     md = (out / "comparison.md").read_text()
     assert "(1 seed, spread unknown)" in md and "s on cpu" in md and "flat floor" in md
+    # The 1-epoch PINN sits on its phase SSIM floor: its value is flagged in the per-metric table.
+    job = pinn.job(1000, "baseline")
+    if job.metric("phase", "ssim") <= job.scores.floor("phase", "ssim"):
+        ssim_table = md.split("## phase SSIM")[1].split("##")[0]
+        assert f"| 1000 | baseline | {job.metric('phase', 'ssim'):.3f} (≤ floor) |" in ssim_table
     for name in ("metrics_vs_dose.png", "images_baseline.png"):
         assert (out / name).read_bytes()[:8] == PNG and (out / name).stat().st_size > 20_000
     assert "2 cells (2 with both methods)" in capsys.readouterr().out

@@ -55,12 +55,22 @@ def cell_verdict(cell: Cell, metric: Metric) -> Verdict:
                    cell.iterative.summary(metric.component, metric.name), lower_is_better=metric.lower_is_better)
 
 
-def _value(method: MethodCell, metric: Metric) -> str:
-    """A method's value in a table cell, or why it has none."""
+def above_floor(cell: Cell, method: MethodCell, metric: Metric) -> bool | None:
+    """Whether ``method``'s mean beats the cell's flat floor (``None`` when either is missing)."""
+    summary, floor = method.summary(metric.component, metric.name), cell.floor(metric.component, metric.name)
+    if summary is None or floor is None:
+        return None
+    return summary.mean < floor.mean if metric.lower_is_better else summary.mean > floor.mean
+
+
+def _value(cell: Cell, method: MethodCell, metric: Metric) -> str:
+    """A method's value in a table cell (marked when it does not beat the flat floor), or why it has none."""
     if method.state != OK:
         return method.state
     summary = method.summary(metric.component, metric.name)
-    return "not recorded" if summary is None else summary.text()
+    if summary is None:
+        return "not recorded"
+    return summary.text() + (" (≤ floor)" if above_floor(cell, method, metric) is False else "")
 
 
 def _floor(summary: Summary | None) -> str:
@@ -83,7 +93,12 @@ def _scored_verdict(cell: Cell, metric: Metric) -> str:
     lacking = [m.method for m in cell.methods if m.summary(metric.component, metric.name) is None]
     if lacking:
         return " and ".join(lacking) + " did not record it"
-    return cell_verdict(cell, metric).text()
+    v = cell_verdict(cell, metric)
+    winner = next((m for m in cell.methods if m.method == v.winner), None)
+    # A method that wins while no better than a structureless object has recovered nothing: say so.
+    if winner is not None and above_floor(cell, winner, metric) is False:
+        return v.text() + ", but not above the flat floor"
+    return v.text()
 
 
 def _time(method: MethodCell) -> str:
@@ -116,7 +131,8 @@ def markdown(cells: Sequence[Cell], *, sources: Sequence[str], notes: Sequence[s
              "alone). The winner is the better mean; the margin is measured against the seed spread "
              "sqrt(std_PINN² + std_iterative²): a margin no larger than it reads *within spread*, and with "
              "one seed per method there is no spread to measure it against. The floor is the same score of "
-             "a flat (structureless) object put through the same alignment; MAE-like scores are not shown, "
+             "a flat (structureless) object put through the same alignment; a value marked (≤ floor) "
+             "recovered nothing, and a winner not above the floor says so. MAE-like scores are not shown: "
              "every score shown is better when larger.", ""]
     lines += ["## Winner per metric", ""]
     # A cell one method lacks says so once, in "compared", instead of in every metric's column.
@@ -128,7 +144,7 @@ def markdown(cells: Sequence[Cell], *, sources: Sequence[str], notes: Sequence[s
     lines += _table(header, rows)
     for metric in metrics:
         lines += ["", f"## {metric.label}", ""]
-        rows = [[dose_label(c.dose), c.view, _value(c.pinn, metric), _value(c.iterative, metric),
+        rows = [[dose_label(c.dose), c.view, _value(c, c.pinn, metric), _value(c, c.iterative, metric),
                  _floor(c.floor(metric.component, metric.name)), _verdict_text(c, metric)] for c in cells]
         lines += _table(["dose", "view", "PINN", "iterative", "flat floor", "winner"], rows)
     lines += ["", "## Reconstruction time", "",
@@ -156,7 +172,8 @@ def cell_notes(cells: Sequence[Cell]) -> list[str]:
 #: ``comparison.csv`` columns: one row per dose x view x metric.
 CSV_COLUMNS = ("dose", "view", "metric", "pinn_state", "pinn_mean", "pinn_std", "pinn_n", "iterative_state",
                "iterative_mean", "iterative_std", "iterative_n", "floor_mean", "winner", "margin", "spread",
-               "within_spread", "pinn_s_per_1000", "pinn_device", "iterative_s_per_1000", "iterative_device")
+               "within_spread", "pinn_s_per_1000", "pinn_device", "iterative_s_per_1000", "iterative_device",
+               "pinn_above_floor", "iterative_above_floor")
 
 
 def csv_text(cells: Sequence[Cell]) -> str:
@@ -167,6 +184,9 @@ def csv_text(cells: Sequence[Cell]) -> str:
 
     def num(value: float | None) -> str:
         return "" if value is None else repr(float(value))
+
+    def flag(value: bool | None) -> str:
+        return "" if value is None else str(value).lower()
 
     def stats(method: MethodCell, metric: Metric) -> list[str]:
         s = method.summary(metric.component, metric.name)
@@ -183,5 +203,5 @@ def csv_text(cells: Sequence[Cell]) -> str:
             writer.writerow([repr(float(cell.dose)), cell.view, metric.key, *stats(cell.pinn, metric),
                              *stats(cell.iterative, metric), num(floor and floor.mean), v.winner or "",
                              num(v.margin), num(v.spread), "" if v.margin is None else str(v.within_spread).lower(),
-                             *times])
+                             *times, *(flag(above_floor(cell, m, metric)) for m in cell.methods)])
     return buf.getvalue()
