@@ -2,7 +2,8 @@
 
 The default Phase C sample (N = 128, the 1152 px fly object, the 47 px probe, the 20 px raster), its
 training split, and every view the study trains on: the baseline (gs1, all positions) and the dense and
-sparse views (gs2) selected on the patch and on the probe spacing basis, grouped as training groups them.
+sparse views (gs2) selected on the patch and on the probe spacing basis, and the default study's gs2
+control (dense on the probe basis thinned to sparse's position count), grouped as training groups them.
 For a few dozen groups of each, Poisson counts at dose 1e5 are drawn from the simulator's own
 intensities; the candidates are put through the model's own forward path (gs2: merge onto the canvas the
 training job fixes from all its groups' offsets, re-extract, probe, far field) and scored with the Poisson
@@ -28,6 +29,7 @@ from fly64_data.design import get_study_design
 from fly64_data.physics import extract_patches, far_field_intensity
 from fly64_data.sample import default_sample
 from fly64_data.simulate import split_mask
+from fly64_overlap.matching import select_compact
 from fly64_overlap.probe import measure_probe_diameter
 from fly64_overlap.selection import select_min_spacing
 from fly64_overlap.spacing import view_spacing
@@ -38,7 +40,7 @@ DOSE = 1e5
 #: Groups (gs2) or patterns (gs1) scored per view: enough for a stable NLL, few enough for seconds.
 GS2_GROUPS = 8
 GS1_PATTERNS = 32
-VIEWS = ("baseline", "dense-patch", "sparse-patch", "dense-probe", "sparse-probe")
+VIEWS = ("baseline", "dense-patch", "sparse-patch", "dense-probe", "sparse-probe", "dense_matched-probe")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,11 @@ def _geometry() -> tuple[Any, dict[str, np.ndarray]]:
             spacing = view_spacing(design, view, sample.probe.shape[0], basis, diameter)
             views[f"{view}-{basis}"] = select_min_spacing(x, y, spacing.value_px,
                                                           int(design.rng_seeds["subsampling"])).indices
+    # The default study's gs2 control (make study: probe basis, --match-positions sparse): dense thinned
+    # compactly to sparse's position count, as Phase D does it.
+    dense = views["dense-probe"]
+    keep = select_compact(x[dense], y[dense], views["sparse-probe"].size, int(design.rng_seeds["subsampling"]))
+    views["dense_matched-probe"] = dense[keep]
     return (sample, x, y), views
 
 
@@ -250,4 +257,4 @@ def test_the_views_are_grouped_as_the_study_groups_them():
     _, views = _geometry()
     sizes = {name: idx.size for name, idx in views.items()}
     assert sizes["dense-probe"] > sizes["dense-patch"] > sizes["sparse-patch"] > 0
-    assert sizes["dense-probe"] > sizes["sparse-probe"] > 0
+    assert sizes["dense-probe"] > sizes["sparse-probe"] == sizes["dense_matched-probe"] > 0
