@@ -17,7 +17,7 @@ from typing import NoReturn
 from fly64_data.cli_common import EXIT_USAGE, Accumulate, OneLineParser, positive_finite_float, positive_int
 from fly64_train import __version__
 from fly64_train.cli_options import add_train_options, check_accelerator_here, train_config_from_args
-from fly64_train.study_cli import add_run_command, fail
+from fly64_train.study_cli import add_run_command, fail, interrupted
 
 PROG = "fly64-train"
 COMMANDS = ("run", "train-one", "evaluate", "report")
@@ -149,9 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train_one(args: argparse.Namespace) -> int:
+    """Train one job; exit 0 with its result, 1 if it failed, diverged or trained nothing, 128 + signal."""
     from fly64_data.contract import ContractError
     from fly64_train.backends import BackendUnavailable, get_backend
+    from fly64_train.studies.divergence import divergence
     from fly64_train.studies.execute import as_train_result
+    from fly64_train.training.stops import JobInterrupted, NothingTrained, interruptible
 
     check_accelerator_here(args.command_parser, args)
     cfg = train_config_from_args(args)
@@ -159,12 +162,20 @@ def _train_one(args: argparse.Namespace) -> int:
 
     try:
         cfg.check()
-        result = as_train_result(get_backend(cfg.backend).train(cfg))
+        with interruptible():
+            result = as_train_result(get_backend(cfg.backend).train(cfg))
+    except JobInterrupted as exc:
+        return interrupted(exc)
+    except NothingTrained as exc:
+        return fail(f"{cfg.job_dir}: interrupted: {exc}")
     except ResumeMismatch as exc:  # the flags ask for another job than the folder holds: usage (exit 2)
         args.command_parser.error(str(exc))
     except (ContractError, BackendUnavailable, ValueError) as exc:
         return fail(str(exc))
     print(json.dumps(asdict(result), indent=2))
+    reason = divergence(cfg.job_dir, result.log_path, result.monitor)
+    if reason is not None:
+        return fail(f"{cfg.job_dir}: diverged: {reason} (bundle kept for inspection)")
     return 0
 
 
@@ -190,7 +201,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not jobs:
         return fail(f"{manifest.path}: no successful job matches the filters")
     sigma = float(get_study_design().metrics_config["ms_ssim_sigma"])
-    updates, artifacts = {}, {}
+    updates, artifacts, failed = {}, {}, []
     recorded = RecordedInputs(manifest.phase_c_root, manifest.phase_d_root)
     for job in jobs:
         where = f"dose {job.dose:g} {job.view} gs{job.gridsize}"
@@ -203,17 +214,26 @@ def _evaluate(args: argparse.Namespace) -> int:
                                    EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size,
                                                     device=args.device),
                                    title=f"{where} (test split)", expected_sha256=job.bundle_sha256)
-        except FileNotFoundError as exc:
-            return fail(f"{exc.filename}: file not found")
-        except (BundleError, ContractError, ValueError, OSError) as exc:
-            return fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad job or artifact must not stop the others
+            # Its recorded metrics stay as they were; the line names the job and the file.
+            reason = f"{exc.filename}: file not found" if isinstance(exc, FileNotFoundError) else (
+                str(exc) if isinstance(exc, BundleError | ContractError | ValueError | OSError)
+                else f"{type(exc).__name__}: {exc}")
+            failed.append(f"{where}: {' '.join(reason.split())}")
+            print(f"{failed[-1].replace(': ', ': FAILED: ', 1)}")
+            continue
         updates[job.key] = metrics
         artifacts[job.key] = [Artifact.of(job.job_dir, RECONSTRUCTION_H5)]
         amp, ph = metrics["amplitude"], metrics["phase"]
         print(f"{where}: amplitude SSIM {amp['ssim']:.3f} MS-SSIM {amp['ms_ssim']:.3f}; "
               f"phase SSIM {ph['ssim']:.3f} MS-SSIM {ph['ms_ssim']:.3f} -> {job.job_dir}")
-    path = update_job_metrics(manifest.root, updates, artifacts)
-    print(f"manifest: {path} ({len(updates)} job(s) evaluated)")
+    if updates:
+        path = update_job_metrics(manifest.root, updates, artifacts)
+        print(f"manifest: {path} ({len(updates)} job(s) evaluated{f', {len(failed)} failed' if failed else ''})")
+    if failed:
+        # One line on stderr, naming each job that failed and why (its recorded metrics are unchanged).
+        return fail(failed[0] if len(jobs) == 1 else
+                    f"{len(failed)} of {len(jobs)} job(s) could not be evaluated: {'; '.join(failed)}")
     return 0
 
 
@@ -229,7 +249,9 @@ def _report(args: argparse.Namespace) -> int:
         return fail(f"{args.output}: {exc}")
     for path in report.files.values():
         print(path)
-    return 0
+    for problem in report.problems:
+        print(f"fly64-train: FAILED: {problem}", file=sys.stderr)
+    return 1 if report.problems else 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from fly64_train.studies.filters import DistinctSeeds, check_filters, dose_type
 from fly64_train.studies.matrix import study_views
 from fly64_train.training.option import FlagError
 from fly64_train.training.option import seed as seed_type
+from fly64_train.training.stops import JobInterrupted, interruptible
 
 RUN_EPILOG = """\
 examples:
@@ -118,12 +119,22 @@ def run_command(args: argparse.Namespace) -> int:
     from fly64_train.training.job_folder import ResumeMismatch
 
     try:
-        outcome = run_study(cfg)
+        with interruptible():  # TERM, INT, HUP, USR1: record the running jobs as interrupted, exit 128 + signal
+            outcome = run_study(cfg)
+    except JobInterrupted as exc:
+        return interrupted(exc)
     except (FlagError, RunConflict, ResumeMismatch) as exc:
         args.command_parser.error(str(exc))
     except (MissingPhaseCError, ContractError, BackendUnavailable, ExecutorError, ValueError, OSError) as exc:
         return fail(str(exc))
     return 1 if outcome.failed else 0
+
+
+def interrupted(exc: JobInterrupted) -> int:
+    """One line for a handled signal; the exit status is ``128 + signal`` (130 for Ctrl-C)."""
+    print(f"fly64-train: {exc}: stopped; checkpoints are kept, rerun the same command to resume",
+          file=sys.stderr)
+    return exc.exit_status
 
 
 def fail(message: str) -> int:

@@ -29,9 +29,11 @@ from fly64_data.contract import utc_now
 from fly64_manifest import ensure_dir, locked, open_append, read_json, write_json
 from fly64_train.backends import get_backend
 from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5
+from fly64_train.studies.divergence import divergence
 from fly64_train.studies.job_record import Artifact, JobRecord, JobResult
 from fly64_train.studies.job_spec import JobSpec
 from fly64_train.training.result import TrainResult
+from fly64_train.training.stops import JobInterrupted, NothingTrained
 
 JOB_LOCK_NAME = ".job.lock"
 #: Per-job count of the starts of the current run (a retry after a lost worker counts on).
@@ -63,6 +65,13 @@ def run_job(spec: JobSpec) -> JobRecord:
                 log.info("attempt %d on %s", attempts, where)
                 with _job_lock(spec.job_dir):
                     result = _train_and_evaluate(spec, log, attempts, where)
+            except JobInterrupted as exc:
+                # Not a result: the runner records the job as interrupted and the whole run stops.
+                log.warning("INTERRUPTED by %s: checkpoints kept, a rerun resumes this job", exc.signal_name)
+                raise
+            except NothingTrained as exc:
+                log.warning("INTERRUPTED: %s", exc)
+                result = JobResult.interrupted(str(exc), time.monotonic() - started, attempts, where)
             except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
                 log.error("FAILED:\n%s", traceback.format_exc())
                 result = JobResult.failed(" ".join(f"{type(exc).__name__}: {exc}".split()),
@@ -85,6 +94,19 @@ def record_attempt(job_dir: Path, run_id: str) -> int:
     return len(history)
 
 
+def started_attempts(job_dir: Path, run_id: str) -> int:
+    """Starts of this job by run ``run_id`` so far (0: this run never started it)."""
+    path = job_dir / ATTEMPTS_NAME
+    try:
+        previous = read_json(path) if path.is_file() else {}
+    except ValueError:  # an unreadable record: this run cannot claim the job
+        return 0
+    if not isinstance(previous, dict) or previous.get("run_id") != run_id:
+        return 0
+    attempts = previous.get("attempts")
+    return attempts if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0 else 0
+
+
 def ran_on() -> str:
     """The Dask worker's address when running as a Dask task, else this host and process."""
     try:
@@ -96,10 +118,18 @@ def ran_on() -> str:
 
 
 def _train_and_evaluate(spec: JobSpec, log: logging.Logger, attempts: int, where: str) -> JobResult:
+    """Train, evaluate and judge the result: success, failed (its evaluation failed) or diverged."""
     trained = as_train_result(get_backend(spec.train.backend).train(spec.train))
     log.info("training finished: %r", trained)
-    metrics = _evaluate(spec, trained, log) if spec.evaluate else None
+    metrics, error = _evaluate(spec, trained, log) if spec.evaluate else (None, None)
     artifacts = (Artifact.of(spec.job_dir, RECONSTRUCTION_H5),) if metrics is not None else ()
+    if error is not None:
+        # The bundle is good and stays recorded, but a job whose evaluation failed is not a success.
+        return JobResult.trained(trained, None, attempts, where, status="failed", error=error)
+    reason = divergence(spec.job_dir, trained.log_path, trained.monitor, spec.job_dir if metrics else None)
+    if reason is not None:
+        log.warning("DIVERGED: %s", reason)
+        return JobResult.trained(trained, metrics, attempts, where, artifacts, status="diverged", error=reason)
     return JobResult.trained(trained, metrics, attempts, where, artifacts)
 
 
@@ -111,12 +141,12 @@ def as_train_result(result: TrainResult | Mapping[str, Any]) -> TrainResult:
     return TrainResult(**{f.name: result[f.name] for f in fields(TrainResult) if f.name in result})
 
 
-def _evaluate(spec: JobSpec, trained: TrainResult, log: logging.Logger) -> Mapping[str, Any] | None:
-    """Score the bundle on the test split; ``None`` if the evaluation fails.
+def _evaluate(spec: JobSpec, trained: TrainResult, log: logging.Logger) -> tuple[Mapping[str, Any] | None, str | None]:
+    """Score the bundle on the test split: ``(metrics, None)``, or ``(None, reason)`` if the evaluation fails.
 
-    An evaluation failure does not fail the job (its bundle is good): the
-    traceback goes to ``train.log``, ``metrics`` stays null, and
-    ``fly64-train evaluate`` can score the bundle later.
+    A failed evaluation makes the job ``failed`` with that one-line reason (the console and the exit
+    status say so); the traceback goes to ``train.log``, the bundle stays recorded, and a rerun
+    (which resumes the finished training) evaluates again.
     """
     from fly64_train.evaluation.evaluate import evaluate_job
 
@@ -125,11 +155,11 @@ def _evaluate(spec: JobSpec, trained: TrainResult, log: logging.Logger) -> Mappi
                                spec.evaluation, title=f"{spec.job.label()} (test split)",
                                expected_sha256=trained.bundle_sha256,
                                losses=_losses(spec.job_dir, trained.log_path))
-    except Exception:  # noqa: BLE001 - a scoring problem must not turn a trained job into a failed one
+    except Exception as exc:  # noqa: BLE001 - recorded as this job's failure; the other jobs go on
         log.error("evaluation FAILED (metrics left null):\n%s", traceback.format_exc())
-        return None
+        return None, " ".join(f"evaluation failed: {type(exc).__name__}: {exc}".split())
     log.info("metrics: %r", metrics)
-    return metrics
+    return metrics, None
 
 
 def _losses(job_dir: Path, log_path: str | None) -> list[float]:

@@ -12,8 +12,11 @@ from fly64_train.studies.job_spec import LOG_NAME
 from fly64_train.studies.matrix import Job
 from fly64_train.training.result import TrainResult
 
-#: ``JobResult.status`` values the training manifest allows for a job the runner attempted.
-STATUSES = ("success", "failed", "dry_run")
+#: ``JobResult.status`` values the training manifest allows for a job the runner attempted: the four
+#: end states of a real run (docs/decisions.md, "Job end states"), and a dry run's plan.
+STATUSES = ("success", "failed", "interrupted", "diverged", "dry_run")
+#: End states that are not a usable result: each records its one-line reason in ``error``.
+UNSUCCESSFUL = ("failed", "interrupted", "diverged")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,10 @@ class JobResult:
     """The ``result`` of a training-manifest job entry."""
 
     status: str
-    """``success``, ``failed`` or ``dry_run``."""
+    """``success``; ``failed`` (the job's own error, or its evaluation's); ``interrupted`` (a signal, or
+    ``--max-time`` before the first epoch finished: resumable, a rerun continues from the last
+    checkpoint); ``diverged`` (trained to a non-finite or frozen loss, or to an all-zero object; the
+    bundle is kept for inspection); or ``dry_run``."""
     duration_s: float = 0.0
     """Wall time of training, seconds (0 for a dry run)."""
     final_loss: float | None = None
@@ -61,7 +67,7 @@ class JobResult:
     metrics: Mapping[str, Any] | None = None
     """Evaluation scores on the test split (``None``: not evaluated)."""
     error: str | None = None
-    """One-line error of a failed job."""
+    """One-line reason of a failed, interrupted or diverged job."""
     attempts: int = 1
     """Times this run started the job (more than 1 after a worker died mid-job)."""
     ran_on: str | None = None
@@ -70,11 +76,16 @@ class JobResult:
     """Training groups formed from the training file."""
     artifacts: tuple[Artifact, ...] = ()
     """Files the evaluation wrote (``reconstruction.h5``), hashed when written."""
+    stop_reason: str | None = None
+    """``"max_time"`` when ``--max-time`` cut training short of ``max_epochs`` (recorded, 1.1 optional)."""
 
     @classmethod
     def trained(cls, result: TrainResult, metrics: Mapping[str, Any] | None, attempts: int = 1,
-                ran_on: str | None = None, artifacts: tuple[Artifact, ...] = ()) -> JobResult:
-        return cls(status="success", attempts=attempts, ran_on=ran_on, duration_s=result.duration_s,
+                ran_on: str | None = None, artifacts: tuple[Artifact, ...] = (), *, status: str = "success",
+                error: str | None = None) -> JobResult:
+        """A job whose training wrote a bundle: ``success``, or ``failed``/``diverged`` with the reason."""
+        return cls(status=status, error=error, stop_reason=result.stop_reason, attempts=attempts, ran_on=ran_on,
+                   duration_s=result.duration_s,
                    final_loss=result.final_loss,
                    epochs_completed=result.epochs_completed, checkpoint_path=result.checkpoint_path,
                    bundle_path=result.bundle_path, bundle_sha256=result.bundle_sha256,
@@ -85,13 +96,19 @@ class JobResult:
     def failed(cls, error: str, duration_s: float, attempts: int = 1, ran_on: str | None = None) -> JobResult:
         return cls(status="failed", duration_s=round(duration_s, 3), error=error, attempts=attempts, ran_on=ran_on)
 
+    @classmethod
+    def interrupted(cls, reason: str, duration_s: float, attempts: int = 1, ran_on: str | None = None) -> JobResult:
+        """A job stopped before it produced a bundle; a rerun resumes it from its last checkpoint."""
+        return cls(status="interrupted", duration_s=round(duration_s, 3), error=reason, attempts=attempts,
+                   ran_on=ran_on)
+
     def check(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         if self.status == "success" and (self.bundle_path is None or self.bundle_sha256 is None):
             raise ValueError("a successful job records its bundle")
-        if self.status == "failed" and not self.error:
-            raise ValueError("a failed job records its error")
+        if self.status in UNSUCCESSFUL and not self.error:
+            raise ValueError(f"a {self.status} job records its reason")
         if self.attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
 
@@ -117,7 +134,8 @@ class JobRecord:
 
     @property
     def failed(self) -> bool:
-        return self.result.status == "failed"
+        """Whether the job ended without a usable result (failed, interrupted or diverged)."""
+        return self.result.status in UNSUCCESSFUL
 
     def check(self) -> None:
         self.result.check()

@@ -137,6 +137,7 @@ def job_json(rec: JobRecord) -> dict[str, Any]:
             "bundle_size_bytes": result.bundle_size_bytes, "metrics": thaw(result.metrics),
             "error": result.error, "duration_s": round(result.duration_s, 3), "attempts": result.attempts,
             "n_groups": result.n_groups, "artifacts": [a.as_json() for a in result.artifacts],
+            **({"stop_reason": result.stop_reason} if result.stop_reason else {}),
         },
     }
 

@@ -71,6 +71,8 @@ class ReportRow:
     """Training wall time, minutes."""
     groups: int | None = None
     """Training groups (1.1 manifests)."""
+    artifact_error: str | None = None
+    """Why this job's ``reconstruction.npz`` could not be read (the report goes on without it)."""
 
     @property
     def cell(self) -> tuple[str, float, str, int | None]:
@@ -162,11 +164,12 @@ def collect(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike]) -> 
                     continue  # the same trained model under another root (a copy): one replicate, not two
                 seen_bundles.add(job.bundle_sha256)
             note = ""
-            if job.status == "failed":
-                note = job.error or "failed"
+            if job.status in ("failed", "interrupted", "diverged"):
+                note = job.error or job.status
             elif job.status == "success" and not job.metrics:
                 note = "not evaluated (run fly64-train evaluate)"
-            metrics = dict(thaw(job.metrics)) if job.metrics else None
+            # Only a success is scored: a diverged job's metrics describe a broken model.
+            metrics = dict(thaw(job.metrics)) if job.metrics and job.status == "success" else None
             groups = job.raw["result"].get("n_groups")
             rows.append(ReportRow(float(job.dose), job.view, job.gridsize, job.status, metrics, job.job_dir, note,
                                   backend=job.backend or manifest.backend, seed=job.seed,
@@ -421,8 +424,13 @@ def _load_cells(rows: list[ReportRow], several_backends: bool
             continue
         path = row.job_dir / RECONSTRUCTION_NPZ if row.job_dir is not None else None
         if row.evaluated and path is not None and path.is_file():
-            with np.load(path, allow_pickle=False) as data:
-                found[key] = {k: data[k] for k in ("amplitude", "phase", "amplitude_true", "phase_true")}
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    found[key] = {k: data[k] for k in ("amplitude", "phase", "amplitude_true", "phase_true")}
+            except Exception as exc:  # noqa: BLE001 - one bad artifact must not stop the report: noted, left out
+                row.artifact_error = f"{path}: unreadable ({' '.join(str(exc).split())[:200]})"
+                row.note = f"{row.artifact_error}; left out of the figures"
+                found[key] = None
         else:
             found[key] = None
     return found
@@ -505,6 +513,8 @@ class Report:
     doses: list[float]
     views: list[str]
     files: dict[str, Path] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """One line per job artifact the report could not read (it went on without it)."""
 
 
 def write_report(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike],
@@ -523,12 +533,12 @@ def write_report(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike]
     columns = list(dict.fromkeys(_column(r, several_backends) for r in rows))
     output.mkdir(parents=True, exist_ok=True)
     files = {name: output / name for name in FILES}
+    grid = _load_cells(rows, several_backends)  # first: an unreadable artifact becomes a note in report.md
     with atomic_write(files["report.md"]) as fh:
         fh.write(_markdown(rows, roots))
     with atomic_write(files["metrics.csv"]) as fh:
         fh.write(metrics_csv(rows))
     plot_metric_vs_dose([cell.record() for cell in cells(rows)], files["metric_vs_dose.png"])
-    grid = _load_cells(rows, several_backends)
     plot_reconstruction_grid(grid, doses, columns, files["reconstructions.png"], "phase")
     plot_reconstruction_grid(grid, doses, columns, files["reconstructions_amplitude.png"], "amplitude")
-    return Report(rows, doses, columns, files)
+    return Report(rows, doses, columns, files, problems=[r.artifact_error for r in rows if r.artifact_error])

@@ -33,11 +33,11 @@ from fly64_manifest import (
 )
 from fly64_train.backends import get_backend
 from fly64_train.evaluation.evaluate import EvaluationConfig
-from fly64_train.studies.execute import JOB_LOCK_NAME, run_job
+from fly64_train.studies.execute import JOB_LOCK_NAME, run_job, started_attempts
 from fly64_train.studies.executor import ExecutorConfig, JobLost, open_executor
 from fly64_train.studies.inputs import read_phase_c, read_phase_d, verify_inputs
 from fly64_train.studies.job_context import JobContext, job_context
-from fly64_train.studies.job_record import JobRecord, JobResult
+from fly64_train.studies.job_record import UNSUCCESSFUL, JobRecord, JobResult
 from fly64_train.studies.job_spec import LOG_NAME, JobSpec
 from fly64_train.studies.manifest_writer import (
     LOCK_NAME,
@@ -50,6 +50,7 @@ from fly64_train.studies.matrix import BASELINE, Located, build_matrix, filter_j
 from fly64_train.studies.model_fit import check_model_fits
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.job_folder import CHECKPOINTS, LOGS, check_resume
+from fly64_train.training.stops import JobInterrupted
 
 __all__ = ["RunConflict", "RunOutcome", "StudyRunConfig", "check_outputs", "plan", "run_study", "update_job_metrics"]
 
@@ -174,21 +175,30 @@ def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesi
     check_model_fits(specs)  # --input-fraction/--depth against each job's N, dry run included
     check_outputs(cfg, specs)
     header = cfg.header()
+    records: dict = {}
     with open_executor(cfg.executor, out) as executor:
         manifest_path = record(header, [], skipped)
-        records = {}
-        with tqdm(total=len(specs), desc="jobs", unit="job", file=out, disable=not _is_terminal(out)) as bar:
-            for spec, outcome in executor.run(run_job, specs, _task_label):
-                rec = outcome if isinstance(outcome, JobRecord) else _lost(spec, outcome)
-                records[spec.job.key] = rec
-                manifest_path = record(header, [rec], skipped)
-                bar.write(_job_line(spec, rec), file=out)
-                bar.update()
+        try:
+            with tqdm(total=len(specs), desc="jobs", unit="job", file=out,
+                      disable=not _is_terminal(out)) as bar:
+                for spec, outcome in executor.run(run_job, specs, _task_label):
+                    rec = outcome if isinstance(outcome, JobRecord) else _lost(spec, outcome)
+                    records[spec.job.key] = rec
+                    manifest_path = record(header, [rec], skipped)
+                    bar.write(_job_line(spec, rec), file=out)
+                    bar.update()
+        except JobInterrupted as exc:
+            stopped = _interrupted(specs, records, exc)
+            if stopped:
+                record(header, stopped, skipped)
+            print(f"{exc}: {len(records)} job(s) finished, {len(stopped)} recorded as interrupted "
+                  f"(their last checkpoints are kept; rerun the same command to resume)", file=out)
+            raise
     for skip in skipped:
         print(f"skipped: dose {skip.dose:g} {skip.view} gs{skip.gridsize}: {skip.reason}", file=out)
     outcome = RunOutcome(manifest_path, [records[spec.job.key] for spec in specs], skipped)
-    print(f"manifest: {manifest_path} ({len(records)} jobs, {len(skipped)} skipped"
-          f"{f', {outcome.failed} failed' if outcome.failed else ''})", file=out)
+    print(f"manifest: {manifest_path} ({len(records)} jobs, {len(skipped)} skipped{_unsuccessful(outcome.jobs)})",
+          file=out)
     return outcome
 
 
@@ -223,6 +233,24 @@ def check_outputs(cfg: StudyRunConfig, specs: list[JobSpec]) -> None:
             check_resume(spec.train)
 
 
+def _interrupted(specs: list[JobSpec], records: dict, exc: JobInterrupted) -> list[JobRecord]:
+    """The jobs this run started but did not finish, as ``interrupted`` records.
+
+    A job started in this run iff its ``attempts.json`` carries this run's id (written as it
+    starts, on whichever worker): jobs never started keep whatever an earlier run recorded.
+    """
+    stopped = []
+    for spec in specs:
+        if spec.job.key in records:
+            continue
+        attempts = started_attempts(spec.job_dir, spec.run_id)
+        if attempts:
+            reason = f"{exc} during attempt {attempts}; its last checkpoint is kept, a rerun resumes it"
+            stopped.append(JobRecord(job=spec.job, backend=spec.train.backend, context=spec.context,
+                                     result=JobResult.interrupted(reason, 0.0, attempts)))
+    return stopped
+
+
 def _task_label(spec: JobSpec) -> str:
     return spec.job.label()
 
@@ -232,6 +260,12 @@ def _lost(spec: JobSpec, lost: JobLost) -> JobRecord:
     error = f"lost: its worker died on each of {lost.attempts} attempt(s) ({lost.reason})"
     return JobRecord(job=spec.job, backend=spec.train.backend,
                      result=JobResult.failed(error, 0.0, attempts=max(1, lost.attempts)))
+
+
+def _unsuccessful(jobs: list[JobRecord]) -> str:
+    """``, 1 failed, 1 diverged`` for the summary line (empty when every job succeeded)."""
+    counts = {status: sum(1 for j in jobs if j.result.status == status) for status in UNSUCCESSFUL}
+    return "".join(f", {n} {status}" for status, n in counts.items() if n)
 
 
 def _is_terminal(out: IO[str]) -> bool:
@@ -246,6 +280,9 @@ def _job_line(spec: JobSpec, rec: JobRecord) -> str:
     if result.status == "success":
         return (f"{where}: bundle {spec.job_dir / result.bundle_path} sha256 {result.bundle_sha256} "
                 f"size {result.bundle_size_bytes} bytes (success, {ran})")
-    if result.status == "failed":
-        return f"{where}: FAILED: {result.error} (log: {spec.log_path}; {ran})"
+    if result.status in UNSUCCESSFUL:
+        return f"{where}: {result.status.upper()}: {result.error} (log: {spec.log_path}; {ran})"
+    if result.stop_reason == "max_time":
+        return (f"{where}: bundle {spec.job_dir / result.bundle_path} sha256 {result.bundle_sha256} (success, "
+                f"stopped by --max-time after {result.epochs_completed} epoch(s); {ran})")
     return f"{where}: dry run, would train {job.data_paths()[0]} (log: {spec.log_path})"

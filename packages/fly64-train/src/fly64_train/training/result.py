@@ -49,3 +49,6 @@ class TrainResult:
     """The framework that trained the model: ``torch`` or ``tensorflow``."""
     status: str = "completed"
     """Always ``completed``: a job that cannot complete raises."""
+    stop_reason: str | None = None
+    """``"max_time"`` when ``--max-time`` cut training short (``epochs_completed`` counts finished epochs
+    only; the bundle holds the best of them); ``None`` when it ran its ``max_epochs``."""

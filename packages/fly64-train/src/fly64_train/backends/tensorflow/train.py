@@ -101,13 +101,46 @@ def _read_resume_state(ckpt_dir: Path) -> dict[str, Any] | None:
     if not (state_path.is_file() and (ckpt_dir / LAST_WEIGHTS).is_file()):
         return None
     try:
-        state = read_json(state_path)  # the one strict parser
-        int(state["epochs_completed"])
+        state = read_json(state_path)  # the one strict parser: no NaN best_loss, no 100,000-deep nesting
     except ManifestError as exc:
-        raise WeightsError(str(exc)) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(f"{state_path}: not a checkpoint record ({exc})") from None
+        raise WeightsError(f"{exc}; use --no-resume to start over") from None
+    problem = _resume_state_problem(state)
+    if problem:
+        raise WeightsError(f"{state_path}: not a checkpoint record of this job ({problem}); use --no-resume "
+                           "to start over")
     return state
+
+
+def _resume_state_problem(state: Any) -> str | None:
+    """What is wrong with a ``last.json`` record (types and ranges of every key resume uses), or ``None``.
+
+    Our own state file is checked like any input: ``epochs_completed`` -5 reached Keras as a negative
+    initial epoch (a graph-execution traceback), and a stale or hostile ``best_loss`` would decide which
+    epoch's weights the bundle exports.
+    """
+    if not isinstance(state, dict):
+        return "not a JSON object"
+
+    def whole(key: str, value: Any, high: int) -> str | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
+        return None if ok else f"{key} must be a whole number in [0, {high}], got {value!r}"[:160]
+
+    def number(key: str, value: Any, optional: bool) -> str | None:
+        if value is None and optional:
+            return None
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else f"{key} must be a finite number{' or null' if optional else ''}, got {value!r}"[:160]
+
+    plateau = state.get("plateau")
+    if not isinstance(plateau, dict):
+        return f"plateau must be an object, got {plateau!r}"[:160]
+    checks = (whole("epochs_completed", state.get("epochs_completed"), 10**6),
+              whole("global_step", state.get("global_step", 0), 10**12),
+              number("best_loss", state.get("best_loss"), True), number("loss", state.get("loss"), True),
+              number("plateau.best", plateau.get("best"), False),
+              whole("plateau.wait", plateau.get("wait"), 10**6),
+              whole("plateau.cooldown_counter", plateau.get("cooldown_counter"), 10**6))
+    return next((problem for problem in checks if problem), None)
 
 
 def _check_backend_config(cfg: TrainConfig) -> None:

@@ -38,8 +38,10 @@ from fly64_train.backends.torch.device import DeviceDefaults, device_defaults
 from fly64_train.backends.torch.lightning_module import PtychoPINNModule
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.job_folder import check_resume, prepare_job_folder, record_resume_settings
+from fly64_train.training.option import max_time_seconds
 from fly64_train.training.provenance import bundle_provenance, finite, job_relative
 from fly64_train.training.result import TrainResult
+from fly64_train.training.stops import NothingTrained
 
 __all__ = ["CheckpointError", "TrainingJob", "train_job"]
 
@@ -84,9 +86,13 @@ class TrainingJob:
         self.defaults.check()
         self.job_dir = Path(config.job_dir)
         self.ckpt_dir = self.job_dir / "checkpoints"
+        # --max-time bounds the job from here: data preparation, training and validation all count.
+        self.started = time.monotonic()
+        budget = max_time_seconds(config.max_time)
+        self.deadline = JobDeadline(None if budget is None else self.started + budget)
 
     def run(self) -> TrainResult:
-        started = time.monotonic()
+        started = self.started
         data = self.build_data()  # validation happens here, before any folder, logger or Trainer exists
         resume_from = self.resume_checkpoint()
         module = self.build_model(data)
@@ -94,6 +100,11 @@ class TrainingJob:
         logger = self.build_logger()
         trainer = self.build_trainer([best, last, *self.extra_callbacks], logger)
         self.fit(trainer, module, data, resume_from)
+        if self.deadline.reached and trainer.current_epoch == 0:
+            # Only a finished epoch yields weights worth exporting (and a checkpoint to resume from).
+            raise NothingTrained(f"--max-time {self.config.max_time} ran out before the first epoch finished "
+                                 f"({trainer.global_step} optimisation steps); nothing exported, rerun with a "
+                                 "larger --max-time")
         bundle = self.export(module, data, trainer, best)
         return self.result(data, trainer, best, logger, bundle, resume_from, time.monotonic() - started)
 
@@ -162,8 +173,10 @@ class TrainingJob:
         with _without_lightning_tips():
             return L.Trainer(
                 accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
-                deterministic=cfg.deterministic, max_epochs=cfg.max_epochs, max_time=cfg.max_time,
-                logger=logger, callbacks=callbacks, enable_progress_bar=progress,
+                # max_time is the JobDeadline's: Lightning's Timer starts late (at fit) and lets the
+                # epoch it stops in run its whole validation, and counts the cut epoch as completed.
+                deterministic=cfg.deterministic, max_epochs=cfg.max_epochs, max_time=None,
+                logger=logger, callbacks=[*callbacks, self.deadline], enable_progress_bar=progress,
                 enable_model_summary=progress, default_root_dir=str(self.job_dir), log_every_n_steps=1,
                 limit_train_batches=cfg.limit_train_batches, num_sanity_val_steps=0,
             )
@@ -174,7 +187,12 @@ class TrainingJob:
             # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for a user to act on.
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
             # weights_only: Lightning's own resume must not unpickle code either.
-            trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+            try:
+                trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+            except DeadlineReached:
+                # The cut epoch is dropped: current_epoch counts finished epochs, whose checkpoints stay.
+                logging.getLogger(__name__).info("--max-time %s reached after %d finished epoch(s)",
+                                                 self.config.max_time, trainer.current_epoch)
 
     def export(self, module: PtychoPINNModule, data: Fly64DataModule, trainer: L.Trainer,
                best: Any) -> dict[str, Any]:
@@ -213,7 +231,37 @@ class TrainingJob:
             n_train_groups=len(data.train_set) if data.train_set is not None else 0,
             n_val_groups=len(data.val_set) if data.val_set is not None else 0,
             duration_s=round(duration_s, 3),
+            stop_reason="max_time" if self.deadline.reached else None,
         )
+
+
+class DeadlineReached(Exception):  # noqa: N818 - a stop, caught by TrainingJob.fit
+    """The job's ``--max-time`` has run out (raised between batches)."""
+
+
+class JobDeadline(L.Callback):
+    """Stops training and validation once the job's wall-clock deadline has passed.
+
+    Checked before every training and validation batch: raising there ends ``fit`` at
+    once, so the epoch in progress is neither validated nor checkpointed nor counted,
+    and ``last.ckpt`` stays the last finished epoch's (a rerun resumes from it).
+    """
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+        self.reached = False
+
+    def _check(self) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.reached = True
+            raise DeadlineReached
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._check()
+
+    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int,
+                                  dataloader_idx: int = 0) -> None:
+        self._check()
 
 
 class _DropTips(logging.Filter):
