@@ -123,3 +123,46 @@ def test_the_offered_precisions_and_strategies_are_lightnings_names():
 
     assert set(PRECISIONS) <= set(typing.get_args(_PRECISION_INPUT_STR))
     assert set(STRATEGIES) - {"auto"} <= set(StrategyRegistry.available_strategies())
+
+
+def test_a_resume_with_another_base_width_is_one_line_not_a_state_dict_traceback(tiny_npz, tmp_path, capsys):
+    job = tmp_path / "job"
+    common = ["train-one", "--train", str(tiny_npz), "--job-dir", str(job), "--n-groups", "16", "--batch-size", "8",
+              "--max-epochs", "1", "--no-progress", "--accelerator", "cpu", "--logger", "none"]
+    assert train_main([*common, "--base-width", "4"]) == 0
+    capsys.readouterr()
+    err = _refused(capsys, [*common, "--base-width", "8"])
+    assert "base_width" in err and "--no-resume" in err and "state_dict" not in err
+
+
+# Properties of the parse-time types: whatever the text, a type returns a value in range or raises
+# argparse's ArgumentTypeError (a one-line usage error), never another exception.
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from fly64_train.training import option  # noqa: E402
+from fly64_train.training.config import MAX_N_GROUPS, _n_groups  # noqa: E402
+
+_TEXT = st.one_of(st.text(max_size=30), st.integers(-(2**70), 2**70).map(str),
+                  st.from_regex(r"[0-9\u00b2\u0663]{1,3}(:[0-9\u00b2\u0663]{1,3}){3}", fullmatch=True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_every_parse_time_type_returns_a_checked_value_or_a_usage_error(text):
+    import argparse
+
+    for parse, accept in ((option.seed, lambda v: 0 <= v <= option.MAX_SEED),
+                          (_n_groups, lambda v: 1 <= v <= MAX_N_GROUPS),
+                          (option.devices, lambda v: v == "auto" or 1 <= v <= option.MAX_DEVICES),
+                          (option.time_or_off, lambda v: v is None or 0 < option.max_time_seconds(v)
+                           <= option.MAX_TIME_LIMIT_S)):
+        try:
+            value = parse(text)
+        except argparse.ArgumentTypeError as exc:
+            assert "\n" not in str(exc)
+            continue
+        assert accept(value), (parse.__name__, text, value)
+        if isinstance(value, int):
+            assert text.isascii()  # "²" or "٣" never passes for a digit
