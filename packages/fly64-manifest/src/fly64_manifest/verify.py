@@ -24,7 +24,6 @@ from fly64_manifest.loaders import (
 from fly64_manifest.models import FileRecord, IterativeManifest, TrainingManifest
 from fly64_manifest.schema import KINDS, check_version, schema_problems
 
-
 #: fly64-train's bundle file name in a job folder.
 BUNDLE_NAME = "wts.h5.zip"
 
