@@ -62,8 +62,11 @@ def test_rerun_skips_finished_jobs(lsqml_run, tiny_study_data, capsys):
     assert read_json(lsqml_run / "iterative_manifest.json")["jobs"] == before
 
 
-def test_a_failing_job_does_not_stop_the_others(tiny_study_data, tmp_path, capsys):
+def test_a_failing_job_does_not_stop_the_others(tiny_study_data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "phase_f"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # nothing (pty-chi's logs, timers, movies) may land outside the artifact root
     blocked = out / "dose_100000/dense"
     blocked.parent.mkdir(parents=True)
     blocked.write_text("a file where the dense job's folder would go")
@@ -75,6 +78,7 @@ def test_a_failing_job_does_not_stop_the_others(tiny_study_data, tmp_path, capsy
     assert "\n" not in jobs["dense"].error and "dose_100000/dense" in jobs["dense"].error
     assert "FAILED" in capsys.readouterr().out
     assert verify(out) == []
+    assert list(cwd.iterdir()) == []
 
 
 def test_skipped_views_are_recorded_not_run(tiny_study_data, tmp_path, capsys):
