@@ -151,3 +151,19 @@ def test_a_test_split_whose_bytes_differ_from_its_phase_c_record_is_refused(stud
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "patched_test.npz" in err[0] and "sha256" in err[0]
     assert not (study_copy / "compare").exists()
+
+
+def test_a_diverged_pinn_job_is_named_as_such_not_compared(study_copy, training_jobs, phase_f):
+    from fly64_manifest import read_json, write_json
+
+    phase_f.write(study_copy, [phase_f.job(study_copy, j, noise=0.05) for j in training_jobs(study_copy)])
+    path = study_copy / "phase_e" / "training_manifest.json"
+    doc = read_json(path)
+    job = next(j for j in doc["jobs"] if j["dose"] == 10000)
+    job["result"].update(status="diverged", error="loss is not finite at epoch 1")  # its bundle and scores kept
+    write_json(path, doc, "training_manifest")
+    assert _run(study_copy) == 0
+    md = (study_copy / "compare" / "comparison.md").read_text()
+    assert "| 10000 | baseline | no: PINN diverged | — |" in md
+    assert "- dose 10000 baseline, PINN: diverged: loss is not finite at epoch 1" in md
+    assert {r["pinn_state"] for r in _rows(study_copy) if r["dose"] == "10000.0"} == {"diverged"}

@@ -18,6 +18,9 @@ from fly64_manifest.scores import Scores
 
 #: A cell's state for one method.
 OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
+#: Job end states that produced no usable reconstruction and carry a one-line error; the first one a
+#: cell's jobs reached names the cell (a diverged job may keep a bundle, but its scores are not a result).
+UNSUCCESSFUL = ("failed", "diverged", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def _method_cell(method: str, jobs: Sequence[TrainingJob | IterativeJob], skip: 
         if skip is not None:
             return MethodCell(method, SKIPPED, notes=(f"skipped: {skip}",))
         return MethodCell(method, NOT_RUN, notes=("no job recorded",))
-    replicates, notes, failed = [], [], False
+    replicates, notes, ended = [], [], set()
     for job in sorted(jobs, key=lambda j: (j.seed is None, j.seed or 0)):
         seed = "" if job.seed is None else f"seed {job.seed}: "
         scores = job.scores
@@ -127,10 +130,11 @@ def _method_cell(method: str, jobs: Sequence[TrainingJob | IterativeJob], skip: 
             replicates.append(Replicate(job.seed, scores, *product, test_data_path=job.test_data_path))
         elif job.status == "success":
             notes.append(f"{seed}succeeded but recorded no scores")
-        elif job.status == "failed":
-            failed = True
-            notes.append(f"{seed}failed: {job.error or 'no error recorded'}")
+        elif job.status in UNSUCCESSFUL:
+            ended.add(job.status)
+            notes.append(f"{seed}{job.status}: {job.error or 'no error recorded'}")
         elif job.status == "skipped":
+            ended.add("skipped")
             notes.append(f"{seed}skipped" + (f": {job.error}" if job.error else ""))
         else:
             notes.append(f"{seed}not run ({job.status})")
@@ -138,7 +142,9 @@ def _method_cell(method: str, jobs: Sequence[TrainingJob | IterativeJob], skip: 
         if notes:
             notes.insert(0, f"{len(replicates)} of {len(jobs)} jobs scored")
         return MethodCell(method, OK, tuple(replicates), tuple(notes))
-    return MethodCell(method, FAILED if failed else (SKIPPED if skip else NOT_RUN), (), tuple(notes))
+    state = next((status for status in UNSUCCESSFUL if status in ended),
+                 SKIPPED if skip or "skipped" in ended else NOT_RUN)
+    return MethodCell(method, state, (), tuple(notes))
 
 
 def _product(job: TrainingJob | IterativeJob) -> tuple[Path | None, str | None]:
