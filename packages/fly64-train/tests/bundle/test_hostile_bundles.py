@@ -10,6 +10,7 @@ never in a traceback from zipfile/zlib, never in gigabytes of memory.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -19,8 +20,11 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fly64_data.sample import synthetic_probe
 from fly64_train import BundleError, load_bundle, save_bundle
@@ -247,3 +251,231 @@ def test_a_manifest_pointing_a_model_outside_the_bundle_is_refused(good, tmp_pat
     path = _rebuilt(good, tmp_path / "up.zip", edit=escape, extra={"../../" + cnn: members[cnn]})
     with pytest.raises(BundleError, match=r"up\.zip: "):
         load_bundle(path)
+
+
+# --- issue 20 section 4: a bundle's configuration and tensors are untrusted input ---------------------------
+
+
+def _resealed(good: Path, out: Path, edit=None, replace: dict[str, bytes] | None = None, text=None) -> Path:
+    """``good`` with its manifest edited and members replaced, every member's sha256 and size re-sealed
+    in the manifest as an attacker with write access would do; ``text`` edits the manifest's JSON text."""
+    import hashlib
+
+    manifest, members = _parts(good)
+    if edit:
+        edit(manifest)
+    members.update(replace or {})
+    for entry in manifest["models"]:
+        data = members[entry["file"]]
+        entry.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    raw = json.dumps(manifest)
+    members["manifest.json"] = (text(raw) if text else raw).encode()
+    return write_zip(out, members)
+
+
+def _model_config(**values):
+    return lambda doc: doc["model_config"].update(values)
+
+
+def _config(**values):
+    return lambda doc: doc["config"].update(values)
+
+
+@pytest.mark.parametrize(("edit", "key"), [
+    (_model_config(base_width="8"), "model_config.base_width"),
+    (_model_config(base_width=1.5), "model_config.base_width"),
+    (_model_config(base_width=True), "model_config.base_width"),
+    (_model_config(depth=1e12), "model_config.depth"),
+    (_model_config(depth=10**12), "model_config.depth"),
+    (_model_config(input_fraction=0.0), "model_config.input_fraction"),
+    (_model_config(amplitude_max=-2.0), "model_config.amplitude_max"),
+    (_model_config(batch_norm="yes"), "model_config.batch_norm"),
+    (_model_config(merge_weights="gaussian"), "model_config.merge_weights"),
+    (_model_config(gridsize=10**9), "model_config.gridsize"),
+    (_config(grouping_seed=-5), "config.grouping_seed"),
+    (_config(neighbor_count=2.5), "config.neighbor_count"),
+    (_config(neighbor_count=10**18), "config.neighbor_count"),
+    (_config(lr="fast"), "config.lr"),
+    (_config(model={"base_width": "8"}), "config.model.base_width"),
+    (lambda doc: doc.update(N=64), "N"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_every_recorded_key_is_type_and_range_checked(good, tmp_path, edit, key):
+    path = _resealed(good, tmp_path / "keys.zip", edit)
+    with pytest.raises(BundleError) as err:
+        load_bundle(path, device="cpu")
+    message = str(err.value)
+    assert message.startswith(f"{path}: manifest.json: {key}") and "\n" not in message, message
+
+
+_WIDE_SCRIPT = textwrap.dedent("""
+    import sys
+    from fly64_train import BundleError, load_bundle
+    try:
+        load_bundle(sys.argv[1], device="cpu")
+        print("LOADED")
+    except BundleError as exc:
+        print("REFUSED", exc)
+    with open("/proc/self/status") as fh:
+        print("MAXRSS_KB", next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")))
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_a_resealed_width_1000_config_is_refused_before_the_model_is_built(good, tmp_path):
+    # The weights are width 4; built first, a width-1000 network takes several GB (4.7 GB in the issue).
+    path = _resealed(good, tmp_path / "wide.zip", _model_config(base_width=1000))
+    run = subprocess.run([sys.executable, "-c", _WIDE_SCRIPT, str(path)], capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    verdict = next(line for line in run.stdout.splitlines() if line.startswith(("REFUSED", "LOADED")))
+    assert verdict.startswith(f"REFUSED {path}: ") and "weights do not fit" in verdict
+    assert _cnn_file(good) in verdict
+    rss_mb = int(run.stdout.split("MAXRSS_KB")[1].split()[0]) / 1024
+    assert rss_mb < 1500, f"peak RSS {rss_mb:.0f} MB: the width-1000 model was built"
+
+
+def _torch_only(good: Path) -> None:
+    if _parts(good)[0]["backend"] != "torch":
+        pytest.skip("safetensors members: torch bundles")
+
+
+def _safetensors_edit(good: Path, name: str, key: str, value: torch.Tensor) -> dict[str, bytes]:
+    from safetensors.torch import load, save
+
+    manifest, members = _parts(good)
+    file = next(m["file"] for m in manifest["models"] if m["name"] == name)
+    state = load(members[file])
+    state[key] = value
+    return {file: save(state)}
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.float64])
+def test_a_tensor_of_the_wrong_dtype_is_refused_from_the_header(good, tmp_path, dtype):
+    _torch_only(good)
+    from safetensors.torch import load
+
+    manifest, members = _parts(good)
+    cnn = _cnn_file(good)
+    shape = load(members[cnn])["encoder.0.weight"].shape
+    wrong = torch.ones(shape, dtype=dtype)
+    path = _resealed(good, tmp_path / "dtype.zip",
+                     replace=_safetensors_edit(good, "diffraction_to_obj", "encoder.0.weight", wrong))
+    with pytest.raises(BundleError, match=rf"^{path}: .*{cnn}.*'encoder\.0\.weight' is (I64|BOOL|F64) .*needs F32"):
+        load_bundle(path, device="cpu")
+
+
+@pytest.mark.parametrize(("name", "key", "value", "complaint"), [
+    ("forward_model", "intensity_scale", torch.tensor(float("nan")), "NaN or infinite"),
+    ("forward_model", "intensity_scale", torch.tensor(-1.0), "the manifest's intensity_scale is 3.5"),
+    ("forward_model", "intensity_scale", torch.tensor(7.0), "the manifest's intensity_scale is 3.5"),
+    ("forward_model", "support", torch.full((32, 32), float("nan")), "NaN or infinite"),
+    ("forward_model", "support", torch.ones(32, 32), "not the model's support mask"),
+    ("forward_model", "probe", torch.zeros(32, 32, dtype=torch.complex64), "identically zero"),
+    ("diffraction_to_obj", "input_scale", torch.tensor(float("inf")), "NaN or infinite"),
+    ("diffraction_to_obj", "encoder.0.weight", None, "NaN or infinite"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_physics_buffers_and_weights_must_be_finite_and_equal_to_the_manifest(good, tmp_path, name, key, value,
+                                                                               complaint):
+    _torch_only(good)
+    from safetensors.torch import load
+
+    manifest, members = _parts(good)
+    file = next(m["file"] for m in manifest["models"] if m["name"] == name)
+    if value is None:  # one NaN weight among valid ones
+        value = load(members[file])[key].clone()
+        value.view(-1)[0] = float("nan")
+    path = _resealed(good, tmp_path / "buffers.zip", replace=_safetensors_edit(good, name, key, value))
+    with pytest.raises(BundleError) as err:
+        load_bundle(path, device="cpu")
+    message = str(err.value)
+    assert message.startswith(f"{path}: model file {file!r}: tensor {key!r}") and complaint in message, message
+
+
+def test_a_torch_bundle_relabelled_as_format_1_gets_our_error_not_torch_advice(good, tmp_path):
+    _torch_only(good)
+    path = _resealed(good, tmp_path / "relabelled.zip", lambda doc: doc.update(format_version="1.0"))
+    with pytest.raises(BundleError) as err:
+        load_bundle(path, device="cpu")
+    message = str(err.value)
+    assert message.startswith(f"{path}: cannot load {_cnn_file(good)!r}") and "weights_only" not in message
+
+
+def test_hdf5_external_storage_is_refused_naming_the_bundle(good, tmp_path):
+    if _parts(good)[0]["backend"] != "tensorflow":
+        pytest.skip("HDF5 members: TensorFlow bundles")
+    import h5py
+
+    cnn = _cnn_file(good)
+    _, members = _parts(good)
+    original, forged = tmp_path / "original.weights.h5", tmp_path / "forged.weights.h5"
+    original.write_bytes(members[cnn])
+    outside = tmp_path / "outside.bin"
+    with h5py.File(original, "r") as src, h5py.File(forged, "w") as dst:
+        datasets = []
+        src.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+        victim = next(d for d in datasets if d.endswith("vars/0") and src[d].ndim == 4)
+        for name in datasets:
+            data = np.asarray(src[name])
+            if name == victim:
+                outside.write_bytes(data.tobytes())
+                dst.create_dataset(name, shape=data.shape, dtype=data.dtype, external=[(str(outside), 0, data.nbytes)])
+            else:
+                dst.create_dataset(name, data=data)
+    path = _resealed(good, tmp_path / "external.zip", replace={cnn: forged.read_bytes()})
+    with pytest.raises(BundleError) as err:
+        load_bundle(path, device="cpu")
+    message = str(err.value)
+    assert message.startswith(f"{path}: model file {cnn!r}: dataset ") and "external storage" in message, message
+
+
+_JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_nan=True),
+                          st.text(max_size=8))
+_JSON_VALUES = st.one_of(_JSON_SCALARS, st.lists(_JSON_SCALARS, max_size=3),
+                         st.dictionaries(st.text(max_size=4), _JSON_SCALARS, max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(section=st.sampled_from(["model_config", "config"]), data=st.data(), value=_JSON_VALUES)
+def test_any_json_value_at_any_recorded_key_is_accepted_typed_or_refused_naming_the_key(section, data, value):
+    # The property behind the cases above: whatever JSON sits at a known key, the one checker per config
+    # class either accepts a value of the field's type or raises one ValueError line naming the key.
+    from dataclasses import fields
+
+    from fly64_train.training.config import TrainConfig
+    from fly64_train.training.recorded import recorded_configs
+
+    names = [f.name for f in fields(ModelConfig if section == "model_config" else TrainConfig)]
+    key = data.draw(st.sampled_from([name for name in names if name not in ("job_dir", "model")]))
+    model = ModelConfig(patch_size=32, base_width=4).to_dict()
+    manifest = {"N": 32, "gridsize": 1, "intensity_scale": 3.5, "model_config": model, "config": {}}
+    manifest[section] = {**manifest[section], key: value}
+    try:
+        recorded = recorded_configs(manifest)
+    except ValueError as exc:
+        assert str(exc).startswith(f"manifest.json: {section}.{key}") or (key in ("patch_size", "gridsize")), exc
+        assert "\n" not in str(exc)
+        return
+    accepted = getattr(recorded.model if section == "model_config" else recorded.train, key)
+    assert accepted is None or isinstance(accepted, (bool, int, float, str)), (key, value)
+    if isinstance(accepted, float):
+        assert math.isfinite(accepted)
+
+
+@pytest.mark.parametrize("cfg", [ModelConfig(patch_size=32, base_width=4),
+                                 ModelConfig(patch_size=32, gridsize=2, shared_encoder=False, convs_per_level=3,
+                                             depth=2, input_fraction=1.0),
+                                 ModelConfig(patch_size=64, depth=4, input_fraction=1.0, base_width=3)])
+def test_the_size_bound_counts_exactly_the_convolution_kernels_of_both_backends(cfg):
+    # The refusal before building relies on conv_kernel_elements(): pinned to the real layers of each backend.
+    from fly64_train.backends.torch.model import ObjectCNN
+
+    cfg.check()
+    torch_kernels = sum(m.weight.numel() for m in ObjectCNN(cfg).modules() if isinstance(m, torch.nn.Conv2d))
+    assert torch_kernels == cfg.conv_kernel_elements()
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from fly64_train.backends.tensorflow.model import ObjectCNN as KerasCNN
+
+    layers = [layer for layer in KerasCNN(cfg)._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+    assert sum(int(np.prod(layer.kernel.shape)) for layer in layers) == cfg.conv_kernel_elements()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from fly64_data.cli_common import fraction_or_off, non_negative_int, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
+from fly64_train.training import field_checks
 from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.option import NESTED, internal, job_folder, option, time_or_off, whole_number
 from fly64_train.training.option import devices as devices_type
 from fly64_train.training.option import seed as seed_type
 
 LOGGERS = ("csv", "tensorboard", "none")
+#: Largest K a configuration may ask for (the design's is 7; a group draws C = gridsize**2 of them).
+MAX_NEIGHBORS = 64
+#: Seeds are 32-bit: what Lightning's seed_everything and numpy's legacy seeding accept.
+MAX_SEED = 2**32 - 1
 #: Diffraction patterns per optimisation step when ``TrainConfig.batch_size`` is not given.
 BATCH_PATTERNS = 16
 #: Lightning accelerators a job may ask for (``gpu`` and ``cuda`` are the same thing).
@@ -154,7 +159,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
-        unknown = set(data) - set(cls.__dataclass_fields__)
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown train config field(s): {', '.join(sorted(unknown))}")
         model = data.pop("model", None)
@@ -162,13 +167,80 @@ class TrainConfig:
             model = ModelConfig.from_dict(model)
         return cls(**data, **({"model": model} if model is not None else {}))
 
+    @classmethod
+    def from_recorded(cls, data: dict[str, Any]) -> TrainConfig:
+        """The checked configuration a bundle recorded (:meth:`json_config`: no ``job_dir``, maybe partial).
+
+        Missing fields take the defaults; every recorded one, the model's included, goes through
+        :meth:`check`. Raises ValueError naming the field.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"must be an object, got {type(data).__name__}")
+        model = data.get("model")
+        if model is not None and not isinstance(model, dict):
+            raise ValueError(f"model must be an object, got {model!r}")
+        # job_dir is never recorded (it is where the bundle sits); a placeholder lets check() run.
+        config = cls.from_dict({"train_path": "(recorded)", **data, "job_dir": "(recorded)"})
+        config.check()
+        if model is not None:
+            try:
+                config.model.check()
+            except ValueError as exc:
+                raise ValueError(f"model.{exc}") from None
+        return config
+
+    def _check_fields(self) -> None:
+        # Types and ranges of every field: a recorded config is untrusted (a bundle's manifest).
+        for name in ("train_path", "job_dir"):
+            field_checks.text(name, getattr(self, name))
+        if self.test_path is not None:
+            field_checks.text("test_path", self.test_path)
+        field_checks.integer("gridsize", self.gridsize, 1, max(_design_gridsizes()))
+        field_checks.integer("neighbor_count", self.neighbor_count, 1, MAX_NEIGHBORS)
+        if self.n_groups is not None:
+            field_checks.integer("n_groups", self.n_groups, 1, MAX_N_GROUPS)
+        field_checks.integer("grouping_seed", self.grouping_seed, 0, MAX_SEED)
+        field_checks.integer("seed", self.seed, 0, MAX_SEED)
+        if self.batch_size is not None:
+            field_checks.integer("batch_size", self.batch_size, 1)
+        field_checks.integer("max_epochs", self.max_epochs, 1)
+        if self.max_time is not None:
+            field_checks.text("max_time", self.max_time)
+        field_checks.real("lr", self.lr, 0, low_open=True)
+        field_checks.real("plateau_factor", self.plateau_factor, 0, 1, low_open=True, high_open=True)
+        field_checks.integer("plateau_patience", self.plateau_patience, 0)
+        field_checks.real("val_fraction", self.val_fraction, 0, 1, high_open=True)
+        if self.count_split is not None:
+            field_checks.real("count_split", self.count_split, 0, 1, low_open=True, high_open=True)
+        if not isinstance(self.model, ModelConfig):
+            raise ValueError(f"model must be a model configuration, got {self.model!r}")
+        field_checks.text("backend", self.backend)
+        field_checks.text("accelerator", self.accelerator, ACCELERATORS)
+        field_checks.text("strategy", self.strategy, STRATEGIES)
+        field_checks.text("precision", self.precision, PRECISIONS)
+        if self.devices != "auto":
+            field_checks.integer("devices", self.devices, 1)
+        field_checks.boolean("deterministic", self.deterministic)
+        field_checks.integer("num_workers", self.num_workers, 0)
+        field_checks.text("logger", self.logger, LOGGERS)
+        if self.progress_bar is not None:
+            field_checks.boolean("progress_bar", self.progress_bar)
+        field_checks.boolean("resume", self.resume)
+        if self.limit_train_batches is not None:
+            field_checks.real("limit_train_batches", self.limit_train_batches, 0, low_open=True)
+
     @property
     def groups_per_step(self) -> int:
         """``batch_size``, or :data:`BATCH_PATTERNS` patterns' worth of groups."""
         return self.batch_size if self.batch_size is not None else max(1, BATCH_PATTERNS // self.gridsize**2)
 
     def check(self) -> None:
-        """Raise ValueError on the first inconsistent field."""
+        """Raise ValueError on the first field of the wrong type or range, or the first inconsistent one.
+
+        The one checker of a training configuration, whether it came from the command line or from
+        a bundle's recorded ``config`` (see :meth:`from_recorded`); the model's fields are
+        :meth:`ModelConfig.check`'s."""
+        self._check_fields()
         if not self.train_path or not self.job_dir:
             raise ValueError("train_path and job_dir are required")
         if self.logger not in LOGGERS:

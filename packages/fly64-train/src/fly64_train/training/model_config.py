@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from fly64_data.cli_common import positive_finite_float, positive_int
+from fly64_train.training import field_checks
 from fly64_train.training.option import internal, option
+
+
+def _design_gridsizes() -> tuple[int, ...]:
+    from fly64_data.design import get_study_design
+
+    return tuple(get_study_design().gridsizes)
+
 
 #: gs2 merge weights a model can use (see :attr:`ModelConfig.merge_weights`).
 MERGE_WEIGHTS = ("probe_intensity", "support")
@@ -122,13 +130,22 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any], legacy: bool = False) -> ModelConfig:
         """Config from a dict. Missing fields take the defaults, or with ``legacy=True`` (a
         bundle's recorded config) the :attr:`LEGACY` values of the architecture it was saved with."""
-        known = set(cls.__dataclass_fields__)
+        known = {f.name for f in fields(cls)}  # not __dataclass_fields__: it lists the ClassVars too
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
         return cls(**{**cls.LEGACY, **data}) if legacy else cls(**data)
 
+    #: Upper bounds that only keep the arithmetic of a hostile config finite; what a bundle may build
+    #: is bounded by the weights it holds (:meth:`conv_kernel_elements`), not by these.
+    MAX_PATCH_SIZE: ClassVar[int] = 1 << 14
+    MAX_WIDTH: ClassVar[int] = 1 << 16
+    MAX_CONVS: ClassVar[int] = 64
+
     def check(self) -> None:
+        """Raise ValueError naming the first field of the wrong type or out of range, then the
+        first inconsistent combination. The one checker for every source: CLI, code, a bundle."""
+        self._check_fields()
         n, d = self.patch_size, self.depth
         if d < 1 or n % (2**d):
             raise ValueError(f"patch_size {n} must be divisible by 2**depth = {2**d}")
@@ -145,3 +162,43 @@ class ModelConfig:
         if self.upsamplings < 0 or 2 ** self.upsamplings * (m // 2**d) != n // 2:
             raise ValueError(f"the decoders cannot reach N/2 = {n // 2} from a {m // 2**d}-pixel encoding "
                              f"by 2x upsampling (input_fraction {self.input_fraction}, depth {d})")
+
+    def _check_fields(self) -> None:
+        # Types and ranges first: depth 10**12 must not reach 2**depth, nor "8" reach torch.
+        field_checks.integer("patch_size", self.patch_size, 2, self.MAX_PATCH_SIZE)
+        field_checks.integer("gridsize", self.gridsize, 1, max(_design_gridsizes()))
+        field_checks.integer("base_width", self.base_width, 1, self.MAX_WIDTH)
+        # 2**depth must divide patch_size, so depth < patch_size.bit_length() bounds it.
+        field_checks.integer("depth", self.depth, 1, int(self.patch_size).bit_length() - 1)
+        field_checks.integer("convs_per_level", self.convs_per_level, 1, self.MAX_CONVS)
+        field_checks.real("support_fraction", self.support_fraction, 0, 1, low_open=True)
+        field_checks.real("amplitude_max", self.amplitude_max, 0, low_open=True)
+        field_checks.boolean("batch_norm", self.batch_norm)
+        field_checks.real("input_fraction", self.input_fraction, 0, 1, low_open=True)
+        field_checks.boolean("flat_start", self.flat_start)
+        field_checks.text("merge_weights", self.merge_weights, self.MERGE_WEIGHTS)
+        field_checks.boolean("shared_encoder", self.shared_encoder)
+
+    def conv_kernel_elements(self) -> int:
+        """Elements of the CNN's convolution kernels (3x3, biases and normalisation left out).
+
+        Both backends store at least these in their weight files, so a bundle whose file holds
+        fewer elements describes a bigger model than it carries, and is refused before building
+        (pinned to both backends' real layers by a test). Call after :meth:`check`.
+        """
+        def block(cin: int, cout: int, count: int) -> int:
+            return 9 * (cin * cout + (count - 1) * cout * cout)
+
+        total = 0
+        cin = self.cnn_channels
+        for level in range(self.depth):
+            cout = self.base_width * 2**level
+            total += block(cin, cout, self.convs_per_level)
+            cin = cout
+        decoder = 0
+        for level in (min(level, self.depth - 1) for level in reversed(range(self.upsamplings))):
+            cout = self.base_width * 2**level
+            decoder += block(cin, cout, self.convs_per_level)
+            cin = cout
+        decoder += block(cin, self.base_width, 1) + 9 * self.base_width * self.cnn_channels
+        return total + 2 * decoder  # two decoders: amplitude and phase

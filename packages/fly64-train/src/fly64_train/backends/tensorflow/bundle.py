@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from fly64_train.backends.tensorflow.model import PtychoPINN
-from fly64_train.backends.tensorflow.weights import SUFFIX, WeightsError, load_weights, save_weights
+from fly64_train.backends.tensorflow.weights import SUFFIX, WeightsError, load_weights, read_layout, save_weights
 from fly64_train.bundle import BUNDLE_NAME, BundleError, WeightFile, format_major, write_model_bundle
-from fly64_train.training.model_config import ModelConfig
+from fly64_train.training.recorded import recorded_configs
 
 __all__ = ["BUNDLE_NAME", "build_model", "save_bundle", "weight_files"]
 
@@ -53,28 +53,69 @@ def save_bundle(model: PtychoPINN, path: str | os.PathLike, config: dict[str, An
 
 
 def build_model(manifest: dict[str, Any], members: dict[str, bytes]) -> PtychoPINN:
-    """The Keras :class:`PtychoPINN` a checked format-2 bundle describes."""
+    """The Keras :class:`PtychoPINN` a checked format-2 bundle describes.
+
+    Every recorded key is checked first, then each file's HDF5 header (no external storage; at least
+    as many values as the config's convolution kernels need), so no model bigger than its weights is
+    built; after loading, every value is finite and the intensity scale is the manifest's.
+    """
     if format_major(manifest) < 2:
         raise BundleError("format 1.x bundles hold torch weights only; this one names the tensorflow backend")
-    files = {entry["name"]: entry["file"] for entry in manifest["models"]}
     try:
-        cfg = ModelConfig.from_dict(manifest["model_config"])
-        n = cfg.patch_size
-        # Placeholders: the forward model's file holds the real probe and intensity scale.
-        model = PtychoPINN(cfg, np.ones((n, n), np.complex64), 1.0)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise BundleError(f"the manifest's model_config does not describe a model ({exc})") from None
+        recorded = recorded_configs(manifest)
+    except ValueError as exc:
+        raise BundleError(str(exc)) from None
+    cfg = recorded.model
+    files = {entry["name"]: entry["file"] for entry in manifest["models"]}
+    for name in ("diffraction_to_obj", "forward_model"):
+        if name not in files:
+            raise BundleError(f"manifest lists no {name!r} model")
     with tempfile.TemporaryDirectory() as tmp:
-        for part in _parts(model):
-            if part.name not in files:
-                raise BundleError(f"manifest lists no {part.name!r} model")
+        local = {}
+        for name in ("diffraction_to_obj", "forward_model"):
             # Keras reads weights from a path only; the name is ours, never the member's.
-            local = Path(tmp) / f"{part.name}{SUFFIX}"
-            local.write_bytes(members[files[part.name]])
+            local[name] = Path(tmp) / f"{name}{SUFFIX}"
+            local[name].write_bytes(members[files[name]])
             try:
-                load_weights(part, local)
+                layout = read_layout(local[name])
+            except WeightsError as exc:
+                raise BundleError(f"model file {files[name]!r}: {str(exc).removeprefix(f'{local[name]}: ')}") from None
+            if name == "diffraction_to_obj":
+                held = sum(int(np.prod(shape)) for shape, _ in layout.values())
+                needed = cfg.conv_kernel_elements()
+                if held < needed:
+                    raise BundleError(f"model file {files[name]!r}: weights do not fit the diffraction_to_obj "
+                                      f"architecture: the file holds {held} values, the manifest's model_config "
+                                      f"needs {needed} for its convolution kernels alone; refused before building")
+        try:
+            n = cfg.patch_size
+            # Placeholders: the forward model's file holds the real probe and intensity scale.
+            model = PtychoPINN(cfg, np.ones((n, n), np.complex64), 1.0)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise BundleError(f"the manifest's model_config does not describe a model ({exc})") from None
+        for part in _parts(model):
+            try:
+                load_weights(part, local[part.name])
             except WeightsError as exc:
                 # The message names our scratch file; the user's name for it is the member.
-                detail = str(exc).removeprefix(f"{local}: ")
+                detail = str(exc).removeprefix(f"{local[part.name]}: ")
                 raise BundleError(f"model file {files[part.name]!r}: {detail}") from None
+    _check_values(model, recorded.intensity_scale, files)
     return model
+
+
+def _check_values(model: PtychoPINN, intensity_scale: float, files: dict[str, str]) -> None:
+    """Every weight finite; the physics' values those the manifest records."""
+    for part in _parts(model):
+        for weight in part.weights:
+            if not np.isfinite(np.asarray(weight.numpy())).all():
+                raise BundleError(f"model file {files[part.name]!r}: dataset {weight.path!r} holds NaN or "
+                                  "infinite values")
+    scale = float(model.forward_model.intensity_scale.numpy())
+    if scale != float(np.float32(intensity_scale)):
+        raise BundleError(f"model file {files['forward_model']!r}: intensity_scale is {scale}, the manifest's "
+                          f"intensity_scale is {intensity_scale}")
+    if not float(np.sum(np.asarray(model.forward_model.probe_planes.numpy(), np.float64) ** 2)) > 0:
+        raise BundleError(f"model file {files['forward_model']!r}: the probe is identically zero")
+    if not float(model.cnn.input_scale.numpy()) > 0:
+        raise BundleError(f"model file {files['diffraction_to_obj']!r}: input_scale must be positive")

@@ -37,12 +37,19 @@ def read_layout(path: str | os.PathLike) -> Layout:
 
     def visit(name: str, obj: object) -> None:
         if isinstance(obj, h5py.Dataset):
+            # External storage and virtual datasets read bytes from other files named inside this one:
+            # a weights file we trust no further than its own bytes must hold its data itself.
+            if obj.external or obj.is_virtual:
+                kind = "HDF5 external storage" if obj.external else "an HDF5 virtual dataset"
+                raise WeightsError(f"{path}: dataset {name!r} uses {kind} (data in other files); refused")
             layout[name] = (tuple(obj.shape), obj.dtype.str)
 
     try:
         with h5py.File(path, "r") as fh:
             fh.visititems(visit)
     except (OSError, ValueError) as exc:
+        if isinstance(exc, WeightsError):
+            raise
         raise WeightsError(f"{path}: not a readable HDF5 weights file ({exc})") from None
     return layout
 
