@@ -116,3 +116,15 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_study_data, tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("fly64-iterative: error:") and "--phase-c-root" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("engine", "options_class"), [("epie", "EPIEOptions"), ("dm", "DMOptions")])
+def test_other_engines_run_through_their_own_option_classes(tiny_study_data, tmp_path, engine, options_class):
+    out = tmp_path / "phase_f"
+    assert main(_args(tiny_study_data, out, "--view", "sparse", "--engine", engine, "--epochs", "1",
+                      "--no-information")) == 0
+    (job,) = load_iterative_manifest(out).jobs
+    assert job.status == "success" and job.engine == engine and job.noise_model == "gaussian"
+    assert job.engine_options["options_class"] == options_class
+    assert "information" not in job.metrics  # --no-information: one reconstruction only
+    assert verify(out) == []
