@@ -128,3 +128,15 @@ def test_other_engines_run_through_their_own_option_classes(tiny_study_data, tmp
     assert job.engine_options["options_class"] == options_class
     assert "information" not in job.metrics  # --no-information: one reconstruction only
     assert verify(out) == []
+
+
+def test_seeds_give_one_replicate_per_seed_in_phase_e_layout(tiny_study_data, tmp_path):
+    out = tmp_path / "phase_f"
+    assert main(_args(tiny_study_data, out, "--view", "sparse", "--seeds", "0", "1", "--epochs", "1",
+                      "--no-information")) == 0
+    manifest = load_iterative_manifest(out)
+    assert sorted(job.seed for job in manifest.jobs) == [0, 1]
+    assert {job.job_dir.name for job in manifest.jobs} == {"seed_0", "seed_1"}
+    assert {job.engine_options["random_seed"] for job in manifest.jobs} == {0, 1}
+    assert manifest.job(100000, "sparse", seed=1).status == "success"
+    assert verify(out) == []
