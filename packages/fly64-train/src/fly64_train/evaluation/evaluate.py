@@ -201,6 +201,43 @@ def save_reconstruction(evaluation: Evaluation, path: str | os.PathLike) -> Path
     return path
 
 
+#: The members of ``reconstruction.npz`` a report draws: real 2-D images of the scored region, one shape.
+IMAGE_MEMBERS = ("amplitude", "phase", "amplitude_true", "phase_true")
+#: A region image larger than this is not one an evaluation wrote (a 4096^2 float32 image is 64 MiB).
+MAX_IMAGE_BYTES = 1 << 30
+
+
+def load_reconstruction(path: str | os.PathLike, keys: tuple[str, ...] = IMAGE_MEMBERS) -> dict[str, np.ndarray]:
+    """The region images of a ``reconstruction.npz``, each checked from its header before it is read.
+
+    Every key must be present, a 2-D real floating array, and all of one shape: what
+    :func:`save_reconstruction` writes. No pickle is ever loaded (object dtypes are refused from the header).
+
+    Raises
+    ------
+    fly64_data.npz_reader.NpzError
+        One line naming the file and the key: missing, 0-d, 3-D, complex, of another shape than the
+        first, or unreadable.
+    """
+    from fly64_data.npz_reader import NpzError, npz_headers, read_npz
+
+    path = Path(path)
+    headers = npz_headers(path)
+    shape = None
+    for key in keys:
+        header = headers.get(key)
+        if header is None:
+            raise NpzError(f"{path}: missing key {key!r} (has: {', '.join(headers) or 'none'})")
+        if len(header.shape) != 2 or header.dtype.kind != "f":
+            raise NpzError(f"{path}: key {key!r} is a {len(header.shape)}-D {header.dtype} array, "
+                           "a 2-D real float image is needed")
+        if min(header.shape) < 1 or (shape is not None and header.shape != shape):
+            raise NpzError(f"{path}: key {key!r} has shape {header.shape}, "
+                           f"{'an empty image' if shape is None else f'the other images {shape}'}")
+        shape = header.shape
+    return read_npz(path, keys, max_bytes=MAX_IMAGE_BYTES)
+
+
 def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, job_dir: str | os.PathLike,
                  cfg: EvaluationConfig | None = None, title: str | None = None,
                  expected_sha256: str | None = None, losses: list[float] | tuple[float, ...] = ()) -> dict[str, Any]:

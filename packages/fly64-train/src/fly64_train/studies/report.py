@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,10 @@ from typing import Any
 import numpy as np
 
 from fly64_data.design import get_study_design
+from fly64_data.npz_reader import NpzError
 from fly64_manifest import DEFAULT_BACKEND
 from fly64_manifest.models import thaw
-from fly64_train.evaluation.evaluate import FRC_UNIT, RECONSTRUCTION_NPZ
+from fly64_train.evaluation.evaluate import FRC_UNIT, RECONSTRUCTION_NPZ, load_reconstruction
 from fly64_train.evaluation.figures import finite_or_none, plot_metric_vs_dose, plot_reconstruction_grid
 from fly64_train.evaluation.metrics import METRIC_NAMES
 from fly64_train.studies.job_context import JobContext
@@ -425,8 +427,12 @@ def _load_cells(rows: list[ReportRow], several_backends: bool
         path = row.job_dir / RECONSTRUCTION_NPZ if row.job_dir is not None else None
         if row.evaluated and path is not None and path.is_file():
             try:
-                with np.load(path, allow_pickle=False) as data:
-                    found[key] = {k: data[k] for k in ("amplitude", "phase", "amplitude_true", "phase_true")}
+                # Members, shapes and dtypes checked from the headers first: one line naming file and key.
+                found[key] = load_reconstruction(path)
+            except NpzError as exc:  # already one line naming the file and the key
+                row.artifact_error = str(exc)
+                row.note = f"{row.artifact_error}; left out of the figures"
+                found[key] = None
             except Exception as exc:  # noqa: BLE001 - one bad artifact must not stop the report: noted, left out
                 row.artifact_error = f"{path}: unreadable ({' '.join(str(exc).split())[:200]})"
                 row.note = f"{row.artifact_error}; left out of the figures"
@@ -517,13 +523,35 @@ class Report:
     """One line per job artifact the report could not read (it went on without it)."""
 
 
+def _publish(staging: Path, output: Path) -> None:
+    """Move the finished report files from ``staging`` into ``output``.
+
+    A new ``output`` is the staging folder renamed (one atomic step). An existing one may hold the
+    user's own files, so the report's files are moved in one by one (each rename atomic), after
+    every destination was checked to be replaceable: nothing is replaced unless all can be.
+    """
+    if not output.exists() and not output.is_symlink():
+        os.rename(staging, output)
+        return
+    if output.is_symlink() or not output.is_dir():
+        raise ValueError(f"{output}: not a folder (the report output must be one)")
+    for name in FILES:
+        target = output / name
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise ValueError(f"{target}: in the way of the report (not a regular file); nothing was replaced")
+    for name in FILES:
+        os.replace(staging / name, output / name)
+
+
 def write_report(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike],
                  output: str | os.PathLike) -> Report:
-    """Write the report files into ``output`` (created if needed; each file atomically).
+    """Write the report files into ``output`` (created if needed), all or nothing.
 
-    Every manifest is read before anything is written, so a bad root leaves ``output`` as it was.
+    Every manifest and artifact is read before anything is written, the files are made in a
+    staging folder beside ``output``, and only when all of them exist are they moved in
+    (:func:`_publish`): a failure leaves an existing report as it was, never half replaced.
     """
-    from fly64_manifest import atomic_write
+    import tempfile
 
     roots = unique_roots([artifact_roots] if isinstance(artifact_roots, (str, os.PathLike)) else artifact_roots)
     output = Path(output)
@@ -531,14 +559,21 @@ def write_report(artifact_roots: str | os.PathLike | Sequence[str | os.PathLike]
     several_backends = len({r.backend for r in rows}) > 1
     doses = sorted({r.dose for r in rows})
     columns = list(dict.fromkeys(_column(r, several_backends) for r in rows))
-    output.mkdir(parents=True, exist_ok=True)
-    files = {name: output / name for name in FILES}
     grid = _load_cells(rows, several_backends)  # first: an unreadable artifact becomes a note in report.md
-    with atomic_write(files["report.md"]) as fh:
-        fh.write(_markdown(rows, roots))
-    with atomic_write(files["metrics.csv"]) as fh:
-        fh.write(metrics_csv(rows))
-    plot_metric_vs_dose([cell.record() for cell in cells(rows)], files["metric_vs_dose.png"])
-    plot_reconstruction_grid(grid, doses, columns, files["reconstructions.png"], "phase")
-    plot_reconstruction_grid(grid, doses, columns, files["reconstructions_amplitude.png"], "amplitude")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would become the published folder's mode
+    try:
+        made = {name: staging / name for name in FILES}
+        made["report.md"].write_text(_markdown(rows, roots))
+        made["metrics.csv"].write_text(metrics_csv(rows))
+        plot_metric_vs_dose([cell.record() for cell in cells(rows)], made["metric_vs_dose.png"])
+        plot_reconstruction_grid(grid, doses, columns, made["reconstructions.png"], "phase")
+        plot_reconstruction_grid(grid, doses, columns, made["reconstructions_amplitude.png"], "amplitude")
+        _publish(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    files = {name: output / name for name in FILES}
     return Report(rows, doses, columns, files, problems=[r.artifact_error for r in rows if r.artifact_error])
