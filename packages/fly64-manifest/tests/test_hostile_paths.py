@@ -178,3 +178,21 @@ def test_any_relative_path_is_refused_or_stays_inside_without_a_link(root, outsi
         rel = os.path.relpath(made, root).split(os.sep)
         assert not any(os.path.islink(os.path.join(root, *rel[:i + 1])) for i in range(len(rel)))
     assert sorted(p.name for p in outside.iterdir()) == ["thesis.txt"]
+
+
+def test_a_relative_root_and_a_path_spelled_through_it_name_the_same_folder(tmp_path, monkeypatch):
+    # `fly64-train train-one --job-dir jobs/one` and `--output-root study/phase_c` are relative to the
+    # working folder: `root / "checkpoints"` must not become `jobs/one/jobs/one/checkpoints`.
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    root = Path("jobs") / "one"
+    made = ensure_dir(root / "checkpoints", root)
+    assert made == tmp_path / "jobs" / "one" / "checkpoints" and made.is_dir()
+    assert not (tmp_path / "jobs" / "one" / "jobs").exists()
+    write_json(root / "checkpoints" / "state.json", {"a": 1}, root=root)
+    assert (tmp_path / "jobs" / "one" / "checkpoints" / "state.json").is_file()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "jobs" / "one" / "logs").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        inside_root(root / "logs" / "metrics.csv", root)

@@ -53,6 +53,12 @@ def inside_root(path: str | os.PathLike, root: str | os.PathLike, *, what: str =
     root_abs = Path(os.path.abspath(root))
     candidate = Path(path)
     full = Path(os.path.normpath(candidate if candidate.is_absolute() else root_abs / candidate))
+    if not candidate.is_absolute():
+        # A relative path spelled through a relative root (``study/e/job`` below ``study/e``: what
+        # ``root / name`` gives) is relative to the working folder, as every other path argument.
+        from_cwd = Path(os.path.normpath(os.path.abspath(candidate)))
+        if from_cwd.is_relative_to(root_abs) and not Path(root).is_absolute():
+            full = from_cwd
     try:
         rel = full.relative_to(root_abs)
     except ValueError:

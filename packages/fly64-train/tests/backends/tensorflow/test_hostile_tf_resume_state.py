@@ -1,4 +1,7 @@
-"""A TensorFlow job's own resume record (``checkpoints/last.json``) is checked like any input (issue 20).
+"""A TensorFlow job's own state is checked like any input, and its time cap never exports an untrained
+model (issue 20).
+
+The resume record (``checkpoints/last.json``):
 
 Each hostile record is refused in one line naming the file and the key, before Keras sees it:
 ``epochs_completed`` -5 was a graph-execution traceback, a NaN ``best_loss`` silently froze the
@@ -48,3 +51,17 @@ def test_the_record_keras_writes_is_accepted(tmp_path):
     (ckpt / LAST_WEIGHTS).write_bytes(b"")
     (ckpt / LAST_STATE).write_text(json.dumps({**GOOD, "best_loss": None}))
     assert _read_resume_state(ckpt)["epochs_completed"] == 1
+
+
+def test_max_time_before_the_first_epoch_exports_nothing(tiny_npz, tmp_path, capsys):
+    from fly64_train.cli import main as train_main
+
+    job = tmp_path / "job"
+    # 200,000 groups of 8 per epoch: a one-second budget ends long before the first epoch does.
+    code = train_main(["train-one", "--backend", "tensorflow", "--train", str(tiny_npz), "--job-dir", str(job),
+                       "--n-groups", "200000", "--batch-size", "8", "--base-width", "4", "--max-time", "00:00:00:01",
+                       "--no-progress", "--accelerator", "cpu"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "nothing exported" in err
+    assert not (job / "wts.h5.zip").exists()

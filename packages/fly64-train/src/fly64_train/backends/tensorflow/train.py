@@ -36,23 +36,40 @@ from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.option import max_time_seconds
 from fly64_train.training.provenance import bundle_provenance, finite, job_relative
 from fly64_train.training.result import TrainResult
+from fly64_train.training.stops import NothingTrained
 
 LAST_WEIGHTS = "last.weights.h5"
 LAST_STATE = "last.json"
 BEST_WEIGHTS = "best.weights.h5"
 
 
+class DeadlineReached(Exception):  # noqa: N818 - a stop, caught around model.fit
+    """The job's ``--max-time`` has run out (raised between batches)."""
+
+
 class WallTimeCap(keras.callbacks.Callback):
-    """Stops training once ``seconds`` of wall time have passed (checked after every batch)."""
+    """Ends ``fit`` once the job's deadline has passed, checked before every training and validation batch.
 
-    def __init__(self, seconds: float) -> None:
+    Raising (not ``stop_training``, which lets Keras validate the cut epoch and call it finished) drops
+    the epoch in progress: it is not validated, not recorded in ``last.json`` and not counted, as
+    with the torch backend's ``JobDeadline``.
+    """
+
+    def __init__(self, deadline: float) -> None:
         super().__init__()
-        self.seconds = seconds
-        self.started = time.monotonic()
+        self.deadline = deadline
+        self.reached = False
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if time.monotonic() - self.started > self.seconds:
-            self.model.stop_training = True
+    def _check(self) -> None:
+        if time.monotonic() >= self.deadline:
+            self.reached = True
+            raise DeadlineReached
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._check()
+
+    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._check()
 
 
 class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
@@ -226,17 +243,25 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
     elif cfg.logger == "tensorboard":
         log_path = job_dir / "logs" / "tensorboard"
         job_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_path), write_graph=False))
-    if cap is not None:
-        job_callbacks.append(WallTimeCap(cap))
+    deadline = WallTimeCap(started + cap) if cap is not None else None  # from the job's start, data included
+    if deadline is not None:
+        job_callbacks.append(deadline)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     progress = sys.stdout.isatty() if cfg.progress_bar is None else cfg.progress_bar
     history = None
     if initial_epoch < cfg.max_epochs:
-        history = model.fit(train_data, validation_data=val_data, epochs=cfg.max_epochs, initial_epoch=initial_epoch,
-                            callbacks=[*job_callbacks, *(callbacks or [])], verbose=1 if progress else 0,
-                            shuffle=False)  # group_batches shuffles, seeded per epoch
+        try:
+            history = model.fit(train_data, validation_data=val_data, epochs=cfg.max_epochs,
+                                initial_epoch=initial_epoch, callbacks=[*job_callbacks, *(callbacks or [])],
+                                verbose=1 if progress else 0, shuffle=False)  # group_batches shuffles per epoch
+        except DeadlineReached:
+            pass  # the finished epochs' checkpoints and record stand; the cut epoch is dropped
     record = last.record or state or {}
+    stopped = deadline is not None and deadline.reached
+    if stopped and not int(record.get("epochs_completed", 0)):
+        raise NothingTrained(f"--max-time {cfg.max_time} ran out before the first epoch finished; nothing "
+                             "exported, rerun with a larger --max-time")
 
     # Export the best weights (lowest monitored loss), falling back to the final ones.
     best_path = ckpt_dir / BEST_WEIGHTS
@@ -269,4 +294,5 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
         n_val_groups=len(val_groups) if val_groups is not None else 0,
         duration_s=round(time.monotonic() - started, 3),
         backend="tensorflow",
+        stop_reason="max_time" if stopped else None,
     )
