@@ -166,3 +166,22 @@ def test_every_parse_time_type_returns_a_checked_value_or_a_usage_error(text):
         assert accept(value), (parse.__name__, text, value)
         if isinstance(value, int):
             assert text.isascii()  # "²" or "٣" never passes for a digit
+
+
+_FLAGS = ["--seed", "--grouping-seed", "--n-groups", "--devices", "--max-time", "--batch-size", "--max-epochs",
+          "--neighbor-count", "--lr", "--num-workers", "--precision", "--strategy", "--accelerator"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(flag=st.sampled_from(_FLAGS), text=_TEXT)
+def test_what_the_command_line_accepts_the_config_checker_accepts(flag, text):
+    # One checker: a value a flag's type lets through must pass TrainConfig.check(), the check a
+    # config read back from a file goes through (else a bundle could record what cannot be reloaded).
+    from fly64_train.cli import build_parser
+    from fly64_train.cli_options import train_config_from_args
+
+    try:
+        args = build_parser().parse_args(["train-one", "--train", "t.npz", "--job-dir", "j", flag, text])
+    except SystemExit:
+        return
+    train_config_from_args(args).check()

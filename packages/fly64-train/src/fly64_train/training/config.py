@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -9,15 +10,22 @@ from fly64_data.cli_common import fraction_or_off, non_negative_int, positive_fi
 from fly64_data.design import get_study_design
 from fly64_train.training import field_checks
 from fly64_train.training.model_config import ModelConfig
-from fly64_train.training.option import NESTED, internal, job_folder, option, time_or_off, whole_number
+from fly64_train.training.option import (
+    MAX_DEVICES,
+    MAX_SEED,
+    NESTED,
+    internal,
+    job_folder,
+    option,
+    time_or_off,
+    whole_number,
+)
 from fly64_train.training.option import devices as devices_type
 from fly64_train.training.option import seed as seed_type
 
 LOGGERS = ("csv", "tensorboard", "none")
 #: Largest K a configuration may ask for (the design's is 7; a group draws C = gridsize**2 of them).
 MAX_NEIGHBORS = 64
-#: Seeds are 32-bit: what Lightning's seed_everything and numpy's legacy seeding accept.
-MAX_SEED = 2**32 - 1
 #: Diffraction patterns per optimisation step when ``TrainConfig.batch_size`` is not given.
 BATCH_PATTERNS = 16
 #: Lightning accelerators a job may ask for (``gpu`` and ``cuda`` are the same thing).
@@ -33,6 +41,10 @@ MAX_N_GROUPS = 10_000_000
 
 def _n_groups(text: str) -> int:
     return whole_number(text, 1, MAX_N_GROUPS)
+
+
+def _neighbor_count(text: str) -> int:
+    return whole_number(text, 1, MAX_NEIGHBORS)
 
 
 def _design_neighbor_count() -> int:
@@ -67,7 +79,8 @@ class TrainConfig:
     """Recorded in the bundle's provenance; not used for training or model selection."""
     neighbor_count: int = field(default_factory=_design_neighbor_count,
                                 metadata=option("K, nearest neighbours a gs2 group is drawn from "
-                                                "(default: the study design's)", type=positive_int, metavar="K"))
+                                                f"(1 to {MAX_NEIGHBORS}; default: the study design's)",
+                                                type=_neighbor_count, metavar="K"))
     """K nearest neighbours considered when forming a group (the design's ``neighbor_count``)."""
     n_groups: int | None = field(default=None, metadata=option(
         f"training groups per job, 1 to {MAX_N_GROUPS:,} (default: one per position)", type=_n_groups,
@@ -91,11 +104,14 @@ class TrainConfig:
                                                         aliases=("--epochs",)))
     """Upper bound on epochs; ``max_time`` may stop earlier."""
     max_time: str | None = field(default="00:00:12:00", metadata=option(
-        "wall-clock cap on the whole job (data, training, export, evaluation), more than zero, or off "
+        "wall-clock cap on the job from its start (data preparation, training, validation), more than zero, "
+        "or off "
         "(default: 12 minutes)", type=time_or_off, metavar="DD:HH:MM:SS"))
-    """Lightning ``DD:HH:MM:SS`` wall-clock cap on training (checkpoints and the bundle are
-    still written). The default, 12 minutes, leaves room for the runner's evaluation
-    inside a 15-minute budget per job on 2 CPU cores; ``None`` removes the cap."""
+    """``DD:HH:MM:SS`` wall-clock cap on the job from its start (data preparation, training and
+    validation; docs/training.md, "How a job ends"): the epoch it cuts is dropped, the best finished
+    epoch is exported, and with no finished epoch nothing is (the job is interrupted). The default,
+    12 minutes, leaves room for the runner's evaluation inside a 15-minute budget per job on 2 CPU
+    cores; ``None`` removes the cap."""
     lr: float = field(default=1e-3, metadata=option("Adam learning rate", type=positive_finite_float,
                                                     metavar="LR"))
     """Initial Adam learning rate."""
@@ -206,6 +222,10 @@ class TrainConfig:
         field_checks.integer("max_epochs", self.max_epochs, 1)
         if self.max_time is not None:
             field_checks.text("max_time", self.max_time)
+            try:  # the same rule as --max-time: DD:HH:MM:SS in ASCII digits, above zero, at most a year
+                time_or_off(self.max_time)
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"max_time {exc}") from None
         field_checks.real("lr", self.lr, 0, low_open=True)
         field_checks.real("plateau_factor", self.plateau_factor, 0, 1, low_open=True, high_open=True)
         field_checks.integer("plateau_patience", self.plateau_patience, 0)
@@ -219,7 +239,7 @@ class TrainConfig:
         field_checks.text("strategy", self.strategy, STRATEGIES)
         field_checks.text("precision", self.precision, PRECISIONS)
         if self.devices != "auto":
-            field_checks.integer("devices", self.devices, 1)
+            field_checks.integer("devices", self.devices, 1, MAX_DEVICES)
         field_checks.boolean("deterministic", self.deterministic)
         field_checks.integer("num_workers", self.num_workers, 0)
         field_checks.text("logger", self.logger, LOGGERS)
