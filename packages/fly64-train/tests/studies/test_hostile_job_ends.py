@@ -173,3 +173,25 @@ def test_report_goes_on_past_an_unreadable_reconstruction_and_names_it(two_jobs,
     report = (out / "report.md").read_text()
     assert str(bad) in report  # the note says which job's figure is missing
     assert (out / "reconstructions.png").is_file() and (out / "metrics.csv").is_file()
+
+
+@pytest.mark.slow  # a local Dask cluster's start-up and shutdown
+def test_ctrl_c_under_dask_is_one_line_exit_130_and_the_job_is_interrupted(tiny_study_data, tmp_path):
+    artifact = tmp_path / "e"
+    job = artifact / "dose_1000" / "baseline" / "gs1"
+    argv = [sys.executable, "-m", "fly64_train", "run", "--phase-c-root", str(tiny_study_data / "phase_c"),
+            "--phase-d-root", str(tiny_study_data / "phase_d"), "--artifact-root", str(artifact), "--dose", "1000",
+            "--view", "baseline", "--n-groups", "64", "--batch-size", "8", "--base-width", "4",
+            "--accelerator", "cpu", "--no-evaluate", "--max-epochs", "10000", "--max-time", "00:00:05:00",
+            "--executor", "dask", "--workers", "1"]
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the client and its workers.
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    _wait_for(job / "checkpoints" / "last.ckpt", proc, timeout=240)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    ours = [line for line in err.splitlines() if line.startswith("fly64-train:")]
+    assert len(ours) == 1 and "interrupted by SIGINT" in ours[0], err
+    assert _result(artifact)["status"] == "interrupted"
