@@ -246,7 +246,8 @@ class TrainingJob:
     dose, view, gridsize
         The job key.
     status : str
-        ``success``, ``failed``, ``dry_run`` or ``skipped``.
+        ``success``, ``failed``, ``interrupted`` (resumable), ``diverged``, ``dry_run`` or ``skipped``
+        (docs/decisions.md, "Job end states").
     job_dir : Path
         Absolute ``<artifact root>/dose_<int>/<view>/gs<g>``.
     bundle_path : Path or None
@@ -405,7 +406,8 @@ class TrainingManifest:
         raise ManifestError(f"{self.path}: no job for {what}")
 
     def jobs_with_status(self, status: str) -> tuple[TrainingJob, ...]:
-        """Jobs whose status is ``status`` (``success``, ``failed``, ``dry_run``, ``skipped``)."""
+        """Jobs whose status is ``status`` (``success``, ``failed``, ``interrupted``, ``diverged``, ``dry_run``,
+        ``skipped``)."""
         return tuple(j for j in self.jobs if j.status == status)
 
     @property
