@@ -14,9 +14,17 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import NoReturn
 
-from fly64_data.cli_common import EXIT_USAGE, Accumulate, OneLineParser, positive_finite_float, positive_int
+from fly64_data.cli_common import (
+    EXIT_USAGE,
+    Accumulate,
+    OneLineParser,
+    non_negative_int,
+    positive_finite_float,
+    positive_int,
+)
 from fly64_train import __version__
 from fly64_train.cli_options import add_train_options, check_accelerator_here, train_config_from_args
+from fly64_train.evaluation.refine import RefineConfig
 from fly64_train.study_cli import add_run_command, fail, interrupted
 
 PROG = "fly64-train"
@@ -43,8 +51,13 @@ test split: rewrites <job dir>/reconstruction.npz and reconstruction.png and upd
 "metrics" in the manifest (atomically, under the runner's lock). A bundle whose sha256 differs from
 the manifest is refused. Metric definitions: docs/evaluation.md.
 
+With --refine-steps N the job's metrics also hold "refine": "PINN + refine", the scores of a copy of
+the model fine-tuned for N steps, without labels, on the test split's own patterns (the training
+loss), with its time; the bundle is not changed.
+
 example:
-  fly64-train evaluate --artifact-root study/phase_e --dose 1000 --view dense"""
+  fly64-train evaluate --artifact-root study/phase_e --dose 1000 --view dense
+  fly64-train evaluate --artifact-root study/phase_e --dose 1000 --refine-steps 300"""
 
 REPORT_EPILOG = """\
 Writes report.md (dose x view table), metrics.csv, metric_vs_dose.png, reconstructions.png and
@@ -114,6 +127,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", default="auto", type=_device, metavar="DEV",
                     help="where the model predicts and stitches: auto (a GPU when present), cpu, cuda, cuda:1 "
                          "(default: auto)")
+    ev.add_argument("--refine-steps", "--refine_steps", type=non_negative_int, default=0, metavar="N",
+                    help="also score 'PINN + refine': a copy fine-tuned for N steps on the test split's own "
+                         "patterns, no labels (default: 0, off)")
+    ev.add_argument("--refine-lr", "--refine_lr", type=positive_finite_float, default=RefineConfig.lr, metavar="LR",
+                    help=f"Adam learning rate of the refinement (default: {RefineConfig.lr:g})")
     ev.set_defaults(handler=_evaluate)
 
 
@@ -201,6 +219,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not jobs:
         return fail(f"{manifest.path}: no successful job matches the filters")
     sigma = float(get_study_design().metrics_config["ms_ssim_sigma"])
+    refine = RefineConfig(steps=args.refine_steps, lr=args.refine_lr)
     updates, artifacts, failed = {}, {}, []
     recorded = RecordedInputs(manifest.phase_c_root, manifest.phase_d_root)
     for job in jobs:
@@ -212,7 +231,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             inside_root(job.job_dir, manifest.root, what="job folder")  # its products are written there
             metrics = evaluate_job(job.bundle_path, job.test_data_path, job.job_dir,
                                    EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size,
-                                                    device=args.device),
+                                                    device=args.device, refine=refine),
                                    title=f"{where} (test split)", expected_sha256=job.bundle_sha256)
         except Exception as exc:  # noqa: BLE001 - one bad job or artifact must not stop the others
             # Its recorded metrics stay as they were; the line names the job and the file.
@@ -227,6 +246,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         amp, ph = metrics["amplitude"], metrics["phase"]
         print(f"{where}: amplitude SSIM {amp['ssim']:.3f} MS-SSIM {amp['ms_ssim']:.3f}; "
               f"phase SSIM {ph['ssim']:.3f} MS-SSIM {ph['ms_ssim']:.3f} -> {job.job_dir}")
+        if "refine" in metrics:
+            ref = metrics["refine"]
+            print(f"{where}: + refine ({refine.steps} steps, {ref['reconstruction']['refine_s']:.1f} s): "
+                  f"amplitude SSIM {ref['amplitude']['ssim']:.3f}; phase SSIM {ref['phase']['ssim']:.3f}")
     if updates:
         path = update_job_metrics(manifest.root, updates, artifacts)
         print(f"manifest: {path} ({len(updates)} job(s) evaluated{f', {len(failed)} failed' if failed else ''})")

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ from fly64_train.backends import check_device
 # Scoring and the product writer are framework-free modules of their own, shared with Phase F (fly64-iterative);
 # re-exported here for the callers that know them from this module.
 from fly64_train.evaluation.product import save_product
+from fly64_train.evaluation.refine import RefineConfig
 from fly64_train.evaluation.scoring import (
     FRC_UNIT,
     Evaluation,
@@ -89,6 +90,9 @@ class EvaluationConfig:
     """Where the backend runs the model and its stitch: ``auto`` (a GPU when present), ``cpu``, ``cuda``, ..."""
     information: bool = True
     """Also compute the held-out information score (a second prediction, from half of the photons)."""
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    """Per-scan refinement ("PINN + refine", :mod:`fly64_train.evaluation.refine`): with ``refine.steps > 0``
+    the job's metrics also hold ``refine``, the scores of a copy fine-tuned on the test split's own patterns."""
 
     def check(self) -> None:
         """Refuse values no evaluation can use, naming the field."""
@@ -103,6 +107,7 @@ class EvaluationConfig:
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         check_device(self.device)  # the seam's device names (fly64_train.backends)
+        self.refine.check()
 
 
 def reconstruct(model: LoadedModel, test_path: str | os.PathLike,
@@ -168,6 +173,11 @@ def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike
         evaluation.extra["information"] = model_information(
             model, test_path, neighbor_count=cfg.neighbor_count, grouping_seed=cfg.grouping_seed,
             batch_size=cfg.batch_size).as_json()
+    if cfg.refine.steps:
+        from fly64_train.evaluation.refine import refined_metrics
+
+        evaluation.extra["refine"] = refined_metrics(model, test_path, cfg,
+                                                     read_manifest(bundle_path).get("config", {}) or {})
     return evaluation
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +13,9 @@ from fly64_train.backends.torch.inference import fold_batch_norms
 from fly64_train.backends.torch.model import PtychoPINN
 from fly64_train.backends.torch.stitch import stitch as device_stitch
 from fly64_train.evaluation.stitch import stitch as numpy_stitch
+
+if TYPE_CHECKING:
+    from fly64_train.evaluation.refine import RefineConfig
 
 
 class TorchLoadedModel:
@@ -45,6 +50,13 @@ class TorchLoadedModel:
         with torch.inference_mode():
             out = self._inference.predict_object(x)
         return out.cpu().numpy().astype(np.complex64, copy=False)
+
+    def refined(self, read_rows: Callable[[np.ndarray], np.ndarray], indices: np.ndarray, offsets: np.ndarray, *,
+                intensity_scale: float, cfg: RefineConfig) -> TorchLoadedModel:
+        """A copy fine-tuned on the given patterns (:func:`fly64_train.backends.torch.refine.refine`)."""
+        from fly64_train.backends.torch.refine import refine
+
+        return refine(self, read_rows, indices, offsets, intensity_scale=intensity_scale, cfg=cfg)
 
     def stitch(self, patches: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray, shape: tuple[int, int],
                weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
