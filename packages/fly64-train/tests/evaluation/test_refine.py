@@ -88,3 +88,14 @@ def test_refine_settings_out_of_range_are_refused_naming_the_field():
                       (RefineConfig(count_split=1.0), "count_split"), (RefineConfig(seed=-2), "seed")):
         with pytest.raises(ValueError, match=word):
             EvaluationConfig(refine=bad).check()
+
+
+@pytest.mark.parametrize("flag,value", [("--refine-steps", "-1"), ("--refine-steps", "1.5"), ("--refine-lr", "0"),
+                                        ("--refine-lr", "nan")])
+def test_evaluate_refuses_a_bad_refine_flag_with_one_usage_line(flag, value, tmp_path, capsys):
+    from fly64_train.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--artifact-root", str(tmp_path), flag, value])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and flag in err and len(err.splitlines()) == 1
