@@ -9,7 +9,16 @@ from pathlib import Path
 from fly64_data.cli_common import Accumulate, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.cli_options import add_train_options, check_accelerator_here, train_config_from_args
-from fly64_train.studies.executor import AUTO, JOBS_PER_GPU, KINDS, ExecutorConfig, ExecutorError
+from fly64_train.studies.executor import (
+    AUTO,
+    DEFAULT_MAX_ATTEMPTS,
+    JOBS_PER_GPU,
+    KINDS,
+    ExecutorConfig,
+    ExecutorError,
+    scheduler_address,
+    worker_specs,
+)
 from fly64_train.studies.filters import DistinctSeeds, check_filters, dose_type
 from fly64_train.studies.matrix import study_views
 from fly64_train.training.option import FlagError
@@ -78,8 +87,9 @@ def add_execution_options(run: argparse.ArgumentParser) -> None:
     group.add_argument("--scheduler-file", "--scheduler_file", metavar="PATH",
                        help="with --executor dask: the scheduler named by this `dask scheduler --scheduler-file`")
     group.add_argument("--max-attempts", "--max_attempts", type=positive_int, default=default.max_attempts,
-                       metavar="N", help="starts of a job whose worker keeps dying before it is recorded as "
-                                         f"failed (local cluster; default: {default.max_attempts})")
+                       metavar="N", help="with --executor dask and a local cluster: starts of a job whose worker "
+                                         "keeps dying before it is recorded as failed "
+                                         f"(default: {DEFAULT_MAX_ATTEMPTS})")
 
 
 def workers_type(text: str) -> int | str:
@@ -93,6 +103,12 @@ def executor_config_from_args(parser: argparse.ArgumentParser, args: argparse.Na
                             scheduler_file=args.scheduler_file, max_attempts=args.max_attempts)
     try:
         config.check()
+        # Before anything is read or written: the scheduler file's address, or the local workers
+        # this node can run (cores, memory), so a bad value is a usage line, not a hang or an OOM.
+        if config.scheduler_file is not None:
+            scheduler_address(config.scheduler_file)
+        elif config.kind == "dask" and config.scheduler is None:
+            worker_specs(config)
     except ValueError as exc:
         parser.error(str(exc))
     return config

@@ -29,6 +29,16 @@ AUTO = "auto"
 #: better; 3 keeps each job's memory (a dose's patterns and the model, well under 10 GB) and the
 #: worker's CPU threads for data loading comfortably within one node.
 JOBS_PER_GPU = 3
+#: Job starts before a dying worker makes it lost, when ``--max-attempts`` is not given.
+DEFAULT_MAX_ATTEMPTS = 3
+#: Local workers a node may run per core: a few more than cores still helps while jobs read data
+#: (the 2-core tests run 2 to 3), but hundreds only queue for the cores and multiply the memory.
+WORKERS_PER_CORE = 4
+#: Memory one local worker is given room for: a Dask worker process with torch imported takes about
+#: 0.4 GB and a job's patterns and model up to about 1 GB more at N = 128 (chosen, with margin).
+WORKER_MEMORY_BYTES = 2 << 30
+#: A scheduler file ``dask scheduler --scheduler-file`` writes is a few hundred bytes.
+MAX_SCHEDULER_FILE_BYTES = 1 << 20
 #: Environment variables that size a worker's BLAS/OpenMP (and hence torch's intra-op) thread pool.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -58,10 +68,11 @@ class ExecutorConfig:
         dask-jobqueue's SLURMCluster/PBSCluster or ``dask scheduler`` started.
     scheduler_file : str, optional
         The JSON file ``dask scheduler --scheduler-file`` wrote; an alternative to ``scheduler``.
-    max_attempts : int
+    max_attempts : int, optional
         Times a job is started before a dying worker makes it a :class:`JobLost`
-        (Dask's ``allowed-failures`` is ``max_attempts - 1``). Applies to the local
-        cluster; a running scheduler keeps its own setting.
+        (Dask's ``allowed-failures`` is ``max_attempts - 1``); ``None``:
+        :data:`DEFAULT_MAX_ATTEMPTS`. Only for the local cluster (a running scheduler
+        keeps its own setting), so giving it with ``local`` or a scheduler is refused.
     gpus : tuple of str, optional
         GPU ids for the local cluster's workers, one each. Default: detected from
         ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi -L`` (see :func:`detect_gpus`).
@@ -79,7 +90,7 @@ class ExecutorConfig:
     workers: int | str | None = None
     scheduler: str | None = None
     scheduler_file: str | None = None
-    max_attempts: int = 3
+    max_attempts: int | None = None
     gpus: tuple[str, ...] | None = None
     connect_timeout_s: float = 5.0
     cores: int | None = None
@@ -102,8 +113,15 @@ class ExecutorConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.jobs_per_gpu < 1:
             raise ValueError(f"jobs_per_gpu must be >= 1, got {self.jobs_per_gpu}")
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.max_attempts is not None:
+            # Refused like --workers: a flag that would be silently ignored is a usage error.
+            if self.kind == "local":
+                raise ValueError("--max-attempts needs --executor dask (a local run starts each job once)")
+            if remote:
+                raise ValueError("--max-attempts applies to the local Dask cluster; a running scheduler keeps "
+                                 "its own allowed-failures setting")
+            if self.max_attempts < 1:
+                raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if self.connect_timeout_s <= 0:
             raise ValueError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s}")
         if self.cores is not None and self.cores < 1:
@@ -111,6 +129,54 @@ class ExecutorConfig:
         if self.gpus and isinstance(self.workers, int) and self.workers > len(self.gpus) * self.jobs_per_gpu:
             raise ValueError(f"{self.workers} workers but {len(self.gpus)} GPU(s): at most {self.jobs_per_gpu} "
                              "workers share one GPU")
+
+
+def scheduler_address(path: str | os.PathLike) -> str:
+    """The address in a ``dask scheduler --scheduler-file`` file, checked as untrusted input.
+
+    The file must be a small regular file (a FIFO or a device would block the read, so the mode is
+    checked before opening, and again on the opened descriptor), strict JSON, and an object with a
+    non-empty string ``address``. Dask never reads the file itself: the client is given the address.
+
+    Raises ValueError: one line naming the file.
+    """
+    import stat
+
+    from fly64_manifest import ManifestError, parse_json
+
+    where = f"--scheduler-file {os.fspath(path)}"
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ValueError(f"{where}: not a regular file")
+        # O_NONBLOCK: if the path was swapped for a FIFO after the check, opening it still returns.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{where}: not a regular file")
+        if info.st_size > MAX_SCHEDULER_FILE_BYTES:
+            raise ValueError(f"{where}: {info.st_size} bytes, not a scheduler file (at most "
+                             f"{MAX_SCHEDULER_FILE_BYTES})")
+        data = os.read(fd, MAX_SCHEDULER_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        doc = parse_json(data, where)
+    except ManifestError as exc:
+        raise ValueError(str(exc)) from None
+    address = doc.get("address") if isinstance(doc, dict) else None
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"{where}: holds no scheduler address (a JSON object with a string \"address\", as "
+                         f"`dask scheduler --scheduler-file` writes; got {_describe(doc)})")
+    return address
+
+
+def _describe(doc: Any) -> str:
+    if isinstance(doc, dict):
+        return f"address {doc['address']!r}" if "address" in doc else "an object without \"address\""
+    return f"a JSON {type(doc).__name__}"
 
 
 @dataclass(frozen=True)
@@ -180,12 +246,10 @@ class DaskExecutor(Generic[Item, Result]):
         if config.scheduler is not None or config.scheduler_file is not None:
             where = config.scheduler or config.scheduler_file
             try:
-                self.client = Client(config.scheduler, scheduler_file=config.scheduler_file,
-                                     timeout=config.connect_timeout_s, set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise ExecutorError(
-                    f"{where}: no Dask scheduler answered within {config.connect_timeout_s:g} s"
-                    f" ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+                address = config.scheduler or scheduler_address(config.scheduler_file)
+            except ValueError as exc:
+                raise ExecutorError(str(exc)) from None
+            self.client = _connect(Client, address, config.connect_timeout_s, where)
         else:
             self._cluster = start_local_cluster(config)
             try:
@@ -303,6 +367,37 @@ class WorkerPlacement:
         return None if self.gpu is None else {"GPU": 1}
 
 
+def _connect(client_class: Any, address: str, timeout_s: float, where: str) -> Any:
+    """A client of the scheduler at ``address``, or an :class:`ExecutorError` naming ``where``.
+
+    A Client whose constructor fails is half made: left to the garbage collector, its ``__del__``
+    tries to close a connection that never opened, waits and prints a traceback. It is found in the
+    failed constructor's frame and closed here, quietly, so the one-line error is all a user sees.
+    """
+    try:
+        return client_class(address, timeout=timeout_s, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - Dask raises OSError, TimeoutError, ValueError, ... for a bad address
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        tb = exc.__traceback__
+        while tb is not None:
+            half_made = tb.tb_frame.f_locals.get("self")
+            if isinstance(half_made, client_class):
+                _close_quietly(half_made)
+                break
+            tb = tb.tb_next
+        raise ExecutorError(f"{where}: no Dask scheduler answered within {timeout_s:g} s ({detail})") from None
+
+
+def _close_quietly(client: Any) -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        client.close(timeout=0.1)
+    # Whatever close() managed, __del__ must not try again: it is what waits and prints.
+    with contextlib.suppress(Exception):
+        client.status = "closed"
+
+
 def auto_workers(n_gpus: int, jobs_per_gpu: int = JOBS_PER_GPU) -> int:
     """``--workers auto``: ``jobs_per_gpu`` workers per GPU; 1 on a CPU-only node.
 
@@ -313,17 +408,35 @@ def auto_workers(n_gpus: int, jobs_per_gpu: int = JOBS_PER_GPU) -> int:
     return n_gpus * jobs_per_gpu if n_gpus else 1
 
 
+def node_worker_cap(cores: int, memory_bytes: int | None = None) -> int:
+    """Most local workers a node of ``cores`` cores and ``memory_bytes`` of memory runs (at least 1)."""
+    cap = WORKERS_PER_CORE * cores
+    if memory_bytes is not None:
+        cap = min(cap, memory_bytes // WORKER_MEMORY_BYTES)
+    return max(1, cap)
+
+
 def place_workers(workers: int | str | None, gpus: Sequence[str], cores: int,
-                  jobs_per_gpu: int = JOBS_PER_GPU) -> list[WorkerPlacement]:
+                  jobs_per_gpu: int = JOBS_PER_GPU, memory_bytes: int | None = None) -> list[WorkerPlacement]:
     """The local workers for ``workers`` (a count, ``"auto"`` or ``None`` = auto) on this node.
 
     Worker ``i`` sees GPU ``gpus[i % G]``, so fewer workers than GPUs get one GPU
     each and more share them evenly (at most ``jobs_per_gpu`` per GPU); each gets
-    ``cores // workers`` threads, at least 1.
+    ``cores // workers`` threads, at least 1. A count beyond :func:`node_worker_cap` (cores, and
+    ``memory_bytes`` when given) is refused; ``auto`` is clamped to it.
     """
-    n = auto_workers(len(gpus), jobs_per_gpu) if workers is None or workers == AUTO else int(workers)
+    cap = node_worker_cap(cores, memory_bytes)
+    if workers is None or workers == AUTO:
+        n = min(auto_workers(len(gpus), jobs_per_gpu), cap)  # auto fits the node by construction
+    else:
+        n = int(workers)
     if gpus and n > len(gpus) * jobs_per_gpu:
         raise ValueError(f"{n} workers but {len(gpus)} GPU(s): at most {jobs_per_gpu} workers share one GPU")
+    if n > cap:
+        memory = f", {memory_bytes / 2**30:.0f} GiB memory at {WORKER_MEMORY_BYTES >> 30} GiB per worker" \
+            if memory_bytes is not None else ""
+        raise ValueError(f"--workers {n}: this node can run at most {cap} local workers ({cores} cores x "
+                         f"{WORKERS_PER_CORE}{memory})")
     threads = max(1, cores // n)
     return [WorkerPlacement(f"worker-{i}", gpus[i % len(gpus)] if gpus else None, threads) for i in range(n)]
 
@@ -331,7 +444,10 @@ def place_workers(workers: int | str | None, gpus: Sequence[str], cores: int,
 def worker_specs(config: ExecutorConfig) -> list[WorkerPlacement]:
     """The local cluster's workers for ``config`` on this node (GPUs detected unless given)."""
     gpus = detect_gpus() if config.gpus is None else config.gpus
-    return place_workers(config.workers, gpus, config.cores or _usable_cores(), config.jobs_per_gpu)
+    from fly64_data.npz_reader import physical_memory_bytes
+
+    return place_workers(config.workers, gpus, config.cores or _usable_cores(), config.jobs_per_gpu,
+                         memory_bytes=physical_memory_bytes())
 
 
 def start_local_cluster(config: ExecutorConfig) -> Any:
@@ -345,7 +461,7 @@ def start_local_cluster(config: ExecutorConfig) -> Any:
 
     specs = worker_specs(config)
     cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True,
-                           scheduler_kwargs={"allowed_failures": config.max_attempts - 1})
+                           scheduler_kwargs={"allowed_failures": (config.max_attempts or DEFAULT_MAX_ATTEMPTS) - 1})
     try:
         for spec in specs:
             options = {**cluster.new_spec["options"], "name": spec.name, "env": spec.env}
