@@ -117,7 +117,7 @@ def executor_config_from_args(parser: argparse.ArgumentParser, args: argparse.Na
 def run_command(args: argparse.Namespace) -> int:
     """Run the selected jobs; 1 if any failed or the inputs do not check out."""
     from fly64_data.contract import ContractError
-    from fly64_train.backends import BackendUnavailable
+    from fly64_train.core.seam import BackendUnavailable
     from fly64_train.studies.matrix import MissingPhaseCError
     from fly64_train.studies.runner import StudyRunConfig, run_study
 
@@ -148,8 +148,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def interrupted(exc: JobInterrupted) -> int:
     """One line for a handled signal; the exit status is ``128 + signal`` (130 for Ctrl-C)."""
-    print(f"fly64-train: {exc}: stopped; checkpoints are kept, rerun the same command to resume",
-          file=sys.stderr)
+    print(f"fly64-train: {exc}: stopped; rerun the same command to continue (training jobs resume from "
+          "their checkpoints)", file=sys.stderr)
     return exc.exit_status
 
 
