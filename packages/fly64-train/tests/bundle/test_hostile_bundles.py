@@ -288,6 +288,7 @@ def _config(**values):
     (_model_config(depth=1e12), "model_config.depth"),
     (_model_config(depth=10**12), "model_config.depth"),
     (_model_config(input_fraction=0.0), "model_config.input_fraction"),
+    (_model_config(input_fraction=0.015625), "model_config.input_fraction"),  # a 0-pixel crop: was 1/0
     (_model_config(amplitude_max=-2.0), "model_config.amplitude_max"),
     (_model_config(batch_norm="yes"), "model_config.batch_norm"),
     (_model_config(merge_weights="gaussian"), "model_config.merge_weights"),
@@ -434,7 +435,7 @@ _JSON_VALUES = st.one_of(_JSON_SCALARS, st.lists(_JSON_SCALARS, max_size=3),
                          st.dictionaries(st.text(max_size=4), _JSON_SCALARS, max_size=3))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(section=st.sampled_from(["model_config", "config"]), data=st.data(), value=_JSON_VALUES)
 def test_any_json_value_at_any_recorded_key_is_accepted_typed_or_refused_naming_the_key(section, data, value):
     # The property behind the cases above: whatever JSON sits at a known key, the one checker per config

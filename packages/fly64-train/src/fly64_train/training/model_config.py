@@ -123,6 +123,8 @@ class ModelConfig:
     @property
     def upsamplings(self) -> int:
         """Decoder 2x upsamplings from the encoder's output (input_size / 2**depth) to N/2."""
+        if self.input_size < 1:
+            return -1  # a crop of no pixel: check() refuses it
         ratio = (self.patch_size // 2) * 2**self.depth / self.input_size
         return int(round(math.log2(ratio))) if ratio >= 1 else -1
 
@@ -156,7 +158,7 @@ class ModelConfig:
         if self.merge_weights not in self.MERGE_WEIGHTS:
             raise ValueError(f"merge_weights must be one of {self.MERGE_WEIGHTS}, got {self.merge_weights!r}")
         m = self.input_size
-        if not 0 < self.input_fraction <= 1 or m % 2 != n % 2 or m % (2**d):
+        if not 0 < self.input_fraction <= 1 or m < 2**d or m % 2 != n % 2 or m % (2**d):
             raise ValueError(f"input_fraction {self.input_fraction} gives a {m}-pixel crop of N = {n}: it must be "
                              f"in (0, 1], centred (same parity as N) and divisible by 2**depth = {2**d}")
         if self.upsamplings < 0 or 2 ** self.upsamplings * (m // 2**d) != n // 2:
