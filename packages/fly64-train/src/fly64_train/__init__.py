@@ -33,7 +33,7 @@ __all__ = [*sorted([*_EXPORTS, "train_job"]), "__version__"]
 
 def train_job(config: TrainConfig) -> TrainResult:
     """Train one job on the backend ``config.backend`` names (``torch`` when the config has no such field)."""
-    from fly64_train.backends import get_backend
+    from fly64_train.core.seam import get_backend
 
     return get_backend(getattr(config, "backend", "torch")).train(config)
 

@@ -103,7 +103,7 @@ def _add_train_one(sub: argparse._SubParsersAction) -> None:
 
 
 def _device(text: str) -> str:
-    from fly64_train.backends import check_device
+    from fly64_train.core.device import check_device
 
     try:
         check_device(text)
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train_one(args: argparse.Namespace) -> int:
     """Train one job; exit 0 with its result, 1 if it failed, diverged or trained nothing, 128 + signal."""
     from fly64_data.contract import ContractError
-    from fly64_train.backends import BackendUnavailable, get_backend
+    from fly64_train.core.seam import BackendUnavailable, get_backend
     from fly64_train.studies.divergence import divergence
     from fly64_train.studies.execute import as_train_result
     from fly64_train.training.stops import JobInterrupted, NothingTrained, interruptible

@@ -16,7 +16,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from fly64_data.cli_common import UNSET
-from fly64_train.backends import BACKENDS
+from fly64_train.core.seam import BACKENDS
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.option import NESTED, Internal, Option

@@ -117,7 +117,7 @@ def executor_config_from_args(parser: argparse.ArgumentParser, args: argparse.Na
 def run_command(args: argparse.Namespace) -> int:
     """Run the selected jobs; 1 if any failed or the inputs do not check out."""
     from fly64_data.contract import ContractError
-    from fly64_train.backends import BackendUnavailable
+    from fly64_train.core.seam import BackendUnavailable
     from fly64_train.studies.matrix import MissingPhaseCError
     from fly64_train.studies.runner import StudyRunConfig, run_study
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import fly64_manifest
-from fly64_train.backends import BACKENDS, BackendUnavailable, get_backend
 from fly64_train.cli_options import _CHOICES
+from fly64_train.core.seam import BACKENDS, BackendUnavailable, get_backend
 
 
 def test_the_seam_and_the_cli_list_the_backends_of_the_one_list():

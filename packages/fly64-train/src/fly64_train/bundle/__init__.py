@@ -2,7 +2,7 @@
 
 ``load_bundle`` checks the archive (digest, declared sizes, bounded reads,
 per-file sha256), then asks the backend the manifest names (via
-:func:`fly64_train.backends.get_backend`) to build the model. See docs/bundle.md.
+:func:`fly64_train.core.seam.get_backend`) to build the model. See docs/bundle.md.
 """
 
 from fly64_train.bundle.container import MANIFEST_NAME, MAX_MEMBER_BYTES, BundleError, BundleFile, WeightFile

@@ -11,7 +11,7 @@ from fly64_train.bundle.container import BundleError, ContainerReader
 from fly64_train.bundle.manifest import parse_manifest
 
 if TYPE_CHECKING:
-    from fly64_train.backends import LoadedModel
+    from fly64_train.core.seam import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def read_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None) 
 
 
 def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, device: str = "auto") -> LoadedModel:
-    """Load a bundle of any backend as a :class:`~fly64_train.backends.LoadedModel` ready for inference.
+    """Load a bundle of any backend as a :class:`~fly64_train.core.seam.LoadedModel` ready for inference.
 
     Parameters
     ----------
@@ -77,7 +77,7 @@ def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, 
         bigger than declared or allowed, an unsupported format version, a backend whose framework
         is not installed, or weights that do not fit the model the manifest describes.
     """
-    from fly64_train.backends import BackendUnavailable, get_backend
+    from fly64_train.core.seam import BackendUnavailable, get_backend
 
     contents = read_bundle(path, expected_sha256=expected_sha256)
     try:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fly64_train.backends import check_device
+from fly64_train.core.device import check_device
 
 # Scoring and the product writer are framework-free modules of their own, shared with Phase F (fly64-iterative);
 # re-exported here for the callers that know them from this module.
@@ -59,7 +59,7 @@ from fly64_train.evaluation.scoring import (
 )
 
 if TYPE_CHECKING:
-    from fly64_train.backends import LoadedModel
+    from fly64_train.core.seam import LoadedModel
 
 RECONSTRUCTION_NPZ = "reconstruction.npz"
 RECONSTRUCTION_PNG = "reconstruction.png"
@@ -106,7 +106,7 @@ class EvaluationConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-        check_device(self.device)  # the seam's device names (fly64_train.backends)
+        check_device(self.device)  # the seam's device names (fly64_train.core.device)
         self.refine.check()
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from fly64_train.evaluation.metrics import COUNT_SPLIT_FRACTION, InformationScore, poisson_nll, split_counts
 
 if TYPE_CHECKING:
-    from fly64_train.backends import LoadedModel
+    from fly64_train.core.seam import LoadedModel
     from fly64_train.data.reader import DatasetInfo
 
 #: The stitch leaves pixels whose summed weight is below this share of its maximum at 0 (no data there);

@@ -13,7 +13,7 @@ from fly64_train.data.grouping import make_groups
 from fly64_train.data.reader import DatasetInfo, open_dataset
 
 if TYPE_CHECKING:
-    from fly64_train.backends import LoadedModel
+    from fly64_train.core.seam import LoadedModel
 
 
 @dataclass(frozen=True)

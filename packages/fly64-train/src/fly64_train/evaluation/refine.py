@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fly64_train.backends import LoadedModel
+    from fly64_train.core.seam import LoadedModel
 
 #: Patterns per refinement step when ``RefineConfig.batch_size`` is not given: training's default
 #: (:data:`fly64_train.training.config.BATCH_PATTERNS`), so a step costs what a training step costs.

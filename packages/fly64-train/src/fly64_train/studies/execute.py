@@ -27,7 +27,7 @@ from typing import Any
 
 from fly64_data.contract import utc_now
 from fly64_manifest import ensure_dir, locked, open_append, read_json, write_json
-from fly64_train.backends import get_backend
+from fly64_train.core.seam import get_backend
 from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5
 from fly64_train.studies.divergence import divergence
 from fly64_train.studies.job_record import Artifact, JobRecord, JobResult

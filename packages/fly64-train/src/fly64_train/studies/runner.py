@@ -31,7 +31,7 @@ from fly64_manifest import (
     refuse_foreign_root,
     refuse_output_in_input,
 )
-from fly64_train.backends import get_backend
+from fly64_train.core.seam import get_backend
 from fly64_train.evaluation.evaluate import EvaluationConfig
 from fly64_train.studies.execute import JOB_LOCK_NAME, run_job, started_attempts
 from fly64_train.studies.executor import ExecutorConfig, JobLost, open_executor

@@ -132,7 +132,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"option": NESTED})
     """The network's shape (its own fields are options)."""
     backend: str = field(default="torch", metadata=option("training framework"))
-    """The backend that trains the job (``fly64_train.backends.get_backend``): torch or tensorflow."""
+    """The backend that trains the job (``fly64_train.core.seam.get_backend``): torch or tensorflow."""
     accelerator: str = field(default="auto", metadata=option(
         "auto (a GPU when present), cpu, gpu or cuda (default: auto)", choices=ACCELERATORS))
     """Lightning accelerator."""

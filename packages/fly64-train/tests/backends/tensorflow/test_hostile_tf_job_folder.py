@@ -7,7 +7,7 @@ import csv
 
 import pytest
 
-from fly64_train.backends import get_backend
+from fly64_train.core.seam import get_backend
 from fly64_train.training.job_folder import ResumeMismatch
 
 

@@ -20,9 +20,9 @@ import pytest
 
 from fly64_manifest import sha256_file
 from fly64_train import load_bundle
-from fly64_train.backends import get_backend
 from fly64_train.backends.tensorflow.convert import load_torch_state
 from fly64_train.backends.tensorflow.weights import WeightsError, load_model, load_weights, read_layout
+from fly64_train.core.seam import get_backend
 from fly64_train.data.reader import open_dataset
 from fly64_train.training.model_config import ModelConfig
 

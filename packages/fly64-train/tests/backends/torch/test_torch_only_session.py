@@ -8,7 +8,7 @@ import sys
 SCRIPT = """
 import sys
 from fly64_train import TrainConfig, load_bundle, train_job
-from fly64_train.backends import get_backend
+from fly64_train.core.seam import get_backend
 from fly64_train.cli import build_parser
 import fly64_train.studies.runner, fly64_train.evaluation.evaluate, fly64_train.studies.report
 backend = get_backend("torch")

@@ -1,7 +1,7 @@
-"""The TensorFlow (Keras 3) implementation of :class:`fly64_train.backends.Backend`.
+"""The TensorFlow (Keras 3) implementation of :class:`fly64_train.core.seam.Backend`.
 
 Importing this module imports TensorFlow (through the package's ``__init__`` settings);
-:func:`fly64_train.backends.get_backend` does so only when a job or a bundle asks for it.
+:func:`fly64_train.core.seam.get_backend` does so only when a job or a bundle asks for it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import tensorflow  # noqa: F401  -- a missing framework fails get_backend here, with the package named
 
 if TYPE_CHECKING:
-    from fly64_train.backends import LoadedModel
+    from fly64_train.core.seam import LoadedModel
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.result import TrainResult
 

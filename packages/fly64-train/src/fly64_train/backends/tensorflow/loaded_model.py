@@ -1,17 +1,17 @@
-"""A trained Keras PtychoPINN behind the framework-free :class:`~fly64_train.backends.LoadedModel` interface."""
+"""A trained Keras PtychoPINN behind the framework-free :class:`~fly64_train.core.seam.LoadedModel` interface."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from fly64_train.backends import check_device
 from fly64_train.backends.tensorflow.model import PtychoPINN
+from fly64_train.core.device import check_device
 from fly64_train.evaluation.stitch import stitch as numpy_stitch
 
 
 def tf_device(device: str) -> str:
-    """TensorFlow's name for a seam device name (:func:`fly64_train.backends.check_device`).
+    """TensorFlow's name for a seam device name (:func:`fly64_train.core.device.check_device`).
 
     ``auto`` is the first GPU TensorFlow sees, else the CPU. A GPU TensorFlow does not see is a
     ValueError naming the device, as in torch (TensorFlow would otherwise fall back to the CPU unasked).

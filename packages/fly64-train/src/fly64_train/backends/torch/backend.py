@@ -1,11 +1,11 @@
-"""The PyTorch + Lightning implementation of :class:`fly64_train.backends.Backend`."""
+"""The PyTorch + Lightning implementation of :class:`fly64_train.core.seam.Backend`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fly64_train.backends import LoadedModel
+    from fly64_train.core.seam import LoadedModel
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.result import TrainResult
 

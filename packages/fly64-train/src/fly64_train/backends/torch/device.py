@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fly64_train.backends import check_device
+from fly64_train.core.device import check_device
 
 MIB = 2**20
 
@@ -83,7 +83,7 @@ def device_type(accelerator: str) -> str:
 
 
 def inference_device(device: str) -> str:
-    """The torch device a loaded model runs on, from a seam device name (:func:`fly64_train.backends.check_device`).
+    """The torch device a loaded model runs on, from a seam device name (:func:`fly64_train.core.device.check_device`).
 
     ``auto`` is the GPU when one is present, else the CPU; ``gpu:K`` is ``cuda:K``. A GPU torch does not
     see is a ValueError naming the device (not a failure to load the weights).

@@ -1,4 +1,4 @@
-"""A trained PtychoPINN behind the framework-free :class:`~fly64_train.backends.LoadedModel` interface."""
+"""A trained PtychoPINN behind the framework-free :class:`~fly64_train.core.seam.LoadedModel` interface."""
 
 from __future__ import annotations
 

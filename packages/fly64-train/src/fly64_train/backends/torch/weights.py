@@ -223,6 +223,6 @@ def build_model(manifest: dict[str, Any], members: dict[str, bytes], device: str
 
 
 def load_model(manifest: dict[str, Any], members: dict[str, bytes], *, device: str = "auto") -> TorchLoadedModel:
-    """The torch backend's :meth:`~fly64_train.backends.Backend.load_model` (``auto``: a GPU when present)."""
+    """The torch backend's :meth:`~fly64_train.core.seam.Backend.load_model` (``auto``: a GPU when present)."""
     device = inference_device(device)
     return TorchLoadedModel(build_model(manifest, members, device), device)
