@@ -113,3 +113,39 @@ def test_the_worker_cap_follows_cores_and_memory():
     # auto is clamped to the node, never refused
     assert len(executor.place_workers("auto", ("0",), 16, jobs_per_gpu=3, memory_bytes=4 << 30)) == 2
     assert executor.ExecutorConfig(kind="dask", workers=2, max_attempts=2).check() is None
+
+
+def test_a_peer_that_accepts_and_never_answers_is_refused_within_a_deadline():
+    # Dask bounds the TCP connect, not its handshake: before, this waited for ever.
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(executor.ExecutorError, match=rf"^{address}: no Dask scheduler answered within 3 s"):
+            executor.DaskExecutor(executor.ExecutorConfig(kind="dask", scheduler=address, connect_timeout_s=1))
+        assert time.monotonic() - started < 30
+    finally:
+        stop.set()
+        acceptor.join()
+        for conn in accepted:
+            conn.close()  # the abandoned connect thread then fails and ends
+        server.close()

@@ -370,22 +370,42 @@ class WorkerPlacement:
 def _connect(client_class: Any, address: str, timeout_s: float, where: str) -> Any:
     """A client of the scheduler at ``address``, or an :class:`ExecutorError` naming ``where``.
 
+    Dask bounds the TCP connect by ``timeout_s`` but not its handshake: a peer that accepts the
+    connection and never answers (a wrong port on a busy node) would hang the run for ever. So the
+    client is made in a daemon thread that is given ``2 * timeout_s + 1`` seconds and then abandoned.
+
     A Client whose constructor fails is half made: left to the garbage collector, its ``__del__``
     tries to close a connection that never opened, waits and prints a traceback. It is found in the
     failed constructor's frame and closed here, quietly, so the one-line error is all a user sees.
     """
-    try:
-        return client_class(address, timeout=timeout_s, set_as_default=False)
-    except Exception as exc:  # noqa: BLE001 - Dask raises OSError, TimeoutError, ValueError, ... for a bad address
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        tb = exc.__traceback__
-        while tb is not None:
-            half_made = tb.tb_frame.f_locals.get("self")
-            if isinstance(half_made, client_class):
-                _close_quietly(half_made)
-                break
-            tb = tb.tb_next
-        raise ExecutorError(f"{where}: no Dask scheduler answered within {timeout_s:g} s ({detail})") from None
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def make() -> None:
+        try:
+            box["client"] = client_class(address, timeout=timeout_s, set_as_default=False)
+        except Exception as exc:  # noqa: BLE001 - Dask raises OSError, TimeoutError, ValueError, ... for a bad address
+            box["error"] = exc
+
+    thread = threading.Thread(target=make, name="fly64-dask-connect", daemon=True)
+    thread.start()
+    thread.join(2 * timeout_s + 1)
+    if "client" in box:
+        return box["client"]
+    if "error" not in box:
+        raise ExecutorError(f"{where}: no Dask scheduler answered within {2 * timeout_s + 1:g} s (something "
+                            "accepted the connection but never answered as a Dask scheduler)")
+    exc = box["error"]
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    tb = exc.__traceback__
+    while tb is not None:
+        half_made = tb.tb_frame.f_locals.get("self")
+        if isinstance(half_made, client_class):
+            _close_quietly(half_made)
+            break
+        tb = tb.tb_next
+    raise ExecutorError(f"{where}: no Dask scheduler answered within {timeout_s:g} s ({detail})")
 
 
 def _close_quietly(client: Any) -> None:
