@@ -480,3 +480,33 @@ def test_the_size_bound_counts_exactly_the_convolution_kernels_of_both_backends(
 
     layers = [layer for layer in KerasCNN(cfg)._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
     assert sum(int(np.prod(layer.kernel.shape)) for layer in layers) == cfg.conv_kernel_elements()
+
+
+def _h5_edit(good: Path, name: str, dataset: str, value) -> dict[str, bytes]:
+    """The bundle's ``name`` weights file with one dataset's values replaced (same shape and dtype)."""
+    import io
+
+    import h5py
+
+    manifest, members = _parts(good)
+    file = next(m["file"] for m in manifest["models"] if m["name"] == name)
+    buffer = io.BytesIO(members[file])
+    with h5py.File(buffer, "r+") as fh:
+        fh[dataset][...] = value
+    return {file: buffer.getvalue()}
+
+
+@pytest.mark.parametrize(("name", "dataset", "value", "complaint"), [
+    ("forward_model", "vars/1", 7.0, "the manifest's intensity_scale is 3.5"),  # the intensity scale
+    ("forward_model", "vars/1", float("nan"), "NaN or infinite"),
+    ("forward_model", "vars/0", 0.0, "identically zero"),                        # the probe's planes
+])
+def test_keras_physics_values_must_be_finite_and_equal_to_the_manifest(good, tmp_path, name, dataset, value,
+                                                                       complaint):
+    if _parts(good)[0]["backend"] != "tensorflow":
+        pytest.skip("HDF5 members: TensorFlow bundles")
+    path = _resealed(good, tmp_path / "keras_values.zip", replace=_h5_edit(good, name, dataset, value))
+    with pytest.raises(BundleError) as err:
+        load_bundle(path, device="cpu")
+    message = str(err.value)
+    assert message.startswith(f"{path}: model file 'models/{name}.weights.h5': ") and complaint in message, message
