@@ -59,8 +59,6 @@ def save_bundle(model: PtychoPINN, path: str | os.PathLike, config: dict[str, An
 #: safetensors' name of each dtype a torch bundle holds.
 _DTYPE_NAMES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
                 torch.complex64: "C64", torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL"}
-#: The forward model's buffers: fixed physics, which the manifest and the config determine.
-_FORWARD = ("probe", "support", "intensity_scale")
 _MAX_HEADER_BYTES = 1 << 20
 
 #: name -> (dtype name, shape) of every tensor of a weight file.
@@ -124,7 +122,7 @@ def _check_layout(got: Layout, want: Layout) -> None:
                              f"{want[name][0]} {list(want[name][1])}")
 
 
-def _state(entry: dict[str, Any], data: bytes, major: int, want: Layout) -> dict[str, torch.Tensor]:
+def _state(member: str, data: bytes, major: int, want: Layout) -> dict[str, torch.Tensor]:
     # Read on the CPU: a failure here is the member's fault, never the device's (the model moves after).
     # Shapes and dtypes are compared before a tensor is allocated (format 2: from the header).
     if major >= 2:
@@ -133,25 +131,25 @@ def _state(entry: dict[str, Any], data: bytes, major: int, want: Layout) -> dict
         try:
             layout = safetensors_layout(data)
         except ValueError as exc:
-            raise ValueError(f"cannot load {entry['file']!r} as safetensors ({exc})") from None
+            raise ValueError(f"cannot load {member!r} as safetensors ({exc})") from None
         _check_layout(layout, want)
         try:
             return load(data)
         except Exception as exc:  # safetensors raises its own types for inconsistent offsets
-            raise ValueError(f"cannot load {entry['file']!r} as safetensors ({type(exc).__name__}: "
+            raise ValueError(f"cannot load {member!r} as safetensors ({type(exc).__name__}: "
                              f"{(str(exc).splitlines() or [''])[0]})") from None
     if not data.startswith(b"PK\x03\x04"):
         # A format-1.x torch.save file is a zip; anything else (say a relabelled safetensors file) is refused
         # here by us rather than by torch, whose text would suggest switching its safety check off.
-        raise ValueError(f"cannot load {entry['file']!r} as plain tensors: not a torch.save file, which a "
+        raise ValueError(f"cannot load {member!r} as plain tensors: not a torch.save file, which a "
                          "format-1.x bundle holds")
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch's own text is not passed on (see above)
-        raise ValueError(f"cannot load {entry['file']!r} as plain tensors ({type(exc).__name__}); this "
+        raise ValueError(f"cannot load {member!r} as plain tensors ({type(exc).__name__}); this "
                          "reader never unpickles anything else") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"cannot load {entry['file']!r} as plain tensors: not a dictionary of tensors")
+        raise ValueError(f"cannot load {member!r} as plain tensors: not a dictionary of tensors")
     _check_layout({k: (_DTYPE_NAMES.get(v.dtype, str(v.dtype)), tuple(v.shape)) for k, v in state.items()}, want)
     return state
 
@@ -203,7 +201,7 @@ def build_model(manifest: dict[str, Any], members: dict[str, bytes], device: str
     states = {}
     for name, member in files.items():
         try:
-            states[name] = _state({"file": member}, members[member], major, layouts[name])
+            states[name] = _state(member, members[member], major, layouts[name])
         except LayoutError as exc:
             raise BundleError(f"weights do not fit the model the manifest describes: model file {member!r}: "
                               f"{exc}") from None
