@@ -55,6 +55,24 @@ def read_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None) 
     return BundleContents(path, manifest, members)
 
 
+def load_contents(contents: BundleContents, *, device: str = "auto") -> LoadedModel:
+    """The model a read bundle describes, built by the backend its manifest names (nothing is read again).
+
+    Raises :class:`BundleError` naming the file when the backend's framework is missing or the weights
+    do not fit the model; ValueError for a device the backend does not see.
+    """
+    from fly64_train.core.seam import BackendUnavailable, get_backend
+
+    try:
+        backend = get_backend(contents.manifest["backend"])
+    except BackendUnavailable as exc:
+        raise BundleError(f"{contents.path}: {exc}") from None
+    try:
+        return backend.load_model(contents.manifest, contents.members, device=device)
+    except BundleError as exc:
+        raise BundleError(f"{contents.path}: {exc}") from None
+
+
 def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, device: str = "auto") -> LoadedModel:
     """Load a bundle of any backend as a :class:`~fly64_train.core.seam.LoadedModel` ready for inference.
 
@@ -77,14 +95,4 @@ def load_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None, 
         bigger than declared or allowed, an unsupported format version, a backend whose framework
         is not installed, or weights that do not fit the model the manifest describes.
     """
-    from fly64_train.core.seam import BackendUnavailable, get_backend
-
-    contents = read_bundle(path, expected_sha256=expected_sha256)
-    try:
-        backend = get_backend(contents.manifest["backend"])
-    except BackendUnavailable as exc:
-        raise BundleError(f"{contents.path}: {exc}") from None
-    try:
-        return backend.load_model(contents.manifest, contents.members, device=device)
-    except BundleError as exc:
-        raise BundleError(f"{contents.path}: {exc}") from None
+    return load_contents(read_bundle(path, expected_sha256=expected_sha256), device=device)

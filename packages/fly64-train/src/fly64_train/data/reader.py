@@ -20,7 +20,7 @@ from fly64_data.contract import PER_POSITION_KEYS, REQUIRED_KEYS, ContractError,
 from fly64_train.data.array_reader import ArrayReader
 from fly64_train.data.npz_layout import npz_members
 
-__all__ = ["VALIDATION_CHUNK", "ArrayReader", "DatasetInfo", "npz_members", "open_dataset"]
+__all__ = ["VALIDATION_CHUNK", "ArrayReader", "DatasetInfo", "dataset_of", "npz_members", "open_dataset"]
 
 #: Patterns validated at a time: bounds the memory validation needs at any N.
 VALIDATION_CHUNK = 256
@@ -77,6 +77,18 @@ def open_dataset(path: str | os.PathLike, gridsize: int = 1, neighbor_count: int
         ycoords=readers["ycoords"].read_all(), xcoords=readers["xcoords"].read_all(),
         diffraction=diff, readers=readers,
     )
+
+
+def dataset_of(source: str | os.PathLike | DatasetInfo, gridsize: int = 1,
+               neighbor_count: int | None = None) -> DatasetInfo:
+    """``source`` itself when it is an opened dataset, else :func:`open_dataset` of the path.
+
+    An evaluation opens (and validates, reading every pattern) its test split once and hands the
+    :class:`DatasetInfo` to each step; a caller holding only a path still gets the checked file.
+    """
+    if isinstance(source, DatasetInfo):
+        return source
+    return open_dataset(source, gridsize, neighbor_count)
 
 
 def _validate_in_chunks(readers: dict[str, ArrayReader], gridsize: int, neighbor_count: int | None,

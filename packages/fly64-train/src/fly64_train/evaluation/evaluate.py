@@ -60,6 +60,7 @@ from fly64_train.evaluation.scoring import (
 
 if TYPE_CHECKING:
     from fly64_train.core.seam import LoadedModel
+    from fly64_train.data.reader import DatasetInfo
 
 RECONSTRUCTION_NPZ = "reconstruction.npz"
 RECONSTRUCTION_PNG = "reconstruction.png"
@@ -110,23 +111,23 @@ class EvaluationConfig:
         self.refine.check()
 
 
-def reconstruct(model: LoadedModel, test_path: str | os.PathLike,
+def reconstruct(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo,
                 cfg: EvaluationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Predict and stitch a test split: ``(stitched, weight, objectGuess, footprint peak weight)``.
 
-    ``cfg.neighbor_count`` and ``cfg.grouping_seed`` must be resolved (see :func:`grouping_for`).
+    ``test_path``: the file (validated against DATA-001 before any pattern is read) or the dataset
+    already opened. ``cfg.neighbor_count`` and ``cfg.grouping_seed`` must be resolved (see :func:`grouping_for`).
     """
-    from fly64_train.data.reader import npz_members
+    from fly64_train.data.reader import dataset_of
     from fly64_train.evaluation.predict import predict_patches
 
     if cfg.neighbor_count is None or cfg.grouping_seed is None:
         raise ValueError("reconstruct needs a resolved grouping (neighbor_count and grouping_seed)")
-    # predict_patches validates the file (DATA-001) before reading any pattern.
-    predicted = predict_patches(model, test_path, neighbor_count=cfg.neighbor_count,
+    data = dataset_of(test_path, model.gridsize, cfg.neighbor_count)
+    predicted = predict_patches(model, data, neighbor_count=cfg.neighbor_count,
                                 grouping_seed=cfg.grouping_seed, batch_size=cfg.batch_size)
-    readers = npz_members(test_path)
-    truth = readers["objectGuess"].read_all()
-    probe = readers["probeGuess"].read_all()
+    truth = data.readers["objectGuess"].read_all()
+    probe = data.probe
     weight = (np.abs(probe).astype(np.float64) ** 2) * model.support().astype(np.float64)
     # The model's own stitch: on its device (a GPU scatters there), else the numpy stitch.
     image, summed = model.stitch(predicted.patches, predicted.ycoords, predicted.xcoords, truth.shape, weight)
@@ -149,21 +150,35 @@ def grouping_for(manifest: dict[str, Any], cfg: EvaluationConfig) -> EvaluationC
 def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike,
                     cfg: EvaluationConfig | None = None, *, expected_sha256: str | None = None) -> Evaluation:
     """Load a bundle (any backend), reconstruct ``test_path`` and score it against its ``objectGuess``."""
-    from fly64_train.bundle import load_bundle, read_manifest
+    return _evaluate(bundle_path, test_path, cfg, expected_sha256)[0]
+
+
+def _evaluate(bundle_path: str | os.PathLike, test_path: str | os.PathLike, cfg: EvaluationConfig | None,
+              expected_sha256: str | None) -> tuple[Evaluation, DatasetInfo]:
+    """:func:`evaluate_bundle` and the opened test split, for the product writer.
+
+    Each input is read once: the bundle (digest, manifest, weights) and the test split (opened and
+    validated once, then handed to prediction, the information score, refinement and the product).
+    """
+    from fly64_train.bundle import load_contents, read_bundle
+    from fly64_train.data.reader import dataset_of
 
     cfg = cfg or EvaluationConfig()
     cfg.check()
-    # Loading first checks the file's digest (when given), so the manifest read next is the verified one.
-    model = load_bundle(bundle_path, expected_sha256=expected_sha256, device=cfg.device)
-    cfg = grouping_for(read_manifest(bundle_path), cfg)
-    # Timed alone (no bundle loading, no scoring): Phase G compares it per 1,000 patterns with the
-    # iterative method's reconstruction time. The stitch returns numpy, so a GPU's queue has drained.
+    # Reading checks the file's digest (when given) first, so the manifest used below is the verified one.
+    contents = read_bundle(bundle_path, expected_sha256=expected_sha256)
+    model = load_contents(contents, device=cfg.device)
+    cfg = grouping_for(contents.manifest, cfg)
+    data = dataset_of(test_path, model.gridsize, cfg.neighbor_count)
+    # Timed alone (no bundle loading, no validation of the file, no scoring), as Phase F times its
+    # reconstruction: Phase G compares the two per 1,000 patterns. The stitch returns numpy, so a GPU's
+    # queue has drained.
     started = time.perf_counter()
-    image, weight, truth, peak = reconstruct(model, test_path, cfg)
+    image, weight, truth, peak = reconstruct(model, data, cfg)
     wall_s = time.perf_counter() - started
     evaluation = score_stitched(image, weight, truth, peak, cfg)
     evaluation.extra["reconstruction"] = {
-        "wall_s": round(wall_s, 4), "n_patterns": n_patterns(test_path),
+        "wall_s": round(wall_s, 4), "n_patterns": data.n,
         # The backend's resolved device (``auto`` became cpu or cuda:K); the TF backend names it its own way.
         "device": str(getattr(model, "device", cfg.device)),
     }
@@ -171,20 +186,21 @@ def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike
         from fly64_train.evaluation.information import model_information
 
         evaluation.extra["information"] = model_information(
-            model, test_path, neighbor_count=cfg.neighbor_count, grouping_seed=cfg.grouping_seed,
+            model, data, neighbor_count=cfg.neighbor_count, grouping_seed=cfg.grouping_seed,
             batch_size=cfg.batch_size).as_json()
     if cfg.refine.steps:
         from fly64_train.evaluation.refine import refined_metrics
 
-        evaluation.extra["refine"] = refined_metrics(model, test_path, cfg,
-                                                     read_manifest(bundle_path).get("config", {}) or {})
-    return evaluation
+        evaluation.extra["refine"] = refined_metrics(model, data, cfg, contents.manifest.get("config", {}) or {})
+    return evaluation, data
 
 
-def n_patterns(test_path: str | os.PathLike) -> int:
-    """Scan positions of a DATA-001 file, read from the array header (nothing loaded)."""
-    from fly64_train.data.reader import npz_members
+def n_patterns(test_path: str | os.PathLike | DatasetInfo) -> int:
+    """Scan positions of a DATA-001 file, read from the array header (nothing loaded), or of an opened dataset."""
+    from fly64_train.data.reader import DatasetInfo, npz_members
 
+    if isinstance(test_path, DatasetInfo):
+        return test_path.n
     return int(npz_members(test_path)["xcoords"].shape[0])
 
 
@@ -264,8 +280,8 @@ def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, j
     from fly64_train.evaluation.figures import plot_reconstruction
 
     job_dir = Path(job_dir)
-    evaluation = evaluate_bundle(bundle_path, test_path, cfg, expected_sha256=expected_sha256)
+    evaluation, data = _evaluate(bundle_path, test_path, cfg, expected_sha256)
     save_reconstruction(evaluation, job_dir / RECONSTRUCTION_NPZ)
     plot_reconstruction(evaluation, job_dir / RECONSTRUCTION_PNG, title=title or str(job_dir))
-    save_product(evaluation, test_path, job_dir / RECONSTRUCTION_H5, name=title or str(job_dir), losses=losses)
+    save_product(evaluation, data, job_dir / RECONSTRUCTION_H5, name=title or str(job_dir), losses=losses)
     return evaluation.metrics()

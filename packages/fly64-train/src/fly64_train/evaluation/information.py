@@ -47,7 +47,7 @@ class _Halves:
         return (np.sqrt(counts_a / self.fraction) / self.info.intensity_scale).astype(np.float32)
 
 
-def model_information(model: LoadedModel, test_path: str | os.PathLike, *, neighbor_count: int,
+def model_information(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo, *, neighbor_count: int,
                       grouping_seed: int, batch_size: int = 32,
                       fraction: float = COUNT_SPLIT_FRACTION, chunk: int = CHUNK) -> InformationScore:
     """Predict ``test_path`` from half A of its photons, stitch, and score the object on half B.
@@ -58,12 +58,12 @@ def model_information(model: LoadedModel, test_path: str | os.PathLike, *, neigh
     :func:`fly64_train.evaluation.metrics.information_score` on the whole arrays; ``chunk``
     patterns are split and scored at a time.
     """
-    from fly64_train.data.reader import open_dataset
+    from fly64_train.data.reader import dataset_of
     from fly64_train.evaluation.predict import predict_patches
 
-    info = open_dataset(test_path, model.gridsize, neighbor_count)
+    info = dataset_of(test_path, model.gridsize, neighbor_count)  # an opened split is not opened again
     halves = _Halves(info, fraction)
-    predicted = predict_patches(model, test_path, neighbor_count=neighbor_count, grouping_seed=grouping_seed,
+    predicted = predict_patches(model, info, neighbor_count=neighbor_count, grouping_seed=grouping_seed,
                                 batch_size=batch_size, patterns=halves.seen)
     truth = info.readers["objectGuess"].read_all()
     weight = (np.abs(info.probe).astype(np.float64) ** 2) * model.support().astype(np.float64)

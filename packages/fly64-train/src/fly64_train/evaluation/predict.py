@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fly64_train.data.grouping import make_groups
-from fly64_train.data.reader import DatasetInfo, open_dataset
+from fly64_train.data.reader import DatasetInfo, dataset_of
 
 if TYPE_CHECKING:
     from fly64_train.core.seam import LoadedModel
@@ -28,12 +28,14 @@ class PredictedPatches:
     """(n,) position columns, object pixels."""
 
 
-def predict_patches(model: LoadedModel, path: str | os.PathLike, *, neighbor_count: int, grouping_seed: int,
+def predict_patches(model: LoadedModel, path: str | os.PathLike | DatasetInfo,
+                    *, neighbor_count: int, grouping_seed: int,
                     batch_size: int,
                     patterns: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None) -> PredictedPatches:
     """Object patch at every position of a dataset (gs2: each position predicted as its group's seed).
 
-    The file is validated (DATA-001) before any pattern is read; patterns are
+    ``path`` is a file (validated against DATA-001 before any pattern is read) or a dataset already
+    opened by :func:`~fly64_train.data.reader.open_dataset` (not opened again); patterns are
     read lazily, one batch of groups at a time. ``patterns`` replaces the file's
     diffraction, e.g. half of each pattern's photons for the information score:
     an (n, N, N) float32 array (row k at position k) or a function of row indices
@@ -42,7 +44,7 @@ def predict_patches(model: LoadedModel, path: str | os.PathLike, *, neighbor_cou
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    info = open_dataset(path, model.gridsize, neighbor_count)
+    info = dataset_of(path, model.gridsize, neighbor_count)
     if info.patch_size != model.patch_size:
         raise ValueError(f"{info.path}: patterns are {info.patch_size} px but the model was trained on "
                          f"N = {model.patch_size}")

@@ -49,6 +49,7 @@ import numpy as np
 from fly64_manifest import atomic_write
 
 if TYPE_CHECKING:
+    from fly64_train.data.reader import DatasetInfo
     from fly64_train.evaluation.scoring import Evaluation
 
 #: Speed of light times Planck's constant, in eV * m: wavelength = HC_EV_M / energy.
@@ -260,7 +261,8 @@ def write_product(path: str | os.PathLike, *, object_patch: np.ndarray, pixel_si
     return path
 
 
-def save_product(evaluation: Evaluation, test_path: str | os.PathLike, path: str | os.PathLike, *, name: str,
+def save_product(evaluation: Evaluation, test_path: str | os.PathLike | DatasetInfo, path: str | os.PathLike,
+                 *, name: str,
                  losses: list[float] | tuple[float, ...] = ()) -> Path:
     """Write the scored region as a ptychodus product: stitched object, probe, test positions in metres.
 
@@ -269,18 +271,22 @@ def save_product(evaluation: Evaluation, test_path: str | os.PathLike, path: str
     ``(i, j)`` in the positions' pixel frame (a position is a patch centre),
     so the region's centre is the mean of its first and last pixel index.
     The geometry is nominal (:class:`fly64_train.evaluation.product.NominalGeometry`).
+    ``test_path``: the test split's file, or the dataset an evaluation already opened (not opened again).
     """
     from fly64_data.contract import read_metadata
-    from fly64_train.data.reader import npz_members
+    from fly64_train.data.reader import DatasetInfo, npz_members
 
-    readers = npz_members(test_path)
+    if isinstance(test_path, DatasetInfo):
+        readers, metadata_of_test, test_path = test_path.readers, test_path.meta, test_path.path
+    else:
+        readers, metadata_of_test = npz_members(test_path), None
     probe = readers["probeGuess"].read_all()
     positions = np.stack([readers["ycoords"].read_all(), readers["xcoords"].read_all()], axis=1)
     indexes = readers["scan_index"].read_all() if "scan_index" in readers else np.arange(len(positions))
     geometry = NominalGeometry()
     pixel = geometry.object_pixel_size_m(int(probe.shape[0]))
     r0, r1, c0, c1 = evaluation.region
-    dose = read_metadata(test_path).get("dose")
+    dose = (metadata_of_test if metadata_of_test is not None else read_metadata(test_path)).get("dose")
     comments = (f"fly64 study reconstruction of {Path(test_path).name} (scored region rows {r0}:{r1}, cols "
                 f"{c0}:{c1}); simulated data: the geometry (photon energy, detector distance, pixel size) is "
                 "nominal, see docs/evaluation.md")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fly64_train.core.seam import LoadedModel
+    from fly64_train.data.reader import DatasetInfo
 
 #: Patterns per refinement step when ``RefineConfig.batch_size`` is not given: training's default
 #: (:data:`fly64_train.training.config.BATCH_PATTERNS`), so a step costs what a training step costs.
@@ -62,7 +63,8 @@ class RefineConfig:
         return self.batch_size if self.batch_size is not None else max(1, REFINE_BATCH_PATTERNS // gridsize**2)
 
 
-def refine_model(model: LoadedModel, test_path: str | os.PathLike, cfg: RefineConfig, *, neighbor_count: int,
+def refine_model(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo, cfg: RefineConfig,
+                 *, neighbor_count: int,
                  grouping_seed: int, patterns: Any = None, intensity_scale: float | None = None) -> LoadedModel:
     """A copy of ``model`` fine-tuned for ``cfg.steps`` steps on ``test_path``'s diffraction (``model`` unchanged).
 
@@ -72,14 +74,14 @@ def refine_model(model: LoadedModel, test_path: str | os.PathLike, cfg: RefineCo
     (gs2: the grouping the evaluation predicts with), read a batch at a time.
     """
     from fly64_train.data.grouping import make_groups
-    from fly64_train.data.reader import open_dataset
+    from fly64_train.data.reader import dataset_of
 
     cfg.check()
     refined = getattr(model, "refined", None)
     if refined is None:
         raise ValueError(f"per-scan refinement is not available for this backend's models "
                          f"({type(model).__name__}); refine a torch bundle")
-    info = open_dataset(test_path, model.gridsize, neighbor_count)
+    info = dataset_of(test_path, model.gridsize, neighbor_count)
     if info.patch_size != model.patch_size:
         raise ValueError(f"{info.path}: patterns are {info.patch_size} px but the model was trained on "
                          f"N = {model.patch_size}")
@@ -88,7 +90,8 @@ def refine_model(model: LoadedModel, test_path: str | os.PathLike, cfg: RefineCo
                    groups.offsets, intensity_scale=float(intensity_scale or info.intensity_scale), cfg=cfg)
 
 
-def refine_on_half_a(model: LoadedModel, test_path: str | os.PathLike, cfg: RefineConfig, *, neighbor_count: int,
+def refine_on_half_a(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo, cfg: RefineConfig,
+                     *, neighbor_count: int,
                      grouping_seed: int, fraction: float | None = None) -> LoadedModel:
     """A copy of ``model`` fine-tuned on half A of each test pattern's photons only (for the information score).
 
@@ -97,19 +100,20 @@ def refine_on_half_a(model: LoadedModel, test_path: str | os.PathLike, cfg: Refi
     ``s * sqrt(f)``, under which those amplitudes are exactly ``k_A``. Half B never enters.
     ``fraction``: the information score's (``COUNT_SPLIT_FRACTION``) when not given.
     """
-    from fly64_train.data.reader import open_dataset
+    from fly64_train.data.reader import dataset_of
     from fly64_train.evaluation.information import _Halves
     from fly64_train.evaluation.metrics import COUNT_SPLIT_FRACTION
 
     fraction = COUNT_SPLIT_FRACTION if fraction is None else fraction
 
-    info = open_dataset(test_path, model.gridsize, neighbor_count)
+    info = dataset_of(test_path, model.gridsize, neighbor_count)
     halves = _Halves(info, fraction)
-    return refine_model(model, test_path, cfg, neighbor_count=neighbor_count, grouping_seed=grouping_seed,
+    return refine_model(model, info, cfg, neighbor_count=neighbor_count, grouping_seed=grouping_seed,
                         patterns=halves.seen, intensity_scale=info.intensity_scale * math.sqrt(fraction))
 
 
-def timed_refinement(model: LoadedModel, test_path: str | os.PathLike, cfg: RefineConfig, *, neighbor_count: int,
+def timed_refinement(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo, cfg: RefineConfig,
+                     *, neighbor_count: int,
                      grouping_seed: int) -> tuple[LoadedModel, float]:
     """:func:`refine_model` on the whole split and its wall time in seconds (the fine-tuning alone)."""
     started = time.perf_counter()
@@ -123,7 +127,7 @@ def refine_record(cfg: RefineConfig) -> dict[str, Any]:
             "seed": cfg.seed}
 
 
-def refined_metrics(model: LoadedModel, test_path: str | os.PathLike, eval_cfg: Any,
+def refined_metrics(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo, eval_cfg: Any,
                     recorded_config: dict[str, Any]) -> dict[str, Any]:
     """"PINN + refine" scored like plain prediction: the manifest's ``metrics["refine"]`` object.
 
@@ -143,6 +147,9 @@ def refined_metrics(model: LoadedModel, test_path: str | os.PathLike, eval_cfg: 
     split = recorded_config.get("count_split")
     cfg = replace(eval_cfg.refine, count_split=None if split is None else float(split))
     grouping = {"neighbor_count": eval_cfg.neighbor_count, "grouping_seed": eval_cfg.grouping_seed}
+    from fly64_train.data.reader import dataset_of
+
+    test_path = dataset_of(test_path, model.gridsize, eval_cfg.neighbor_count)  # opened once for every step
     refined, refine_s = timed_refinement(model, test_path, cfg, **grouping)
     started = time.perf_counter()
     image, weight, truth, peak = reconstruct(refined, test_path, eval_cfg)

@@ -22,10 +22,10 @@ from fly64_manifest import (
     RunManifest,
     load_overlap_manifest,
     load_run_manifest,
-    sha256_file,
 )
 from fly64_manifest.loaders import OVERLAP_MANIFEST, RUN_MANIFEST
 from fly64_train.studies.matrix import BASELINE, Job
+from fly64_train.training.digest import file_sha256
 
 if TYPE_CHECKING:
     # A type only: importing job_spec would pull in the evaluation and its backend seam, which
@@ -64,9 +64,13 @@ def read_phase_c(phase_c_root: Path) -> RunManifest | None:
     return read_manifest(load_run_manifest, path) if path.is_file() else None
 
 
-def verify_inputs(specs: Sequence[JobSpec], phase_c_root: Path, phase_d_root: Path) -> None:
-    """Raise :class:`InputMismatchError` (or ManifestError) naming the first file that does not check out."""
-    recorded = RecordedInputs(phase_c_root, phase_d_root)
+def verify_inputs(specs: Sequence[JobSpec], phase_c_root: Path, phase_d_root: Path,
+                  recorded: RecordedInputs | None = None) -> None:
+    """Raise :class:`InputMismatchError` (or ManifestError) naming the first file that does not check out.
+
+    ``recorded``: the manifests the run already read (:func:`fly64_train.studies.runner.plan` fills it).
+    """
+    recorded = recorded or RecordedInputs(phase_c_root, phase_d_root)
     for spec in specs:
         recorded.check(spec.job.view, spec.job.dose, train=Path(spec.train.train_path),
                        test=Path(str(spec.train.test_path)))
@@ -75,10 +79,18 @@ def verify_inputs(specs: Sequence[JobSpec], phase_c_root: Path, phase_d_root: Pa
 class RecordedInputs:
     """Phase C's and Phase D's manifests, each read once: what ``run`` and ``evaluate`` check data files against."""
 
-    def __init__(self, phase_c_root: Path, phase_d_root: Path) -> None:
+    def __init__(self, phase_c_root: Path, phase_d_root: Path, run: RunManifest | None = None,
+                 overlap: OverlapManifest | None = None) -> None:
         self.phase_c_root, self.phase_d_root = Path(phase_c_root), Path(phase_d_root)
-        self._run: RunManifest | None = None
-        self._overlap: OverlapManifest | None = None
+        self._run: RunManifest | None = run
+        """Phase C's manifest once read (by the plan or the first baseline check)."""
+        self._overlap: OverlapManifest | None = overlap
+        """Phase D's manifest once read."""
+
+    def keep(self, run: RunManifest | None, overlap: OverlapManifest | None) -> None:
+        """Keep manifests read elsewhere (the plan's), so that :meth:`check` does not read them again."""
+        self._run = self._run or run
+        self._overlap = self._overlap or overlap
 
     def check(self, view: str, dose: float, train: Path | None = None, test: Path | None = None) -> None:
         """Raise :class:`InputMismatchError` (or ManifestError) unless each given split is the recorded file."""
@@ -109,7 +121,7 @@ def check_file(path: Path, record: FileRecord | None, manifest: Path, dose: floa
         raise InputMismatchError(f"{path}: not recorded in {manifest}")
     if record.sha256 is None:
         raise InputMismatchError(f"{path}: {manifest} records no sha256 for it")
-    digest, _ = sha256_file(path)
+    digest = file_sha256(path)  # once per run: training records the same digest
     if digest != record.sha256:
         raise InputMismatchError(f"{path}: sha256 {digest} does not match {record.sha256} recorded in {manifest}")
     try:

@@ -35,7 +35,7 @@ from fly64_train.core.seam import get_backend
 from fly64_train.evaluation.evaluate import EvaluationConfig
 from fly64_train.studies.execute import JOB_LOCK_NAME, run_job, started_attempts
 from fly64_train.studies.executor import ExecutorConfig, JobLost, open_executor
-from fly64_train.studies.inputs import read_phase_c, read_phase_d, verify_inputs
+from fly64_train.studies.inputs import RecordedInputs, read_phase_c, read_phase_d, verify_inputs
 from fly64_train.studies.job_context import JobContext, job_context
 from fly64_train.studies.job_record import UNSUCCESSFUL, JobRecord, JobResult
 from fly64_train.studies.job_spec import LOG_NAME, JobSpec
@@ -121,8 +121,12 @@ class RunOutcome:
         return sum(1 for job in self.jobs if job.failed)
 
 
-def plan(cfg: StudyRunConfig, design: StudyDesign | None = None) -> tuple[list[JobSpec], list[SkippedView]]:
+def plan(cfg: StudyRunConfig, design: StudyDesign | None = None,
+         recorded: RecordedInputs | None = None) -> tuple[list[JobSpec], list[SkippedView]]:
     """The runnable jobs as specs, and the skipped views (reads manifests, writes nothing).
+
+    ``recorded`` keeps the producer manifests the plan read, so that checking the input files against
+    them (:func:`~fly64_train.studies.inputs.verify_inputs`) does not read them again.
 
     Raises
     ------
@@ -142,6 +146,8 @@ def plan(cfg: StudyRunConfig, design: StudyDesign | None = None) -> tuple[list[J
                                   device="cpu" if cfg.train.accelerator == "cpu" else "auto")
     located = [item for item in found if isinstance(item, Located)]
     run = read_phase_c(phase_c) if any(item.job.view == BASELINE for item in located) else None
+    if recorded is not None:
+        recorded.keep(run, overlap)
     run_id = uuid.uuid4().hex
     specs = [_spec(item, cfg, evaluation, job_context(item.job, run, overlap), run_id) for item in located]
     # A skip is one per cell, whatever the number of seeds.
@@ -168,10 +174,11 @@ def run_study(cfg: StudyRunConfig, out: IO[str] | None = None, design: StudyDesi
     out = out or sys.stdout
     cfg.check()
     get_backend(cfg.train.backend)  # an uninstalled backend fails the run here, not each job
-    specs, skipped = plan(cfg, design)
+    recorded = RecordedInputs(Path(cfg.phase_c_root), Path(cfg.phase_d_root))
+    specs, skipped = plan(cfg, design, recorded)
     for spec in specs:
         spec.check()
-    verify_inputs(specs, Path(cfg.phase_c_root), Path(cfg.phase_d_root))
+    verify_inputs(specs, Path(cfg.phase_c_root), Path(cfg.phase_d_root), recorded)
     check_model_fits(specs)  # --input-fraction/--depth against each job's N, dry run included
     check_outputs(cfg, specs)
     header = cfg.header()

@@ -32,10 +32,10 @@ from fly64_manifest import (
     inside_root,
     parse_json,
     read_json,
-    sha256_file,
     write_json,
 )
 from fly64_train.training.config import TrainConfig
+from fly64_train.training.digest import file_sha256
 
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
@@ -81,7 +81,7 @@ def prepare_job_folder(job_dir: str | os.PathLike, root: str | os.PathLike | Non
 
 def resume_settings(cfg: TrainConfig) -> dict[str, Any]:
     """What a checkpoint of ``cfg`` depends on: the training data's sha256 and every learning setting."""
-    digest, _ = sha256_file(cfg.train_path)
+    digest = file_sha256(cfg.train_path)
     settings = {k: v for k, v in cfg.json_config().items() if k not in RESUMABLE_CHANGES}
     # Through JSON and back, so that it compares equal to the record read from disk (tuples -> lists).
     return parse_json(json.dumps({"train_sha256": digest, "settings": settings}), "resume settings")

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fly64_manifest import sha256_file
+from fly64_train.training.digest import file_sha256
 
 if TYPE_CHECKING:
     from fly64_train.training.config import TrainConfig
@@ -43,6 +43,6 @@ def bundle_provenance(cfg: TrainConfig, *, dose: Any, epochs_completed: int, mon
     """
     return {
         "train_path": str(cfg.train_path), "test_path": cfg.test_path,
-        "train_sha256": sha256_file(cfg.train_path)[0], "dose": dose,
+        "train_sha256": file_sha256(cfg.train_path), "dose": dose,
         "epochs_completed": int(epochs_completed), "monitor": monitor, "best_score": finite(best_score),
     }
