@@ -9,9 +9,9 @@ recorded path, refusing ones that are absolute or escape their root.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fly64_manifest.backend_names import backend_name
 from fly64_manifest.io import ManifestError, read_json
@@ -34,6 +34,9 @@ from fly64_manifest.models import (
 )
 from fly64_manifest.paths import resolve_inside, resolve_root
 from fly64_manifest.schema import KINDS, read_checked
+
+#: A Phase E or Phase F job (both have ``key``, ``seed``, ``view``, ``gridsize`` and ``dose``).
+_Job = TypeVar("_Job", TrainingJob, IterativeJob)
 
 __all__ = ["ITERATIVE_MANIFEST", "OVERLAP_MANIFEST", "RUN_MANIFEST", "SKIP_SUMMARY", "TRAINING_MANIFEST",
            "load_iterative_manifest", "load_overlap_manifest", "load_overlap_metrics", "load_run_manifest",
@@ -152,33 +155,67 @@ def load_overlap_manifest(root_or_file: str | os.PathLike) -> OverlapManifest:
     )
 
 
+# --------------------------------------------------------------------------- jobs (Phase E and F)
+
+
+class _JobPaths:
+    """Resolves one job's recorded paths: its folder, its data file and the files it wrote."""
+
+    def __init__(self, raw: Mapping[str, Any], base: Path, roots: Mapping[str, Path], where: str) -> None:
+        self.base, self.where = base, where
+        self.job_dir = resolve_inside(raw["job_dir"], base, base, f"{where}/job_dir")
+        self.data_base = roots[raw["data_root"]]
+
+    def data(self, field: str, value: str) -> Path:
+        """A split the job read: inside the data root it names."""
+        return resolve_inside(value, self.data_base, self.data_base, f"{self.where}/{field}")
+
+    def in_job(self, field: str, value: str | None) -> Path | None:
+        """A file the job wrote (``None`` stays ``None``)."""
+        # Job files may sit in sub-folders of the job dir but never outside the artifact root.
+        return None if value is None else resolve_inside(value, self.job_dir, self.base, f"{self.where}/{field}")
+
+    def artifacts(self, records: Any, field: str) -> tuple[ArtifactRecord, ...]:
+        """The artifact records under ``field`` (e.g. ``result/artifacts``), paths checked."""
+        return tuple(
+            ArtifactRecord(self.in_job(f"{field}/{k}/path", a["path"]), a["path"], a["sha256"], a["size_bytes"])
+            for k, a in enumerate(records))
+
+
+def _unique_jobs(path: Path, raws: Any, make: Callable[[Mapping[str, Any], str], _Job]) -> tuple[_Job, ...]:
+    """``make(raw, where)`` for each recorded job, refusing a second job with one ``key``."""
+    jobs: list[_Job] = []
+    seen: dict[tuple[float, str, int, int | None], int] = {}
+    for i, raw in enumerate(raws):
+        job = make(raw, f"{path}: jobs/{i}")
+        if job.key in seen:
+            seed = "" if job.seed is None else f" seed {job.seed}"
+            raise ManifestError(f"{path}: jobs/{i} repeats job {job.view} gs{job.gridsize}{seed} at dose "
+                                f"{job.dose:g} (first at jobs/{seen[job.key]})")
+        seen[job.key] = i
+        jobs.append(job)
+    return tuple(jobs)
+
+
 # --------------------------------------------------------------------------- Phase E
 
 
 def _job(raw: Mapping[str, Any], base: Path, roots: Mapping[str, Path], where: str) -> TrainingJob:
-    job_dir = resolve_inside(raw["job_dir"], base, base, f"{where}/job_dir")
-    data_base = roots[raw["data_root"]]
+    paths = _JobPaths(raw, base, roots, where)
     result = raw["result"]
-
-    def in_job(field: str, value: str | None) -> Path | None:
-        # Job files may sit in sub-folders of the job dir but never outside the artifact root.
-        return None if value is None else resolve_inside(value, job_dir, base, f"{where}/{field}")
-
     return TrainingJob(
         dose=raw["dose"], view=raw["view"], gridsize=raw["gridsize"], status=result["status"],
-        job_dir=job_dir, data_root=raw["data_root"],
-        train_data_path=resolve_inside(raw["train_data_path"], data_base, data_base, f"{where}/train_data_path"),
-        test_data_path=resolve_inside(raw["test_data_path"], data_base, data_base, f"{where}/test_data_path"),
-        log_path=in_job("log_path", raw["log_path"]),
-        checkpoint_path=in_job("result/checkpoint_path", result["checkpoint_path"]),
-        bundle_path=in_job("result/bundle_path", result["bundle_path"]),
+        job_dir=paths.job_dir, data_root=raw["data_root"],
+        train_data_path=paths.data("train_data_path", raw["train_data_path"]),
+        test_data_path=paths.data("test_data_path", raw["test_data_path"]),
+        log_path=paths.in_job("log_path", raw["log_path"]),
+        checkpoint_path=paths.in_job("result/checkpoint_path", result["checkpoint_path"]),
+        bundle_path=paths.in_job("result/bundle_path", result["bundle_path"]),
         bundle_sha256=result["bundle_sha256"], bundle_size_bytes=result["bundle_size_bytes"],
         final_loss=result["final_loss"], epochs_completed=result["epochs_completed"],
         metrics=freeze(result["metrics"]), error=result["error"], duration_s=result["duration_s"],
         raw=freeze(raw), attempts=result.get("attempts"),
-        artifacts=tuple(
-            ArtifactRecord(in_job(f"result/artifacts/{k}/path", a["path"]), a["path"], a["sha256"], a["size_bytes"])
-            for k, a in enumerate(result.get("artifacts") or ())),
+        artifacts=paths.artifacts(result.get("artifacts") or (), "result/artifacts"),
     )
 
 
@@ -205,23 +242,14 @@ def load_training_manifest(root_or_file: str | os.PathLike) -> TrainingManifest:
     doc = read_checked(path, "training_manifest")
     base = path.parent
     roots = {name: resolve_root(doc[name], base) for name in ("phase_c_root", "phase_d_root", "artifact_root")}
-    jobs: list[TrainingJob] = []
-    seen: dict[tuple[float, str, int, int | None], int] = {}
-    for i, raw in enumerate(doc["jobs"]):
-        job = _job(raw, base, roots, f"{path}: jobs/{i}")
-        if job.key in seen:
-            seed = "" if job.seed is None else f" seed {job.seed}"
-            raise ManifestError(f"{path}: jobs/{i} repeats job {job.view} gs{job.gridsize}{seed} at dose "
-                                f"{job.dose:g} (first at jobs/{seen[job.key]})")
-        seen[job.key] = i
-        jobs.append(job)
+    jobs = _unique_jobs(path, doc["jobs"], lambda raw, where: _job(raw, base, roots, where))
     return TrainingManifest(
         path=path, root=base, schema_version=doc["schema_version"], timestamp=doc["timestamp"],
         producer=Producer(**{k: doc["producer"][k] for k in ("package", "version")}),
         phase_c_root=roots["phase_c_root"], phase_d_root=roots["phase_d_root"],
         artifact_root=roots["artifact_root"], filters=freeze(doc["filters"]),
         backend=backend_name(doc["backend"]),
-        dry_run=doc["dry_run"], jobs=tuple(jobs), skipped_views=tuple(_skipped(s) for s in doc["skipped_views"]),
+        dry_run=doc["dry_run"], jobs=jobs, skipped_views=tuple(_skipped(s) for s in doc["skipped_views"]),
         skipped_count=doc["skipped_count"], skip_summary_path=base / doc["skip_summary_path"], raw=freeze(doc),
     )
 
@@ -240,26 +268,18 @@ def load_skip_summary(root_or_file: str | os.PathLike) -> SkipSummary:
 
 
 def _iterative_job(raw: Mapping[str, Any], base: Path, roots: Mapping[str, Path], where: str) -> IterativeJob:
-    job_dir = resolve_inside(raw["job_dir"], base, base, f"{where}/job_dir")
-    data_base = roots[raw["data_root"]]
-
-    def in_job(field: str, value: str | None) -> Path | None:
-        # Job files may sit in sub-folders of the job dir but never outside the artifact root.
-        return None if value is None else resolve_inside(value, job_dir, base, f"{where}/{field}")
-
+    paths = _JobPaths(raw, base, roots, where)
     return IterativeJob(
         dose=raw["dose"], view=raw["view"], gridsize=raw["gridsize"], seed=raw.get("seed"),
-        status=raw["status"], error=raw["error"], job_dir=job_dir, data_root=raw["data_root"],
-        test_data_path=resolve_inside(raw["test_data_path"], data_base, data_base, f"{where}/test_data_path"),
+        status=raw["status"], error=raw["error"], job_dir=paths.job_dir, data_root=raw["data_root"],
+        test_data_path=paths.data("test_data_path", raw["test_data_path"]),
         engine=raw["engine"], engine_options=freeze(raw["engine_options"]), epochs=raw["epochs"],
         batch_size=raw["batch_size"], noise_model=raw["noise_model"], device=raw["device"],
         wall_time_s=raw["wall_time_s"], duration_s=raw["duration_s"], n_patterns=raw["n_patterns"],
-        reconstruction_path=in_job("reconstruction_path", raw["reconstruction_path"]),
+        reconstruction_path=paths.in_job("reconstruction_path", raw["reconstruction_path"]),
         reconstruction_sha256=raw["reconstruction_sha256"],
         reconstruction_size_bytes=raw["reconstruction_size_bytes"],
-        artifacts=tuple(
-            ArtifactRecord(in_job(f"artifacts/{k}/path", a["path"]), a["path"], a["sha256"], a["size_bytes"])
-            for k, a in enumerate(raw["artifacts"])),
+        artifacts=paths.artifacts(raw["artifacts"], "artifacts"),
         metrics=freeze(raw["metrics"]), raw=freeze(raw),
     )
 
@@ -288,20 +308,11 @@ def load_iterative_manifest(root_or_file: str | os.PathLike) -> IterativeManifes
     base = path.parent
     roots = {name: resolve_root(doc["roots"][name], base)
              for name in ("phase_c_root", "phase_d_root", "artifact_root")}
-    jobs: list[IterativeJob] = []
-    seen: dict[tuple[float, str, int, int | None], int] = {}
-    for i, raw in enumerate(doc["jobs"]):
-        job = _iterative_job(raw, base, roots, f"{path}: jobs/{i}")
-        if job.key in seen:
-            seed = "" if job.seed is None else f" seed {job.seed}"
-            raise ManifestError(f"{path}: jobs/{i} repeats job {job.view} gs{job.gridsize}{seed} at dose "
-                                f"{job.dose:g} (first at jobs/{seen[job.key]})")
-        seen[job.key] = i
-        jobs.append(job)
+    jobs = _unique_jobs(path, doc["jobs"], lambda raw, where: _iterative_job(raw, base, roots, where))
     return IterativeManifest(
         path=path, root=base, schema_version=doc["schema_version"], created=doc["created"],
         producer=Producer(**{k: doc["producer"][k] for k in ("package", "version")}),
         phase_c_root=roots["phase_c_root"], phase_d_root=roots["phase_d_root"],
-        artifact_root=roots["artifact_root"], filters=freeze(doc["filters"]), jobs=tuple(jobs),
+        artifact_root=roots["artifact_root"], filters=freeze(doc["filters"]), jobs=jobs,
         skipped_views=tuple(_skipped(s) for s in doc["skipped_views"]), raw=freeze(doc),
     )
