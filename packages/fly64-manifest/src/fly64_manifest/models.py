@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from fly64_manifest.backend_names import backend_name
 from fly64_manifest.io import ManifestError, read_json
@@ -224,6 +224,43 @@ class OverlapManifest:
         return load_overlap_metrics(entry.metrics_path)
 
 
+# --------------------------------------------------------------------------- jobs (Phase E and F)
+
+
+def _metric(metrics: Mapping[str, Any] | None, component: str, name: str) -> float | None:
+    """``metrics[component][name]`` or ``None`` when a job has no such score."""
+    if metrics is None:
+        return None
+    value = metrics.get(component, {})
+    return value.get(name) if isinstance(value, Mapping) else None
+
+
+_Job = TypeVar("_Job", "TrainingJob", "IterativeJob")
+
+
+def _one_job(path: Path, jobs: tuple[_Job, ...], skipped_views: tuple[SkippedView, ...], dose: float, view: str,
+             gridsize: int | None, seed: int | None, narrow_by: str) -> _Job:
+    """The one job of ``(dose, view)`` that matches ``gridsize``/``seed`` where given.
+
+    ``narrow_by`` names what a caller passes to tell several matches apart (the message says so).
+    """
+    found = [
+        j for j in jobs
+        if j.view == view and same_dose(j.dose, dose) and (gridsize is None or j.gridsize == gridsize)
+        and (seed is None or j.seed == seed)
+    ]
+    if len(found) == 1:
+        return found[0]
+    what = (f"{view} at dose {dose:g}" + (f" gs{gridsize}" if gridsize is not None else "")
+            + (f" seed {seed}" if seed is not None else ""))
+    if found:
+        raise ManifestError(f"{path}: several jobs for {what}; pass {narrow_by}")
+    for skip in skipped_views:
+        if skip.view == view and same_dose(skip.dose, dose):
+            raise ManifestError(f"{path}: {what} was skipped: {skip.reason}")
+    raise ManifestError(f"{path}: no job for {what}")
+
+
 # --------------------------------------------------------------------------- Phase E
 
 
@@ -341,10 +378,7 @@ class TrainingJob:
 
     def metric(self, component: str, name: str) -> float | None:
         """``metrics[component][name]`` or ``None`` when the job has no such score."""
-        if self.metrics is None:
-            return None
-        value = self.metrics.get(component, {})
-        return value.get(name) if isinstance(value, Mapping) else None
+        return _metric(self.metrics, component, name)
 
 
 @dataclass(frozen=True)
@@ -391,19 +425,7 @@ class TrainingManifest:
         ManifestError
             No such job (saying so if the view was skipped), or several gridsizes match.
         """
-        found = [
-            j for j in self.jobs
-            if j.view == view and same_dose(j.dose, dose) and (gridsize is None or j.gridsize == gridsize)
-        ]
-        if len(found) == 1:
-            return found[0]
-        what = f"{view} at dose {dose:g}" + (f" gs{gridsize}" if gridsize is not None else "")
-        if found:
-            raise ManifestError(f"{self.path}: several jobs for {what}; pass gridsize")
-        for skip in self.skipped_views:
-            if skip.view == view and same_dose(skip.dose, dose):
-                raise ManifestError(f"{self.path}: {what} was skipped: {skip.reason}")
-        raise ManifestError(f"{self.path}: no job for {what}")
+        return _one_job(self.path, self.jobs, self.skipped_views, dose, view, gridsize, None, "gridsize")
 
     def jobs_with_status(self, status: str) -> tuple[TrainingJob, ...]:
         """Jobs whose status is ``status`` (``success``, ``failed``, ``interrupted``, ``diverged``, ``dry_run``,
@@ -496,10 +518,7 @@ class IterativeJob:
 
     def metric(self, component: str, name: str) -> float | None:
         """``metrics[component][name]`` or ``None`` when the job has no such score."""
-        if self.metrics is None:
-            return None
-        value = self.metrics.get(component, {})
-        return value.get(name) if isinstance(value, Mapping) else None
+        return _metric(self.metrics, component, name)
 
 
 @dataclass(frozen=True)
@@ -530,21 +549,7 @@ class IterativeManifest:
         ManifestError
             No such job (saying so if the view was skipped), or several match.
         """
-        found = [
-            j for j in self.jobs
-            if j.view == view and same_dose(j.dose, dose) and (gridsize is None or j.gridsize == gridsize)
-            and (seed is None or j.seed == seed)
-        ]
-        if len(found) == 1:
-            return found[0]
-        what = (f"{view} at dose {dose:g}" + (f" gs{gridsize}" if gridsize is not None else "")
-                + (f" seed {seed}" if seed is not None else ""))
-        if found:
-            raise ManifestError(f"{self.path}: several jobs for {what}; pass gridsize and seed")
-        for skip in self.skipped_views:
-            if skip.view == view and same_dose(skip.dose, dose):
-                raise ManifestError(f"{self.path}: {what} was skipped: {skip.reason}")
-        raise ManifestError(f"{self.path}: no job for {what}")
+        return _one_job(self.path, self.jobs, self.skipped_views, dose, view, gridsize, seed, "gridsize and seed")
 
     def jobs_with_status(self, status: str) -> tuple[IterativeJob, ...]:
         """Jobs whose status is ``status`` (``success``, ``failed``, ``skipped``)."""
