@@ -24,6 +24,8 @@ PACKAGES    := packages/fly64-manifest packages/fly64-data packages/fly64-overla
                packages/fly64-iterative packages/fly64-compare
 PKG_PRESENT := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 PKG_DIRS    := $(patsubst %/pyproject.toml,%,$(PKG_PRESENT))
+# fly64-train's frameworks and Dask are extras (a torch-only install is fly64-train[torch]); setup takes all.
+PKG_INSTALL := $(foreach d,$(PKG_DIRS),'$(d)$(if $(filter packages/fly64-train,$(d)),[all])')
 
 .PHONY: setup data overlap train study report iterative compare test lint clean distclean help
 
@@ -43,7 +45,7 @@ setup: $(STAMP)
 
 $(STAMP): constraints.txt $(PKG_PRESENT)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt $(addprefix -e ,$(PKG_DIRS)) nox pytest pytest-xdist ruff hypothesis import-linter
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(addprefix -e ,$(PKG_INSTALL)) nox pytest pytest-xdist ruff hypothesis import-linter
 	# pty-chi without its torchvision requirement (a CUDA wheel that breaks beside the CPU torch; its
 	# other requirements are fly64-iterative's): docs/decisions.md, "Phase F: pty-chi without torchvision".
 	$(if $(filter packages/fly64-iterative,$(PKG_DIRS)),$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps ptychi)

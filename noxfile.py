@@ -61,6 +61,15 @@ def slow(session: nox.Session) -> None:
 
 
 @nox.session(python=False)
+def torch_only(session: nox.Session) -> None:
+    """A torch-only install (fly64-train[torch]) runs and evaluates the torch study: TensorFlow, Keras and Dask
+    are hidden from a subprocess's imports, as in an environment without them."""
+    session.run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                str(ROOT / "packages/fly64-train/tests/backends/torch/test_torch_only_install.py"),
+                str(ROOT / "packages/fly64-train/tests/backends/torch/test_torch_only_session.py"))
+
+
+@nox.session(python=False)
 def collect(session: nox.Session) -> None:
     """Fail if any package, or any registered selector, collects zero tests."""
     empty = []

@@ -24,12 +24,10 @@ if TYPE_CHECKING:
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.result import TrainResult
 
-#: What a user installs for a backend whose framework's package name is not the backend's name.
-_INSTALL = {"tensorflow": "tensorflow-cpu (or tensorflow on a GPU node)"}
-#: Backend name (the one list, :data:`fly64_manifest.BACKENDS`) -> (module providing ``BACKEND``, the
-#: package a user installs for it).
+#: Backend name (the one list, :data:`fly64_manifest.BACKENDS`) -> (module providing ``BACKEND``, what a
+#: user installs for it: fly64-train's extra of that name, which pulls in the framework).
 BACKENDS: dict[str, tuple[str, str]] = {
-    name: (f"fly64_train.backends.{name}.backend", _INSTALL.get(name, name)) for name in BACKEND_NAMES
+    name: (f"fly64_train.backends.{name}.backend", f"fly64-train[{name}]") for name in BACKEND_NAMES
 }
 
 
@@ -84,6 +82,6 @@ def get_backend(name: str) -> Backend:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise BackendUnavailable(f"the {name} backend needs the {package} package, which is not installed "
-                                 f"({exc.name or exc})") from None
+        raise BackendUnavailable(f"the {name} backend needs its framework, which is not installed "
+                                 f"({exc.name or exc}); install {package}") from None
     return module.BACKEND

@@ -237,7 +237,11 @@ class DaskExecutor(Generic[Item, Result]):
     """
 
     def __init__(self, config: ExecutorConfig, out: IO[str] | None = None) -> None:
-        from distributed import Client
+        try:
+            from distributed import Client
+        except ImportError as exc:  # Dask is an extra of fly64-train: a torch-only install runs in process
+            raise ExecutorError(f"--executor dask needs Dask, which is not installed ({exc.name or exc}); "
+                                "install fly64-train[dask]") from None
 
         config.check()
         self.config = config
