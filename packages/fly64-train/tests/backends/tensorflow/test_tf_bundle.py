@@ -70,7 +70,7 @@ def test_a_member_that_is_not_hdf5_is_refused_even_with_a_matching_checksum(bund
         load_bundle(out)
 
 
-def test_without_tensorflow_a_keras_bundle_is_a_one_line_error_naming_the_package(bundle):
+def test_without_tensorflow_a_keras_bundle_is_a_one_line_error_naming_the_extra(bundle):
     _, path = bundle
     script = textwrap.dedent("""
         import sys
@@ -84,7 +84,7 @@ def test_without_tensorflow_a_keras_bundle_is_a_one_line_error_naming_the_packag
     out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("REFUSED"), out.stdout + out.stderr
-    assert str(path) in lines[0] and "tensorflow-cpu" in lines[0] and "not installed" in lines[0]
+    assert str(path) in lines[0] and "fly64-train[tensorflow]" in lines[0] and "not installed" in lines[0]
 
 
 def test_device_names_map_to_tensorflow_and_a_missing_gpu_is_named():
