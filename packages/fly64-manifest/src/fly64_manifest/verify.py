@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from fly64_manifest.loaders import (
     load_skip_summary,
     load_training_manifest,
 )
-from fly64_manifest.models import FileRecord, IterativeManifest, TrainingManifest
+from fly64_manifest.models import FileRecord, IterativeJob, IterativeManifest, TrainingJob, TrainingManifest
 from fly64_manifest.schema import KINDS, check_version, schema_problems
 
 #: fly64-train's bundle file name in a job folder.
@@ -96,25 +97,53 @@ def _check_phase_d_source(overlap: Any, run_manifest_path: Path) -> list[Problem
                                        f"{run_manifest_path} now has {actual} (re-run Phase D)")]
 
 
+def _phase_dirs(study_root: Path, artifact_root: Path) -> dict[str, Path]:
+    """The roots a study's Phase E or F manifest must record: the study's own phase folders."""
+    return {
+        "phase_c_root": (study_root / RUN_MANIFEST[1]).absolute(),
+        "phase_d_root": (study_root / OVERLAP_MANIFEST[1]).absolute(),
+        "artifact_root": artifact_root,
+    }
+
+
+def _root_problems(manifest: TrainingManifest | IterativeManifest, phase_dirs: dict[str, Path] | None,
+                   recorded: Mapping[str, Any], field_prefix: str) -> list[Problem]:
+    """Recorded roots (``recorded[name]``, reported as ``field_prefix + name``) that are not ``phase_dirs``."""
+    found = []
+    # In a study the recorded roots must be the study's own phase folders; an absolute
+    # root left over from before the study was moved points at someone else's data.
+    for name, expected in (phase_dirs or {}).items():
+        actual = getattr(manifest, name)
+        if Path(actual).resolve() != Path(expected).resolve():
+            found.append(Problem(str(manifest.path), f"{field_prefix}{name} {recorded[name]!r} resolves to {actual}, "
+                                                     f"not {expected}"))
+    return found
+
+
+def _job_label(job: TrainingJob | IterativeJob) -> str:
+    """How problems name a job: ``dense gs1 seed 3 at dose 1000``."""
+    seed = "" if job.seed is None else f" seed {job.seed}"
+    return f"{job.view} gs{job.gridsize}{seed} at dose {job.dose:g}"
+
+
+def _job_dir_problems(src: str, root: Path, job: TrainingJob | IterativeJob, label: str) -> list[Problem]:
+    """A job folder other than ``<root>/dose_<d>/<view>/gs<g>[/seed_<s>]``, where the study layout puts it."""
+    expected_dir = root / f"dose_{int(job.dose)}" / job.view / f"gs{job.gridsize}"
+    if job.seed is not None:
+        expected_dir = expected_dir / f"seed_{job.seed}"
+    if job.job_dir == expected_dir:
+        return []
+    return [Problem(src, f"job {label} has job_dir {job.raw['job_dir']!r}, "
+                         f"expected {os.path.relpath(expected_dir, root)!r}")]
+
+
 def _check_training(manifest: TrainingManifest, phase_dirs: dict[str, Path] | None) -> list[Problem]:
     found: list[Problem] = []
     src = str(manifest.path)
-    if phase_dirs is not None:
-        # In a study the recorded roots must be the study's own phase folders; an absolute
-        # root left over from before the study was moved points at someone else's data.
-        for name, expected in phase_dirs.items():
-            actual = getattr(manifest, name)
-            if Path(actual).resolve() != Path(expected).resolve():
-                found.append(Problem(src, f"{name} {manifest.raw[name]!r} resolves to {actual}, not {expected}"))
+    found += _root_problems(manifest, phase_dirs, manifest.raw, "")
     for job in manifest.jobs:
-        seed = "" if job.seed is None else f" seed {job.seed}"
-        label = f"{job.view} gs{job.gridsize}{seed} at dose {job.dose:g}"
-        expected_dir = manifest.root / f"dose_{int(job.dose)}" / job.view / f"gs{job.gridsize}"
-        if job.seed is not None:
-            expected_dir = expected_dir / f"seed_{job.seed}"
-        if job.job_dir != expected_dir:
-            found.append(Problem(src, f"job {label} has job_dir {job.raw['job_dir']!r}, "
-                                      f"expected {os.path.relpath(expected_dir, manifest.root)!r}"))
+        label = _job_label(job)
+        found += _job_dir_problems(src, manifest.root, job, label)
         for name in ("train_data_path", "test_data_path"):
             if not getattr(job, name).is_file():
                 found.append(Problem(str(getattr(job, name)), f"{name} of job {label} is missing"))
@@ -215,31 +244,17 @@ def _verify_phase_f(path: Path, study_root: Path | None) -> list[Problem]:
     manifest = _load(load_iterative_manifest, path, problems)
     if manifest is None:
         return problems
-    phase_dirs = None if study_root is None else {
-        "phase_c_root": (study_root / RUN_MANIFEST[1]).absolute(),
-        "phase_d_root": (study_root / OVERLAP_MANIFEST[1]).absolute(),
-        "artifact_root": manifest.root,
-    }
+    phase_dirs = None if study_root is None else _phase_dirs(study_root, manifest.root)
     return _check_iterative(manifest, phase_dirs)
 
 
 def _check_iterative(manifest: IterativeManifest, phase_dirs: dict[str, Path] | None) -> list[Problem]:
     found: list[Problem] = []
     src = str(manifest.path)
-    for name, expected in (phase_dirs or {}).items():
-        actual = getattr(manifest, name)
-        if Path(actual).resolve() != Path(expected).resolve():
-            found.append(Problem(src, f"roots/{name} {manifest.raw['roots'][name]!r} resolves to {actual}, "
-                                      f"not {expected}"))
+    found += _root_problems(manifest, phase_dirs, manifest.raw["roots"], "roots/")
     for job in manifest.jobs:
-        seed = "" if job.seed is None else f" seed {job.seed}"
-        label = f"{job.view} gs{job.gridsize}{seed} at dose {job.dose:g}"
-        expected_dir = manifest.root / f"dose_{int(job.dose)}" / job.view / f"gs{job.gridsize}"
-        if job.seed is not None:
-            expected_dir = expected_dir / f"seed_{job.seed}"
-        if job.job_dir != expected_dir:
-            found.append(Problem(src, f"job {label} has job_dir {job.raw['job_dir']!r}, "
-                                      f"expected {os.path.relpath(expected_dir, manifest.root)!r}"))
+        label = _job_label(job)
+        found += _job_dir_problems(src, manifest.root, job, label)
         if not job.test_data_path.is_file():
             found.append(Problem(str(job.test_data_path), f"test_data_path of iterative job {label} is missing"))
         if job.reconstruction_path is not None:
@@ -271,11 +286,7 @@ def _verify_phase_e(root: Path, training_path: Path, bare: bool) -> list[Problem
     manifest = _load(load_training_manifest, training_path, problems)
     if manifest is None:
         return problems
-    phase_dirs = None if bare else {
-        "phase_c_root": (root / RUN_MANIFEST[1]).absolute(),
-        "phase_d_root": (root / OVERLAP_MANIFEST[1]).absolute(),
-        "artifact_root": manifest.root,
-    }
+    phase_dirs = None if bare else _phase_dirs(root, manifest.root)
     problems += _check_training(manifest, phase_dirs)
     if summary_path.is_file() and not any(p.file == str(summary_path) for p in problems):
         _check_skip_summary(manifest, problems)
