@@ -9,6 +9,7 @@ that ``fly64-data``, ``fly64-overlap`` and ``fly64-train`` read and fail the sam
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -21,6 +22,34 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class CommandParser(OneLineParser):
+    """The parser of a program with commands (and of each command): one-line usage errors that also list the
+    commands and point to the program's ``--help`` (exit 2); no abbreviated flags.
+
+    With abbreviations a misspelt flag (``--epoch``) can silently mean another one.
+    """
+
+    def __init__(self, *args: Any, program: str, commands: Sequence[str], **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.program, self.commands = program, tuple(commands)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (commands: {', '.join(self.commands)}; "
+                              f"see {self.program} --help)\n")
+
+
+def command_line(program: str, commands: Sequence[str], version: str,
+                 **kwargs: Any) -> tuple[CommandParser, argparse._SubParsersAction]:
+    """``program``'s parser (``--version`` prints ``version``; ``kwargs`` go to it) and the action its
+    commands are added to (each a :class:`CommandParser` too)."""
+    parser_class = functools.partial(CommandParser, program=program, commands=commands)
+    parser = parser_class(prog=program, **kwargs)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=parser_class)
+    return parser, sub
 
 
 def positive_finite_float(text: str) -> float:

@@ -6,9 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from fly64_data.cli_common import EXIT_USAGE, Accumulate, OneLineParser, positive_int
+from fly64_data.cli_common import Accumulate, command_line, positive_int
 from fly64_data.design import get_study_design
 from fly64_iterative import __version__
 from fly64_iterative.engine import DEVICES, ENGINES, NOISE_MODELS, EngineConfig
@@ -32,25 +31,11 @@ run_manifest.json / overlap_manifest.json (sha256, dose) first. Outputs: <artifa
 <artifact-root>/iterative_manifest.json. A rerun skips finished jobs. Exit status 1 if any job failed."""
 
 
-class CommandParser(OneLineParser):
-    """One-line usage errors naming the commands (exit 2); no abbreviated flags."""
-
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - argparse's signature
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (commands: {', '.join(COMMANDS)}; "
-                              f"see {PROG} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     design = get_study_design()
     default = EngineConfig()
-    parser = CommandParser(prog=PROG, description=__doc__, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=CommandParser)
+    parser, sub = command_line(PROG, COMMANDS, __version__, description=__doc__, epilog=EPILOG,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     run = sub.add_parser("run", help="reconstruct every dose x view test split with pty-chi",
                          description="fly64 study, Phase F: pty-chi reconstruction of each Phase E job's test split.",
                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -12,12 +12,10 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import NoReturn
 
 from fly64_data.cli_common import (
-    EXIT_USAGE,
     Accumulate,
-    OneLineParser,
+    command_line,
     non_negative_int,
     positive_finite_float,
     positive_int,
@@ -67,27 +65,10 @@ example:
   fly64-train report --artifact-root study/phase_e --output study/report"""
 
 
-class CommandParser(OneLineParser):
-    """One-line usage errors that also list the commands (exit 2); no abbreviated flags.
-
-    With abbreviations a misspelt flag (``--epoch``) can silently mean another one.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - argparse's signature
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (commands: {', '.join(COMMANDS)}; "
-                              f"see {PROG} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
-    parser = CommandParser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=CommandParser)
+    parser, sub = command_line(PROG, COMMANDS, __version__, description=DESCRIPTION, epilog=EPILOG,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_command(sub)
     _add_train_one(sub)
     _add_evaluate(sub)
