@@ -440,16 +440,18 @@ _JSON_VALUES = st.one_of(_JSON_SCALARS, st.lists(_JSON_SCALARS, max_size=3),
 def test_any_json_value_at_any_recorded_key_is_accepted_typed_or_refused_naming_the_key(section, data, value):
     # The property behind the cases above: whatever JSON sits at a known key, the one checker per config
     # class either accepts a value of the field's type or raises one ValueError line naming the key.
-    from dataclasses import fields
+    from dataclasses import fields, replace
 
+    from fly64_train.bundle import BundleManifest
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.recorded import recorded_configs
 
     names = [f.name for f in fields(ModelConfig if section == "model_config" else TrainConfig)]
     key = data.draw(st.sampled_from([name for name in names if name not in ("job_dir", "model")]))
     model = ModelConfig(patch_size=32, base_width=4).to_dict()
-    manifest = {"N": 32, "gridsize": 1, "intensity_scale": 3.5, "model_config": model, "config": {}}
-    manifest[section] = {**manifest[section], key: value}
+    manifest = BundleManifest(format_version="2.0", backend="torch", backend_version=None, models=(), patch_size=32,
+                              gridsize=1, intensity_scale=3.5, model_config=model, config={}, provenance={})
+    manifest = replace(manifest, **{section: {**getattr(manifest, section), key: value}})
     try:
         recorded = recorded_configs(manifest)
     except ValueError as exc:

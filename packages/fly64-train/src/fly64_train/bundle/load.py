@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fly64_train.bundle.container import BundleError, ContainerReader
-from fly64_train.bundle.manifest import parse_manifest
+from fly64_train.bundle.manifest import BundleManifest, parse_manifest
 
 if TYPE_CHECKING:
     from fly64_train.core.seam import LoadedModel
@@ -20,13 +20,13 @@ class BundleContents:
 
     path: Path
     """The bundle file."""
-    manifest: dict[str, Any]
-    """The schema-valid manifest."""
+    manifest: BundleManifest
+    """The schema-valid manifest, typed."""
     members: dict[str, bytes] = field(repr=False)
     """Weight file member name -> bytes, each matching its manifest sha256 and size."""
 
 
-def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+def read_manifest(path: str | os.PathLike) -> BundleManifest:
     """The validated inner manifest of a bundle (its weight files are not read)."""
     path = Path(path)
     with ContainerReader(path) as zf:
@@ -40,18 +40,18 @@ def read_bundle(path: str | os.PathLike, *, expected_sha256: str | None = None) 
     path = Path(path)
     with ContainerReader(path, expected_sha256=expected_sha256) as zf:
         manifest = parse_manifest(zf.read_manifest_bytes(), str(path))
-        entries = manifest["models"]
-        names = [entry["file"] for entry in entries]
+        entries = manifest.models
+        names = [entry.file for entry in entries]
         if len(set(names)) != len(names):
             raise BundleError(f"{path}: the manifest lists one model file twice")
         # Sizes come from the central directory: nothing is inflated before all of them pass.
-        zf.check_members({entry["file"]: entry.get("size_bytes") for entry in entries})
+        zf.check_members({entry.file: entry.size_bytes for entry in entries})
         members = {}
         for entry in entries:
-            data = zf.read(entry["file"])
-            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                raise BundleError(f"{path}: model file {entry['file']!r} does not match its sha256 in the manifest")
-            members[entry["file"]] = data
+            data = zf.read(entry.file)
+            if hashlib.sha256(data).hexdigest() != entry.sha256:
+                raise BundleError(f"{path}: model file {entry.file!r} does not match its sha256 in the manifest")
+            members[entry.file] = data
     return BundleContents(path, manifest, members)
 
 
@@ -64,7 +64,7 @@ def load_contents(contents: BundleContents, *, device: str = "auto") -> LoadedMo
     from fly64_train.core.seam import BackendUnavailable, get_backend
 
     try:
-        backend = get_backend(contents.manifest["backend"])
+        backend = get_backend(contents.manifest.backend)
     except BackendUnavailable as exc:
         raise BundleError(f"{contents.path}: {exc}") from None
     try:

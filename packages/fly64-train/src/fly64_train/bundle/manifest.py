@@ -75,7 +75,64 @@ def manifest_json(header: BundleHeader, files: list[WeightFile], producer_versio
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
 
 
-def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ModelEntry:
+    """One weight file the manifest lists."""
+
+    name: str
+    """The model part it holds (``diffraction_to_obj``, ``forward_model``)."""
+    file: str
+    """Its member name in the zip."""
+    sha256: str
+    """The hex digest its bytes must have."""
+    size_bytes: int | None
+    """Its declared size (format 2.0; ``None`` in format 1.x): a bigger member is refused unread."""
+
+
+@dataclass(frozen=True)
+class BundleManifest:
+    """A bundle's schema-valid ``manifest.json``, typed. ``model_config`` and ``config`` stay JSON objects:
+    they are untrusted until :func:`fly64_train.training.recorded.recorded_configs` checks every key."""
+
+    format_version: str
+    """``MAJOR.MINOR`` of the bundle format (1.x read only, 2.x current)."""
+    backend: str
+    """The framework that wrote the weights, as recorded (an old ``pytorch`` too: the seam reads it as torch)."""
+    backend_version: str | None
+    """That framework's version at writing time (absent in old bundles)."""
+    models: tuple[ModelEntry, ...]
+    """The weight files, in the manifest's order."""
+    patch_size: Any
+    """``N``, as recorded (checked against ``model_config`` before any model is built)."""
+    gridsize: Any
+    """As recorded (checked likewise)."""
+    intensity_scale: Any
+    """As recorded (checked positive and finite, then against the forward model's buffer)."""
+    model_config: Any
+    """The architecture (``ModelConfig.to_dict()``); absent in some format 1.x bundles."""
+    config: dict[str, Any]
+    """The training configuration as JSON (``neighbor_count``, ``grouping_seed``, ``count_split`` ...)."""
+    provenance: dict[str, Any]
+    """Data paths and digests the model was trained from (empty when not recorded)."""
+
+    @property
+    def major(self) -> int:
+        """The major format version (1 or 2)."""
+        return int(self.format_version.split(".")[0])
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> BundleManifest:
+        """The typed view of a manifest that passed the ``bundle_manifest`` schema."""
+        return cls(
+            format_version=doc["format_version"], backend=doc["backend"], backend_version=doc.get("backend_version"),
+            models=tuple(ModelEntry(m["name"], m["file"], m["sha256"], m.get("size_bytes")) for m in doc["models"]),
+            patch_size=doc["N"], gridsize=doc["gridsize"], intensity_scale=doc["intensity_scale"],
+            model_config=doc.get("model_config"), config=doc.get("config") or {},
+            provenance=doc.get("provenance") or {},
+        )
+
+
+def parse_manifest(data: bytes, where: str) -> BundleManifest:
     """Decode and check a ``manifest.json``: JSON, a supported major version, then the schema."""
     from fly64_manifest import ManifestError, parse_json, validate
 
@@ -91,9 +148,9 @@ def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
         validate(manifest, "bundle_manifest", source=MANIFEST_NAME)
     except ManifestError as exc:
         raise BundleError(f"{where}: {' '.join(str(exc).split())}") from None
-    return manifest
+    return BundleManifest.from_json(manifest)
 
 
-def format_major(manifest: dict[str, Any]) -> int:
+def format_major(manifest: BundleManifest) -> int:
     """The manifest's major format version (1 or 2)."""
-    return int(str(manifest["format_version"]).split(".")[0])
+    return manifest.major

@@ -21,6 +21,7 @@ from fly64_manifest import BACKENDS as BACKEND_NAMES
 from fly64_manifest import backend_name
 
 if TYPE_CHECKING:
+    from fly64_train.bundle.manifest import BundleManifest
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.result import TrainResult
 
@@ -66,7 +67,7 @@ class Backend(Protocol):
     def train(self, config: TrainConfig) -> TrainResult:
         """Train one job (resuming from its last checkpoint when asked) and write its bundle."""
 
-    def load_model(self, manifest: dict, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
+    def load_model(self, manifest: BundleManifest, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
         """Build the model a bundle describes from its checked weight members, on ``device``
         (``auto``: a GPU when the framework sees one, else the CPU)."""
 

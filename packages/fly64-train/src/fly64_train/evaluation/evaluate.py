@@ -59,6 +59,7 @@ from fly64_train.evaluation.scoring import (
 )
 
 if TYPE_CHECKING:
+    from fly64_train.bundle.manifest import BundleManifest
     from fly64_train.core.seam import LoadedModel
     from fly64_train.data.reader import DatasetInfo
 
@@ -134,11 +135,11 @@ def reconstruct(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo,
     return image, summed, truth, float(weight.max())
 
 
-def grouping_for(manifest: dict[str, Any], cfg: EvaluationConfig) -> EvaluationConfig:
+def grouping_for(manifest: BundleManifest, cfg: EvaluationConfig) -> EvaluationConfig:
     """``cfg`` with the grouping resolved: as asked, else as the bundle recorded, else the study design's."""
     from fly64_data.design import get_study_design
 
-    recorded = manifest.get("config", {}) or {}
+    recorded = manifest.config
     design = get_study_design()
     neighbor = cfg.neighbor_count if cfg.neighbor_count is not None else recorded.get(
         "neighbor_count", design.neighbor_count)
@@ -191,7 +192,7 @@ def _evaluate(bundle_path: str | os.PathLike, test_path: str | os.PathLike, cfg:
     if cfg.refine.steps:
         from fly64_train.evaluation.refine import refined_metrics
 
-        evaluation.extra["refine"] = refined_metrics(model, data, cfg, contents.manifest.get("config", {}) or {})
+        evaluation.extra["refine"] = refined_metrics(model, data, cfg, contents.manifest.config)
     return evaluation, data
 
 

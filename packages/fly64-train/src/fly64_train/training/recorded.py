@@ -11,11 +11,14 @@ agree with them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fly64_train.training import field_checks
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.model_config import ModelConfig
+
+if TYPE_CHECKING:
+    from fly64_train.bundle.manifest import BundleManifest
 
 MANIFEST = "manifest.json"
 
@@ -32,13 +35,13 @@ class RecordedConfigs:
     """The manifest's ``intensity_scale``: the forward model's buffer must hold the same value."""
 
 
-def recorded_configs(manifest: dict[str, Any], *, legacy: bool = False) -> RecordedConfigs:
+def recorded_configs(manifest: BundleManifest, *, legacy: bool = False) -> RecordedConfigs:
     """Check ``manifest``'s ``model_config``, ``config``, ``N``, ``gridsize`` and ``intensity_scale``.
 
     Raises ValueError ``manifest.json: <key> ...`` naming the first bad key.
     """
     try:
-        data = manifest.get("model_config")
+        data = manifest.model_config
         if not isinstance(data, dict):
             raise ValueError(f"model_config must be an object, got {data!r}")
         try:
@@ -47,19 +50,20 @@ def recorded_configs(manifest: dict[str, Any], *, legacy: bool = False) -> Recor
         except ValueError as exc:
             raise ValueError(f"model_config.{exc}" if not str(exc).startswith("unknown") else
                              f"model_config: {exc}") from None
-        for key, value in (("N", model.patch_size), ("gridsize", model.gridsize)):
-            field_checks.integer(key, manifest.get(key), 1)
-            if manifest[key] != value:
-                raise ValueError(f"{key} {manifest[key]} disagrees with model_config ({value})")
-        field_checks.real("intensity_scale", manifest.get("intensity_scale"), 0, low_open=True)
+        for key, recorded_value, value in (("N", manifest.patch_size, model.patch_size),
+                                           ("gridsize", manifest.gridsize, model.gridsize)):
+            field_checks.integer(key, recorded_value, 1)
+            if recorded_value != value:
+                raise ValueError(f"{key} {recorded_value} disagrees with model_config ({value})")
+        field_checks.real("intensity_scale", manifest.intensity_scale, 0, low_open=True)
         try:
-            train = TrainConfig.from_recorded(manifest.get("config", {}))
+            train = TrainConfig.from_recorded(manifest.config)
         except ValueError as exc:
             raise ValueError(f"config.{exc}" if not str(exc).startswith(("unknown", "must")) else
                              f"config: {exc}") from None
-        recorded = manifest.get("config", {})
+        recorded = manifest.config
         if "gridsize" in recorded and train.gridsize != model.gridsize:
             raise ValueError(f"config.gridsize {train.gridsize} disagrees with model_config ({model.gridsize})")
     except ValueError as exc:
         raise ValueError(f"{MANIFEST}: {exc}") from None
-    return RecordedConfigs(model, train, float(manifest["intensity_scale"]))
+    return RecordedConfigs(model, train, float(manifest.intensity_scale))

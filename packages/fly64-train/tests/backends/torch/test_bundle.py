@@ -110,7 +110,7 @@ def test_pickled_payload_is_refused_even_with_a_matching_checksum(bundle, tmp_pa
 
 def test_read_manifest_and_missing_file(bundle, tmp_path):
     _, path, _ = bundle
-    assert read_manifest(path)["N"] == 32
+    assert read_manifest(path).patch_size == 32
     with pytest.raises(BundleError, match="not found"):
         load_bundle(tmp_path / "nope.zip")
 
@@ -169,7 +169,7 @@ def test_a_format_1_bundle_written_the_old_way_still_loads(tmp_path):
     torch.manual_seed(1)
     model = PtychoPINN(ModelConfig(patch_size=32, base_width=4, gridsize=2), synthetic_probe(32), 2.5)
     path = write_legacy_bundle(model, tmp_path / "old.zip", config={"neighbor_count": 7})
-    assert read_manifest(path)["format_version"] == "1.0"
+    assert read_manifest(path).format_version == "1.0"
     loaded = load_bundle(path)
     x = torch.rand(2, 4, 32, 32)
     with torch.no_grad():

@@ -34,8 +34,8 @@ def test_training_writes_checkpoints_log_and_bundle(trained, losses_of):
     assert result.bundle_sha256 == hashlib.sha256(bundle.read_bytes()).hexdigest()
     assert result.bundle_size_bytes == bundle.stat().st_size
     manifest = read_manifest(bundle)
-    assert manifest["gridsize"] == gridsize and manifest["N"] == 32
-    assert manifest["intensity_scale"] == pytest.approx(result.intensity_scale)
+    assert manifest.gridsize == gridsize and manifest.patch_size == 32
+    assert manifest.intensity_scale == pytest.approx(result.intensity_scale)
 
 
 def test_reloaded_bundle_predicts_bit_for_bit(trained, tiny_npz):
@@ -74,7 +74,7 @@ def test_photon_split_training_is_deterministic_and_recorded(tmp_path, tiny_npz,
             for i in range(2)]
     assert losses_of(tmp_path / "split0", runs[0].log_path) == losses_of(tmp_path / "split1", runs[1].log_path)
     assert runs[0].bundle_sha256 == runs[1].bundle_sha256
-    assert read_manifest(tmp_path / "split0" / "wts.h5.zip")["config"]["count_split"] == 0.5
+    assert read_manifest(tmp_path / "split0" / "wts.h5.zip").config["count_split"] == 0.5
     with pytest.raises(ValueError, match="count_split"):
         train_job(make_config(tiny_npz, tmp_path / "bad", count_split=1.0))
 

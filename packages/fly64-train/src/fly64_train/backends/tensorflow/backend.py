@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import tensorflow  # noqa: F401  -- a missing framework fails get_backend here, with the package named
 
 if TYPE_CHECKING:
+    from fly64_train.bundle.manifest import BundleManifest
     from fly64_train.core.seam import LoadedModel
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.result import TrainResult
@@ -26,7 +27,7 @@ class TensorflowBackend:
 
         return train_job(config)
 
-    def load_model(self, manifest: dict, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
+    def load_model(self, manifest: BundleManifest, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
         from fly64_train.backends.tensorflow.bundle import build_model
         from fly64_train.backends.tensorflow.loaded_model import TensorflowLoadedModel
 

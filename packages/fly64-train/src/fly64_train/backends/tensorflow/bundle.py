@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from fly64_train.backends.tensorflow.model import PtychoPINN
 from fly64_train.backends.tensorflow.weights import SUFFIX, WeightsError, load_weights, read_layout, save_weights
-from fly64_train.bundle import BUNDLE_NAME, BundleError, WeightFile, format_major, write_model_bundle
+from fly64_train.bundle import BUNDLE_NAME, BundleError, BundleManifest, WeightFile, format_major, write_model_bundle
 from fly64_train.training.recorded import recorded_configs
 
 __all__ = ["BUNDLE_NAME", "build_model", "save_bundle", "weight_files"]
@@ -52,7 +52,7 @@ def save_bundle(model: PtychoPINN, path: str | os.PathLike, config: dict[str, An
                               model_config=model.cfg, intensity_scale=scale, config=config, provenance=extra)
 
 
-def build_model(manifest: dict[str, Any], members: dict[str, bytes]) -> PtychoPINN:
+def build_model(manifest: BundleManifest, members: dict[str, bytes]) -> PtychoPINN:
     """The Keras :class:`PtychoPINN` a checked format-2 bundle describes.
 
     Every recorded key is checked first, then each file's HDF5 header (no external storage; at least
@@ -66,7 +66,7 @@ def build_model(manifest: dict[str, Any], members: dict[str, bytes]) -> PtychoPI
     except ValueError as exc:
         raise BundleError(str(exc)) from None
     cfg = recorded.model
-    files = {entry["name"]: entry["file"] for entry in manifest["models"]}
+    files = {entry.name: entry.file for entry in manifest.models}
     for name in ("diffraction_to_obj", "forward_model"):
         if name not in files:
             raise BundleError(f"manifest lists no {name!r} model")

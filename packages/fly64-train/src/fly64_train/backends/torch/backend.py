@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fly64_train.bundle.manifest import BundleManifest
     from fly64_train.core.seam import LoadedModel
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.result import TrainResult
@@ -20,7 +21,7 @@ class TorchBackend:
 
         return train_job(config)
 
-    def load_model(self, manifest: dict, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
+    def load_model(self, manifest: BundleManifest, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
         from fly64_train.backends.torch.weights import load_model
 
         return load_model(manifest, members, device=device)

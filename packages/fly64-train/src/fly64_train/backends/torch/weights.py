@@ -20,7 +20,7 @@ from fly64_train.backends.torch import physics
 from fly64_train.backends.torch.device import inference_device
 from fly64_train.backends.torch.loaded_model import TorchLoadedModel
 from fly64_train.backends.torch.model import ObjectCNN, PtychoPINN
-from fly64_train.bundle import BUNDLE_NAME, BundleError, WeightFile, format_major, write_model_bundle
+from fly64_train.bundle import BUNDLE_NAME, BundleError, BundleManifest, WeightFile, format_major, write_model_bundle
 from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.recorded import recorded_configs
 
@@ -178,7 +178,7 @@ def _check_values(states: dict[str, dict[str, torch.Tensor]], cfg: ModelConfig, 
                           f"got {float(scale)}")
 
 
-def build_model(manifest: dict[str, Any], members: dict[str, bytes], device: str = "cpu") -> PtychoPINN:
+def build_model(manifest: BundleManifest, members: dict[str, bytes], device: str = "cpu") -> PtychoPINN:
     """The :class:`PtychoPINN` a checked bundle describes, in eval mode on ``device``.
 
     Nothing is built before every recorded key, every tensor's dtype and shape (from the
@@ -190,7 +190,7 @@ def build_model(manifest: dict[str, Any], members: dict[str, bytes], device: str
     except ValueError as exc:
         raise BundleError(str(exc)) from None
     cfg = recorded.model
-    files = {entry["name"]: entry["file"] for entry in manifest["models"]}
+    files = {entry.name: entry.file for entry in manifest.models}
     for needed in _MODELS:
         if needed not in files:
             raise BundleError(f"manifest lists no {needed!r} model")
@@ -220,7 +220,7 @@ def build_model(manifest: dict[str, Any], members: dict[str, bytes], device: str
     return model.to(device).eval()
 
 
-def load_model(manifest: dict[str, Any], members: dict[str, bytes], *, device: str = "auto") -> TorchLoadedModel:
+def load_model(manifest: BundleManifest, members: dict[str, bytes], *, device: str = "auto") -> TorchLoadedModel:
     """The torch backend's :meth:`~fly64_train.core.seam.Backend.load_model` (``auto``: a GPU when present)."""
     device = inference_device(device)
     return TorchLoadedModel(build_model(manifest, members, device), device)
