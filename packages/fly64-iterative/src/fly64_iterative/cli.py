@@ -7,12 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fly64_data.cli_common import Accumulate, command_line, positive_int
-from fly64_data.design import get_study_design
+from fly64_data.cli_common import command_line, positive_int
 from fly64_iterative import __version__
 from fly64_iterative.engine import DEVICES, ENGINES, NOISE_MODELS, EngineConfig
-from fly64_train.studies.filters import DistinctSeeds, check_filters, dose_type
-from fly64_train.studies.matrix import study_views
+from fly64_train.studies.filters import DistinctSeeds, add_filters, check_filters
 from fly64_train.training.option import seed as seed_type
 
 PROG = "fly64-iterative"
@@ -32,7 +30,6 @@ run_manifest.json / overlap_manifest.json (sha256, dose) first. Outputs: <artifa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    design = get_study_design()
     default = EngineConfig()
     parser, sub = command_line(PROG, COMMANDS, __version__, description=__doc__, epilog=EPILOG,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,11 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     roots.add_argument("--phase-d-root", required=True, type=Path, help="Phase D output folder")
     roots.add_argument("--artifact-root", required=True, type=Path,
                        help="where job folders and iterative_manifest.json go (nothing is written elsewhere)")
-    filters = run.add_argument_group("filters (AND-combined, repeatable; default: every job)")
-    filters.add_argument("--dose", action=Accumulate, type=dose_type, metavar="D",
-                         help=f"doses, from {' '.join(f'{d:g}' for d in design.dose_list)}")
-    filters.add_argument("--view", action=Accumulate, metavar="VIEW",
-                         help=f"views, from {' '.join(study_views(design))}")
+    filters = add_filters(run)
     filters.add_argument("--seeds", action=DistinctSeeds, type=seed_type, metavar="S",
                          help="one reconstruction per cell and seed (Phase E's replicate layout, seed_<s>/); one "
                               "seed seeds the run (torch, numpy, pty-chi's minibatch order)")

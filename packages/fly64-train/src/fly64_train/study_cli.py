@@ -19,8 +19,7 @@ from fly64_train.studies.executor import (
     scheduler_address,
     worker_specs,
 )
-from fly64_train.studies.filters import DistinctSeeds, check_filters, dose_type
-from fly64_train.studies.matrix import study_views
+from fly64_train.studies.filters import DistinctSeeds, add_filters, check_filters
 from fly64_train.training.option import FlagError
 from fly64_train.training.option import seed as seed_type
 from fly64_train.training.stops import JobInterrupted, interruptible
@@ -50,11 +49,7 @@ def add_run_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     roots.add_argument("--phase-d-root", "--phase_d_root", required=True, type=Path, help="Phase D output folder")
     roots.add_argument("--artifact-root", "--artifact_root", required=True, type=Path,
                        help="where job folders and training_manifest.json go")
-    filters = run.add_argument_group("filters (AND-combined, repeatable; default: every job)")
-    filters.add_argument("--dose", action=Accumulate, type=dose_type, metavar="D",
-                         help=f"doses to train, from {' '.join(f'{d:g}' for d in design.dose_list)}")
-    filters.add_argument("--view", action=Accumulate, metavar="VIEW",
-                         help=f"views to train, from {' '.join(study_views(design))}")
+    filters = add_filters(run, " to train")
     filters.add_argument("--gridsize", action=Accumulate, type=positive_int, metavar="G",
                          help=f"gridsizes to train, from {' '.join(map(str, design.gridsizes))}")
     switches = run.add_argument_group("run")

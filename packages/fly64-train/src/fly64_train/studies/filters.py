@@ -47,6 +47,18 @@ class DistinctSeeds(Accumulate):
         super().__call__(parser, namespace, values, option_string)
 
 
+def add_filters(parser: argparse.ArgumentParser, verb: str = "") -> argparse._ArgumentGroup:
+    """The ``filters`` group with ``--dose`` and ``--view`` (their values from the study design); a command adds
+    its other filters to the group returned. ``verb`` completes their help: ``doses{verb}, from ...``."""
+    design = get_study_design()
+    filters = parser.add_argument_group("filters (AND-combined, repeatable; default: every job)")
+    filters.add_argument("--dose", action=Accumulate, type=dose_type, metavar="D",
+                         help=f"doses{verb}, from {' '.join(f'{d:g}' for d in design.dose_list)}")
+    filters.add_argument("--view", action=Accumulate, metavar="VIEW",
+                         help=f"views{verb}, from {' '.join(study_views(design))}")
+    return filters
+
+
 def check_filters(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage error (exit 2) for a dose, view or gridsize the study design does not have."""
     design = get_study_design()
