@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 from fly64_iterative.convention import counts_of
 from fly64_iterative.engine import EngineConfig, Reconstruction, reconstruct
 from fly64_manifest import sha256_file
+from fly64_train.studies.job_log import job_logger
 from fly64_train.studies.matrix import Job
 
 RECONSTRUCTION_H5 = "reconstruction.h5"
@@ -178,20 +178,6 @@ def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray
                              fraction=COUNT_SPLIT_FRACTION).as_json()
 
 
-@contextlib.contextmanager
-def _job_log(path: Path) -> Iterator[logging.Logger]:
+def _job_log(path: Path) -> contextlib.AbstractContextManager[logging.Logger]:
     """A per-job logger writing to ``iterative.log`` (pty-chi's own messages included)."""
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log = logging.getLogger(f"fly64_iterative.job.{path.parent}")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    captured = [log, logging.getLogger("ptychi")]
-    for logger in captured:
-        logger.addHandler(handler)
-    try:
-        yield log
-    finally:
-        for logger in captured:
-            logger.removeHandler(handler)
-        handler.close()
+    return job_logger(path.open("a", encoding="utf-8"), f"fly64_iterative.job.{path.parent}", ("ptychi",))

@@ -30,6 +30,7 @@ from fly64_manifest import ensure_dir, locked, open_append, read_json, write_jso
 from fly64_train.core.seam import get_backend
 from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5
 from fly64_train.studies.divergence import divergence
+from fly64_train.studies.job_log import job_logger
 from fly64_train.studies.job_record import Artifact, JobRecord, JobResult
 from fly64_train.studies.job_spec import JobSpec
 from fly64_train.training.result import TrainResult
@@ -173,27 +174,13 @@ def _losses(job_dir: Path, log_path: str | None) -> list[float]:
         return [float(row["train_loss"]) for row in csv.DictReader(fh) if row.get("train_loss")]
 
 
-@contextlib.contextmanager
-def _job_log(path: Path) -> Iterator[logging.Logger]:
+def _job_log(path: Path) -> contextlib.AbstractContextManager[logging.Logger]:
     """A per-job logger writing to ``train.log`` (Lightning's own messages included).
 
     Opened without following a link (a planted ``train.log`` link is refused, its target untouched).
     """
-    handler = logging.StreamHandler(open_append(path, what="job log"))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log = logging.getLogger(f"fly64_train.studies.job.{path.parent}")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    captured = [log, logging.getLogger("lightning.pytorch"), logging.getLogger("lightning.fabric")]
-    for logger in captured:
-        logger.addHandler(handler)
-    try:
-        yield log
-    finally:
-        for logger in captured:
-            logger.removeHandler(handler)
-        handler.close()
-        handler.stream.close()  # a StreamHandler leaves its stream open
+    return job_logger(open_append(path, what="job log"), f"fly64_train.studies.job.{path.parent}",
+                      ("lightning.pytorch", "lightning.fabric"))
 
 
 @contextlib.contextmanager
