@@ -28,6 +28,14 @@ from fly64_manifest.io import parse_json
 DEPTH = 100_000
 DEEP_OBJECT = '{"a":' * DEPTH + "1" + "}" * DEPTH
 DEEP_ARRAY = "[" * DEPTH + "]" * DEPTH
+#: Each typed loader and the file of the tiny study it reads.
+EVERY_LOADER = [
+    (load_run_manifest, "phase_c/run_manifest.json"),
+    (load_overlap_manifest, "phase_d/overlap_manifest.json"),
+    (load_training_manifest, "phase_e/training_manifest.json"),
+    (load_skip_summary, "phase_e/skip_summary.json"),
+    (load_overlap_metrics, "phase_d/dose_1000/dense/dense_metrics.json"),
+]
 
 
 def _assert_one_line(message: str, *needles: str) -> None:
@@ -56,13 +64,7 @@ def test_nesting_that_parses_but_would_overflow_later_code_is_refused(tmp_path):
     _assert_one_line(str(info.value), str(path), "nested")
 
 
-@pytest.mark.parametrize(("loader", "relpath"), [
-    (load_run_manifest, "phase_c/run_manifest.json"),
-    (load_overlap_manifest, "phase_d/overlap_manifest.json"),
-    (load_training_manifest, "phase_e/training_manifest.json"),
-    (load_skip_summary, "phase_e/skip_summary.json"),
-    (load_overlap_metrics, "phase_d/dose_1000/dense/dense_metrics.json"),
-])
+@pytest.mark.parametrize(("loader", "relpath"), EVERY_LOADER)
 def test_every_loader_refuses_a_deep_manifest(tiny_study, loader, relpath):
     path = tiny_study / relpath
     path.write_text(DEEP_OBJECT)
@@ -166,13 +168,7 @@ def test_a_non_finite_constant_anywhere_is_refused(doc, constant):
     assert parse_json(json.dumps(doc), source="s") == doc
 
 
-@pytest.mark.parametrize(("loader", "relpath"), [
-    (load_run_manifest, "phase_c/run_manifest.json"),
-    (load_overlap_manifest, "phase_d/overlap_manifest.json"),
-    (load_training_manifest, "phase_e/training_manifest.json"),
-    (load_skip_summary, "phase_e/skip_summary.json"),
-    (load_overlap_metrics, "phase_d/dose_1000/dense/dense_metrics.json"),
-])
+@pytest.mark.parametrize(("loader", "relpath"), EVERY_LOADER)
 @pytest.mark.parametrize(("edit", "needle"), [
     (lambda text: text.replace('"kind"', '"kind": "x", "kind"', 1), "duplicate key 'kind'"),
     (lambda text: text.replace('"schema_version"', '"nan": NaN, "schema_version"', 1), "NaN"),
