@@ -26,6 +26,15 @@ def _few_threads():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture()
+def outside(tmp_path) -> Path:
+    """A folder outside every root a test writes, holding ``thesis.txt`` ("years of work"): a link's target."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("years of work")
+    return folder
+
+
 def simulate(n: int = TINY_N, object_size: int = 128, step: float = 8.0, dose: float | None = 1e4,
              seed: int = 7) -> dict[str, np.ndarray | float]:
     """Object, probe, positions, patches and diffraction; ``dose=None`` gives noiseless data."""

@@ -27,14 +27,6 @@ def roots(tiny_study_data, tmp_path):
     return phase_c, phase_d, tmp_path / "phase_e"
 
 
-@pytest.fixture()
-def outside(tmp_path):
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    (folder / "thesis.txt").write_text("years of work")
-    return folder
-
-
 def _run(phase_c, phase_d, artifact, *extra: str) -> int:
     return train_main(["run", "--phase-c-root", str(phase_c), "--phase-d-root", str(phase_d),
                        "--artifact-root", str(artifact), "--dose", "1000", "--view", "baseline",

@@ -21,14 +21,6 @@ from ...conftest import write_npz
 
 
 @pytest.fixture()
-def outside(tmp_path):
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    (folder / "thesis.txt").write_text("years of work")
-    return folder
-
-
-@pytest.fixture()
 def trained(tmp_path, tiny_npz, make_config):
     """A job folder with a one-epoch checkpoint of gridsize 1, lr 1e-3."""
     cfg = make_config(tiny_npz, tmp_path / "job", max_epochs=1, logger="none")
