@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_one(sub)
     _add_evaluate(sub)
     _add_report(sub)
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="also show the training framework's own log lines (TensorFlow's C++ and "
+                                  "absl logs), which are kept out of the output otherwise")
     return parser
 
 
@@ -144,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv[0].startswith("-") and argv[0] not in COMMANDS:
         parser.error(f"unknown command {argv[0]!r}")
     args = parser.parse_args(argv)
+    if getattr(args, "verbose", False):
+        from fly64_train.core.seam import FRAMEWORK_LOGS_ENV
+
+        os.environ[FRAMEWORK_LOGS_ENV] = "1"  # in the environment: Dask workers inherit it
     from fly64_train.training.stops import JobInterrupted, interruptible
 
     try:

@@ -32,6 +32,11 @@ BACKENDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Set (to ``1``) by ``--verbose``: a backend then lets its framework's own log lines through (TensorFlow's
+#: C++ and absl logs), which it otherwise keeps out of our output. In the environment, so Dask workers see it.
+FRAMEWORK_LOGS_ENV = "FLY64_FRAMEWORK_LOGS"
+
+
 class BackendUnavailable(RuntimeError):
     """The backend's framework is not installed (or the name is unknown)."""
 
