@@ -140,3 +140,22 @@ def test_seeds_give_one_replicate_per_seed_in_phase_e_layout(tiny_study_data, tm
     assert {job.engine_options["random_seed"] for job in manifest.jobs} == {0, 1}
     assert manifest.job(100000, "sparse", seed=1).status == "success"
     assert verify(out) == []
+
+
+@pytest.mark.parametrize("planted", ["dose_100000/baseline", "dose_100000/baseline/gs1/iterative.log"])
+def test_a_planted_link_is_refused_and_nothing_outside_is_touched(tiny_study_data, tmp_path, capsys, planted):
+    # A colleague's (or a stale) link inside the Phase F root: the job fails in one line, the link's
+    # target keeps its bytes, and no folder of the job appears outside the root.
+    out, outside = tmp_path / "phase_f", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "thesis.txt").write_text("keep me")
+    link = out / planted
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside / "thesis.txt" if planted.endswith(".log") else outside)
+    status = main(_args(tiny_study_data, out, "--view", "baseline", "--no-information", "--epochs", "1"))
+    assert status == 1
+    (job,) = load_iterative_manifest(out).jobs
+    assert job.status == "failed" and "\n" not in job.error and "link" in job.error
+    assert sorted(p.name for p in outside.iterdir()) == ["thesis.txt"]
+    assert (outside / "thesis.txt").read_text() == "keep me"
+    assert "FAILED" in capsys.readouterr().out

@@ -23,7 +23,7 @@ import numpy as np
 
 from fly64_iterative.convention import counts_of
 from fly64_iterative.engine import EngineConfig, Reconstruction, reconstruct
-from fly64_manifest import sha256_file
+from fly64_manifest import ensure_dir, open_append, sha256_file
 from fly64_train.studies.job_log import job_logger
 from fly64_train.studies.matrix import Job
 
@@ -42,6 +42,8 @@ class JobSpec:
     """The test split (checked against its producer's manifest before the run starts)."""
     job_dir: Path
     """``<artifact root>/<job.job_dir>``."""
+    artifact_root: Path
+    """The Phase F root: the job folder must resolve inside it (no link on the way, nothing outside)."""
     engine: EngineConfig
     """How pty-chi reconstructs."""
     ms_ssim_sigma: float = 1.0
@@ -86,10 +88,10 @@ def run_job(spec: JobSpec) -> JobRecord:
     """Reconstruct, score and write one job; a failure is returned as a ``failed`` record."""
     started = time.monotonic()
     try:
-        spec.job_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(spec.job_dir, spec.artifact_root, what="job folder")
         log_cm = _job_log(spec.job_dir / LOG_NAME)
         log = log_cm.__enter__()
-    except OSError as exc:  # no job folder, so no log either: the one-line error is all there is
+    except (OSError, ValueError) as exc:  # UnsafePathError is a ValueError; no folder, so no log either
         return _failed(exc, spec, started)
     try:
         log.info("job %s: test split %s, engine %r", spec.job.label(), spec.test_path, spec.engine)
@@ -180,4 +182,5 @@ def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray
 
 def _job_log(path: Path) -> contextlib.AbstractContextManager[logging.Logger]:
     """A per-job logger writing to ``iterative.log`` (pty-chi's own messages included)."""
-    return job_logger(path.open("a", encoding="utf-8"), f"fly64_iterative.job.{path.parent}", ("ptychi",))
+    # As Phase E's train.log: never through a link planted at the log's name.
+    return job_logger(open_append(path, what="job log"), f"fly64_iterative.job.{path.parent}", ("ptychi",))

@@ -93,6 +93,7 @@ def plan(cfg: IterativeRunConfig, design: StudyDesign | None = None) -> tuple[li
         seed = item.job.seed if item.job.seed is not None else (cfg.seeds[0] if cfg.seeds else cfg.engine.seed)
         specs.append(JobSpec(job=item.job, test_path=item.test_path,
                              job_dir=Path(cfg.artifact_root) / item.job.job_dir,
+                             artifact_root=Path(cfg.artifact_root),
                              engine=replace(cfg.engine, seed=seed), ms_ssim_sigma=sigma,
                              information=cfg.information))
     skips = {(s.dose, s.view, s.gridsize): s for s in found if isinstance(s, SkippedView)}
