@@ -36,8 +36,8 @@ def make_split(workdir: Path) -> Path:
 
 def make_bundle(workdir: Path, test: Path, gridsize: int) -> Path:
     """An untrained default model with the split's probe and intensity scale, as a real bundle."""
+    from fly64_train.backends.torch.bundle import save_bundle
     from fly64_train.backends.torch.model import PtychoPINN
-    from fly64_train.backends.torch.weights import save_bundle
     from fly64_train.data.reader import open_dataset
     from fly64_train.training.model_config import ModelConfig
 

@@ -165,10 +165,9 @@ def throughput(path: Path, device: torch.device, gridsize: int, patterns: int, p
 
 def tf_throughput(path: Path, gridsize: int, patterns: int, steps: int, threads: int) -> dict:
     """Training patterns/s of the default PtychoPINN as the TensorFlow backend runs it (``model.fit``, float32)."""
+    import fly64_train.backends.tensorflow  # noqa: F401, I001  (first: it loads TensorFlow without its log lines)
     import keras
     import tensorflow as tf
-
-    import fly64_train.backends.tensorflow  # noqa: F401  (quiets TensorFlow's banner before it loads)
     from fly64_train.backends.tensorflow.model import PtychoPINN
     from fly64_train.data.grouping import make_groups
     from fly64_train.data.reader import open_dataset

@@ -22,7 +22,7 @@ __version__ = "0.3.0"
 _EXPORTS = {
     "BundleError": "fly64_train.bundle",
     "load_bundle": "fly64_train.bundle",
-    "save_bundle": "fly64_train.backends.torch.weights",
+    "save_bundle": "fly64_train.backends.torch.bundle",
     "TrainConfig": "fly64_train.training.config",
     "ModelConfig": "fly64_train.training.model_config",
     "PtychoPINN": "fly64_train.backends.torch.model",

@@ -90,7 +90,7 @@ def test_without_tensorflow_a_keras_bundle_is_a_one_line_error_naming_the_extra(
 def test_device_names_map_to_tensorflow_and_a_missing_gpu_is_named():
     import tensorflow as tf
 
-    from fly64_train.backends.tensorflow.loaded_model import tf_device
+    from fly64_train.backends.tensorflow.device import tf_device
 
     gpus = len(tf.config.list_physical_devices("GPU"))
     assert tf_device("cpu") == "/CPU:0" and tf_device("auto") == ("/GPU:0" if gpus else "/CPU:0")

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from fly64_train.backends.torch.datamodule import DataConfig, Fly64DataModule
+from fly64_train.backends.torch.data import DataConfig, Fly64DataModule
 from fly64_train.backends.torch.device import DeviceDefaults, device_defaults
 from fly64_train.backends.torch.model import PtychoPINN
 from fly64_train.backends.torch.train import TrainingJob
@@ -117,8 +117,8 @@ def test_channels_last_training_matches_the_contiguous_layout(tmp_path, tiny_npz
 def test_a_loaded_bundle_runs_on_the_gpu_when_there_is_one(tmp_path, tiny_sim):
     """``load_bundle`` and evaluation default to ``auto``: the GPU where torch sees one, else the CPU."""
     from fly64_train import load_bundle
+    from fly64_train.backends.torch.bundle import save_bundle
     from fly64_train.backends.torch.device import inference_device
-    from fly64_train.backends.torch.weights import save_bundle
 
     cfg = ModelConfig(patch_size=32, gridsize=1, base_width=4, depth=3, convs_per_level=1)
     path = tmp_path / "wts.h5.zip"

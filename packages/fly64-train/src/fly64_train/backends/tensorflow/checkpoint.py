@@ -1,4 +1,4 @@
-"""Keras callbacks that replace their file by rename instead of writing into it.
+"""The TensorFlow backend's checkpoints: Keras callbacks that replace their file by rename instead of writing into it.
 
 Keras' own ``ModelCheckpoint`` and ``CSVLogger`` open their path for writing, so a
 symbolic link planted at ``checkpoints/best.weights.h5`` or ``logs/metrics.csv``

@@ -25,8 +25,8 @@ import keras
 import tensorflow as tf
 
 from fly64_manifest import ManifestError, read_json, write_json
-from fly64_train.backends.tensorflow.atomic_callbacks import AtomicCSVLogger, AtomicModelCheckpoint
 from fly64_train.backends.tensorflow.bundle import BUNDLE_NAME, save_bundle
+from fly64_train.backends.tensorflow.checkpoint import AtomicCSVLogger, AtomicModelCheckpoint
 from fly64_train.backends.tensorflow.data import EpochClock, group_batches
 from fly64_train.backends.tensorflow.model import PtychoPINN
 from fly64_train.backends.tensorflow.weights import WeightsError, load_weights, save_weights

@@ -22,7 +22,7 @@ class TorchBackend:
         return train_job(config)
 
     def load_model(self, manifest: BundleManifest, members: dict[str, bytes], *, device: str = "auto") -> LoadedModel:
-        from fly64_train.backends.torch.weights import load_model
+        from fly64_train.backends.torch.bundle import load_model
 
         return load_model(manifest, members, device=device)
 

@@ -1,4 +1,6 @@
-"""Torch weights in a bundle: safetensors files (format 2.0), or ``torch.save`` files of format 1.x (read only).
+"""The torch backend's bundle: safetensors weight files (format 2.0), or ``torch.save`` files of format 1.x
+(read only); the mirror of :mod:`fly64_train.backends.tensorflow.bundle`. The container, manifest and checks
+are :mod:`fly64_train.bundle`'s.
 
 Models in a torch bundle
     ``diffraction_to_obj``: the CNN (diffraction -> object patches).
@@ -20,11 +22,20 @@ from fly64_train.backends.torch import physics
 from fly64_train.backends.torch.device import inference_device
 from fly64_train.backends.torch.loaded_model import TorchLoadedModel
 from fly64_train.backends.torch.model import ObjectCNN, PtychoPINN
-from fly64_train.bundle import BUNDLE_NAME, BundleError, BundleManifest, WeightFile, format_major, write_model_bundle
+from fly64_train.bundle import (
+    BUNDLE_NAME,
+    BundleError,
+    BundleManifest,
+    WeightFile,
+    format_major,
+    read_manifest,
+    write_model_bundle,
+)
 from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.recorded import recorded_configs
 
-__all__ = ["BUNDLE_NAME", "BundleError", "build_model", "load_model", "save_bundle", "weight_files"]
+__all__ = ["BUNDLE_NAME", "BundleError", "build_model", "load_bundle", "load_model", "read_manifest", "save_bundle",
+           "weight_files"]
 
 _MODELS = ("diffraction_to_obj", "forward_model")
 
@@ -224,3 +235,18 @@ def load_model(manifest: BundleManifest, members: dict[str, bytes], *, device: s
     """The torch backend's :meth:`~fly64_train.core.seam.Backend.load_model` (``auto``: a GPU when present)."""
     device = inference_device(device)
     return TorchLoadedModel(build_model(manifest, members, device), device)
+
+
+def load_bundle(path: str | os.PathLike, map_location: str = "cpu", *,
+                expected_sha256: str | None = None) -> PtychoPINN:
+    """A torch bundle as the :class:`PtychoPINN` itself (eval mode), for code that wants torch tensors.
+
+    Framework-free code uses :func:`fly64_train.load_bundle`, which returns a numpy ``LoadedModel``.
+    """
+    from fly64_train.bundle import load_bundle as load_any
+
+    loaded = load_any(path, expected_sha256=expected_sha256, device=str(map_location))
+    model = getattr(loaded, "model", None)
+    if not isinstance(model, PtychoPINN):
+        raise BundleError(f"{path}: not a torch bundle; use fly64_train.load_bundle for other backends")
+    return model

@@ -33,7 +33,7 @@ from fly64_train.backends.torch.checkpoint import (
     checkpoint_callbacks,
     load_best_state_dict,
 )
-from fly64_train.backends.torch.datamodule import DataConfig, Fly64DataModule
+from fly64_train.backends.torch.data import DataConfig, Fly64DataModule
 from fly64_train.backends.torch.device import DeviceDefaults, device_defaults
 from fly64_train.backends.torch.lightning_module import PtychoPINNModule
 from fly64_train.training.config import TrainConfig
