@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
@@ -37,6 +38,10 @@ from fly64_train.training.option import max_time_seconds
 from fly64_train.training.provenance import bundle_provenance, finite, job_relative
 from fly64_train.training.result import TrainResult
 from fly64_train.training.stops import NothingTrained
+
+if TYPE_CHECKING:
+    from fly64_train.data.grouping import Groups
+    from fly64_train.data.reader import DatasetInfo
 
 LAST_WEIGHTS = "last.weights.h5"
 LAST_STATE = "last.json"
@@ -177,122 +182,206 @@ def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None
     WeightsError
         If the job's checkpoint record or weights do not fit (resume).
     """
-    from fly64_data.contract import ContractError
-    from fly64_train.data.grouping import make_groups, split_groups
-    from fly64_train.data.reader import open_dataset
+    return TrainingJob(cfg, callbacks).run()
 
-    cfg.check()
-    _check_backend_config(cfg)
-    cap = max_time_seconds(cfg.max_time)
-    started = time.monotonic()
-    job_dir = Path(cfg.job_dir)
 
-    # Validation happens here, before any folder, logger or model exists.
-    info = open_dataset(cfg.train_path, cfg.gridsize, cfg.neighbor_count)
-    try:
-        groups = make_groups(info.ycoords, info.xcoords, cfg.gridsize, cfg.neighbor_count, cfg.n_groups,
-                             cfg.grouping_seed)
-    except ValueError as exc:
-        raise ContractError(f"{cfg.train_path}: {exc}") from None
-    train_groups, val_groups = split_groups(groups, cfg.val_fraction, cfg.seed)
-    model_cfg = ModelConfig(**{**cfg.model.to_dict(), "patch_size": info.patch_size, "gridsize": cfg.gridsize})
-    model_cfg.check()
-    monitor = "val_loss" if val_groups is not None else "loss"  # Keras's name of the training loss
-    reported = "train_loss" if monitor == "loss" else monitor  # the study's name, as the torch backend reports it
+@dataclass(frozen=True)
+class JobData:
+    """The validated, grouped training file, split into training and validation groups."""
 
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.deterministic:
-        # Process-wide and irreversible in TensorFlow: a deterministic job makes its process deterministic.
-        tf.config.experimental.enable_op_determinism()
-    model = PtychoPINN(model_cfg, info.probe, info.intensity_scale, cfg.count_split, split_seed=cfg.seed)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.lr, epsilon=1e-8), jit_compile=False)
+    info: DatasetInfo
+    """The validated file (patterns read lazily)."""
+    groups: Groups
+    """Every group drawn from it."""
+    train_groups: Groups
+    """The groups trained on."""
+    val_groups: Groups | None
+    """The groups validated on (``None`` without a validation split)."""
 
-    ckpt_dir = job_dir / CHECKPOINTS
-    prepare_job_folder(job_dir)  # no link at the job's checkpoints/ or logs/
-    # A checkpoint of other data or settings is refused (ResumeMismatch); a fresh start records them.
-    state = _read_resume_state(ckpt_dir) if check_resume(cfg) else None
-    if state is None:
-        record_resume_settings(cfg)
-    if state is not None:
+    @property
+    def has_validation(self) -> bool:
+        return self.val_groups is not None
+
+
+class TrainingJob:
+    """One job's build steps, in the order :meth:`run` takes them: the same steps, by the same names, as
+    the torch backend's :class:`fly64_train.backends.torch.train.TrainingJob` (``build_trainer`` is
+    ``build_callbacks`` here: Keras has no trainer object)."""
+
+    def __init__(self, config: TrainConfig, callbacks: list[keras.callbacks.Callback] | None = None) -> None:
+        config.check()
+        _check_backend_config(config)
+        self.config = config
+        self.extra_callbacks = list(callbacks or [])
+        self.job_dir = Path(config.job_dir)
+        self.ckpt_dir = self.job_dir / CHECKPOINTS
+        # --max-time bounds the job from here: data preparation, training and validation all count.
+        self.started = time.monotonic()
+        cap = max_time_seconds(config.max_time)
+        self.deadline = WallTimeCap(self.started + cap) if cap is not None else None
+        self.log_path: Path | None = None
+
+    def run(self) -> TrainResult:
+        data = self.build_data()  # validation happens here, before any folder, logger or model exists
+        model = self.build_model(data)
+        state = self.resume_checkpoint(model)
+        callbacks, last = self.build_callbacks(data, state)
+        history = self.fit(model, data, state, callbacks)
+        record = last.record or state or {}
+        stopped = self.deadline is not None and self.deadline.reached
+        if stopped and not int(record.get("epochs_completed", 0)):
+            raise NothingTrained(f"--max-time {self.config.max_time} ran out before the first epoch finished; "
+                                 "nothing exported, rerun with a larger --max-time")
+        bundle = self.export(model, data, record)
+        return self.result(data, history, record, state, bundle, time.monotonic() - self.started)
+
+    # -- build steps -------------------------------------------------------------------------------
+
+    def build_data(self) -> JobData:
+        """The validated, grouped training file."""
+        from fly64_data.contract import ContractError
+        from fly64_train.data.grouping import make_groups, split_groups
+        from fly64_train.data.reader import open_dataset
+
+        cfg = self.config
+        info = open_dataset(cfg.train_path, cfg.gridsize, cfg.neighbor_count)
+        try:
+            groups = make_groups(info.ycoords, info.xcoords, cfg.gridsize, cfg.neighbor_count, cfg.n_groups,
+                                 cfg.grouping_seed)
+        except ValueError as exc:
+            raise ContractError(f"{cfg.train_path}: {exc}") from None
+        train_groups, val_groups = split_groups(groups, cfg.val_fraction, cfg.seed)
+        return JobData(info, groups, train_groups, val_groups)
+
+    def monitor(self, data: JobData) -> str:
+        """Keras's name of the monitored loss (``loss`` is the training loss)."""
+        return "val_loss" if data.has_validation else "loss"
+
+    def reported_monitor(self, data: JobData) -> str:
+        """The study's name of it, as the torch backend reports it."""
+        monitor = self.monitor(data)
+        return "train_loss" if monitor == "loss" else monitor
+
+    def build_model(self, data: JobData) -> PtychoPINN:
+        cfg, info = self.config, data.info
+        model_cfg = ModelConfig(**{**cfg.model.to_dict(), "patch_size": info.patch_size, "gridsize": cfg.gridsize})
+        model_cfg.check()
+        keras.utils.set_random_seed(cfg.seed)
+        if cfg.deterministic:
+            # Process-wide and irreversible in TensorFlow: a deterministic job makes its process deterministic.
+            tf.config.experimental.enable_op_determinism()
+        model = PtychoPINN(model_cfg, info.probe, info.intensity_scale, cfg.count_split, split_seed=cfg.seed)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.lr, epsilon=1e-8), jit_compile=False)
+        return model
+
+    def resume_checkpoint(self, model: PtychoPINN) -> dict[str, Any] | None:
+        """The checked ``last.json`` record when resuming (its weights and Adam state loaded into ``model``).
+
+        Also the first step that touches the job folder: no link at ``checkpoints/`` or ``logs/``, and a
+        checkpoint of other data or settings is refused (ResumeMismatch); a fresh start records them.
+        """
+        prepare_job_folder(self.job_dir)
+        state = _read_resume_state(self.ckpt_dir) if check_resume(self.config) else None
+        if state is None:
+            record_resume_settings(self.config)
+            return None
         # Built first, so that loading restores Adam's moments, step count and learning rate too.
         model.optimizer.build(model.cnn.trainable_variables)
-        load_weights(model, ckpt_dir / LAST_WEIGHTS)
-    initial_epoch = int(state["epochs_completed"]) if state else 0
+        load_weights(model, self.ckpt_dir / LAST_WEIGHTS)
+        return state
 
-    clock = EpochClock()
-    batches = cfg.groups_per_step
-    limit = cfg.limit_train_batches
-    n_train_batches = math.ceil(len(train_groups) / batches)
-    max_batches = None if limit is None else (int(limit) if isinstance(limit, int) else
-                                              max(1, math.ceil(float(limit) * n_train_batches)))
-    train_data = group_batches(info.diffraction, train_groups, batches, cfg.seed, clock, max_batches)
-    val_data = group_batches(info.diffraction, val_groups, batches) if val_groups is not None else None
+    def build_logger(self, resumed: bool) -> keras.callbacks.Callback | None:
+        cfg = self.config
+        if cfg.logger == "csv":
+            self.log_path = self.job_dir / "logs" / "metrics.csv"
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            return AtomicCSVLogger(self.log_path, append=resumed)
+        if cfg.logger == "tensorboard":
+            self.log_path = self.job_dir / "logs" / "tensorboard"
+            return keras.callbacks.TensorBoard(log_dir=str(self.log_path), write_graph=False)
+        return None
 
-    best = AtomicModelCheckpoint(
-        str(ckpt_dir / BEST_WEIGHTS), monitor=monitor, mode="min", save_best_only=True, save_weights_only=True,
-        initial_value_threshold=state["best_loss"] if state and state.get("best_loss") is not None else None)
-    plateau = ResumableReduceLROnPlateau(state["plateau"] if state else None, monitor=monitor, mode="min",
-                                         factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=0.0)
-    last = LastCheckpoint(ckpt_dir, plateau, best, monitor)
-    job_callbacks: list[keras.callbacks.Callback] = [clock, plateau, best, last]
-    log_path: Path | None = None
-    if cfg.logger == "csv":
-        log_path = job_dir / "logs" / "metrics.csv"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        job_callbacks.append(AtomicCSVLogger(log_path, append=state is not None))
-    elif cfg.logger == "tensorboard":
-        log_path = job_dir / "logs" / "tensorboard"
-        job_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_path), write_graph=False))
-    deadline = WallTimeCap(started + cap) if cap is not None else None  # from the job's start, data included
-    if deadline is not None:
-        job_callbacks.append(deadline)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    def build_callbacks(self, data: JobData,
+                        state: dict[str, Any] | None) -> tuple[list[keras.callbacks.Callback], LastCheckpoint]:
+        """The epoch clock, plateau schedule, best and last checkpoints, logger and deadline, in that order."""
+        cfg, monitor = self.config, self.monitor(data)
+        self.clock = EpochClock()
+        best = AtomicModelCheckpoint(
+            str(self.ckpt_dir / BEST_WEIGHTS), monitor=monitor, mode="min", save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=state["best_loss"] if state and state.get("best_loss") is not None else None)
+        plateau = ResumableReduceLROnPlateau(state["plateau"] if state else None, monitor=monitor, mode="min",
+                                             factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=0.0)
+        last = LastCheckpoint(self.ckpt_dir, plateau, best, monitor)
+        callbacks: list[keras.callbacks.Callback] = [self.clock, plateau, best, last]
+        logger = self.build_logger(state is not None)
+        if logger is not None:
+            callbacks.append(logger)
+        if self.deadline is not None:
+            callbacks.append(self.deadline)
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        return [*callbacks, *self.extra_callbacks], last
 
-    progress = sys.stdout.isatty() if cfg.progress_bar is None else cfg.progress_bar
-    history = None
-    if initial_epoch < cfg.max_epochs:
+    def fit(self, model: PtychoPINN, data: JobData, state: dict[str, Any] | None,
+            callbacks: list[keras.callbacks.Callback]) -> Any:
+        """``model.fit`` from the resumed epoch; the History, or ``None`` when no epoch was left to train."""
+        cfg = self.config
+        initial_epoch = int(state["epochs_completed"]) if state else 0
+        if initial_epoch >= cfg.max_epochs:
+            return None
+        batches = cfg.groups_per_step
+        limit = cfg.limit_train_batches
+        n_train_batches = math.ceil(len(data.train_groups) / batches)
+        max_batches = None if limit is None else (int(limit) if isinstance(limit, int) else
+                                                  max(1, math.ceil(float(limit) * n_train_batches)))
+        train_data = group_batches(data.info.diffraction, data.train_groups, batches, cfg.seed, self.clock,
+                                   max_batches)
+        val_data = (group_batches(data.info.diffraction, data.val_groups, batches) if data.val_groups is not None
+                    else None)
+        progress = sys.stdout.isatty() if cfg.progress_bar is None else cfg.progress_bar
         try:
-            history = model.fit(train_data, validation_data=val_data, epochs=cfg.max_epochs,
-                                initial_epoch=initial_epoch, callbacks=[*job_callbacks, *(callbacks or [])],
-                                verbose=1 if progress else 0, shuffle=False)  # group_batches shuffles per epoch
+            return model.fit(train_data, validation_data=val_data, epochs=cfg.max_epochs,
+                             initial_epoch=initial_epoch, callbacks=callbacks, verbose=1 if progress else 0,
+                             shuffle=False)  # group_batches shuffles per epoch
         except DeadlineReached:
-            pass  # the finished epochs' checkpoints and record stand; the cut epoch is dropped
-    record = last.record or state or {}
-    stopped = deadline is not None and deadline.reached
-    if stopped and not int(record.get("epochs_completed", 0)):
-        raise NothingTrained(f"--max-time {cfg.max_time} ran out before the first epoch finished; nothing "
-                             "exported, rerun with a larger --max-time")
+            return None  # the finished epochs' checkpoints and record stand; the cut epoch is dropped
 
-    # Export the best weights (lowest monitored loss), falling back to the final ones.
-    best_path = ckpt_dir / BEST_WEIGHTS
-    if best_path.is_file():
-        load_weights(model, best_path)
-    epochs_completed = int(record.get("epochs_completed", 0))
-    provenance = bundle_provenance(cfg, dose=info.meta.get("dose"), epochs_completed=epochs_completed,
-                                   monitor=reported, best_score=record.get("best_loss"))
-    bundle = save_bundle(model, job_dir / BUNDLE_NAME, config=cfg.json_config(), extra=provenance)
-    last_weights = ckpt_dir / LAST_WEIGHTS
-    return TrainResult(
-        final_loss=finite(history.history["loss"][-1]) if history and history.history.get("loss")
-        else record.get("loss"),
-        best_loss=record.get("best_loss"),
-        monitor=reported,
-        epochs_completed=epochs_completed,
-        # From the record: loading the best weights also restored that epoch's optimizer step count.
-        global_step=int(record.get("global_step", 0)),
-        resumed_from=f"checkpoints/{LAST_WEIGHTS}" if state else None,
-        checkpoint_path=f"checkpoints/{LAST_WEIGHTS}" if last_weights.is_file() else None,
-        best_checkpoint_path=f"checkpoints/{BEST_WEIGHTS}" if best_path.is_file() else None,
-        bundle_path=BUNDLE_NAME,
-        bundle_sha256=bundle["sha256"],
-        bundle_size_bytes=bundle["size_bytes"],
-        log_path=job_relative(log_path, job_dir),
-        intensity_scale=info.intensity_scale,
-        n_patterns=info.n,
-        n_groups=len(groups),
-        n_train_groups=len(train_groups),
-        n_val_groups=len(val_groups) if val_groups is not None else 0,
-        duration_s=round(time.monotonic() - started, 3),
-        backend="tensorflow",
-        stop_reason="max_time" if stopped else None,
-    )
+    def export(self, model: PtychoPINN, data: JobData, record: dict[str, Any]) -> dict[str, Any]:
+        """Write the bundle with the best weights (lowest monitored loss), else the final ones."""
+        best_path = self.ckpt_dir / BEST_WEIGHTS
+        if best_path.is_file():
+            load_weights(model, best_path)
+        cfg = self.config
+        provenance = bundle_provenance(cfg, dose=data.info.meta.get("dose"),
+                                       epochs_completed=int(record.get("epochs_completed", 0)),
+                                       monitor=self.reported_monitor(data), best_score=record.get("best_loss"))
+        return save_bundle(model, self.job_dir / BUNDLE_NAME, config=cfg.json_config(), extra=provenance)
+
+    def result(self, data: JobData, history: Any, record: dict[str, Any], state: dict[str, Any] | None,
+               bundle: dict[str, Any], duration_s: float) -> TrainResult:
+        last_weights, best_path = self.ckpt_dir / LAST_WEIGHTS, self.ckpt_dir / BEST_WEIGHTS
+        stopped = self.deadline is not None and self.deadline.reached
+        return TrainResult(
+            final_loss=finite(history.history["loss"][-1]) if history and history.history.get("loss")
+            else record.get("loss"),
+            best_loss=record.get("best_loss"),
+            monitor=self.reported_monitor(data),
+            epochs_completed=int(record.get("epochs_completed", 0)),
+            # From the record: loading the best weights also restored that epoch's optimizer step count.
+            global_step=int(record.get("global_step", 0)),
+            resumed_from=f"checkpoints/{LAST_WEIGHTS}" if state else None,
+            checkpoint_path=f"checkpoints/{LAST_WEIGHTS}" if last_weights.is_file() else None,
+            best_checkpoint_path=f"checkpoints/{BEST_WEIGHTS}" if best_path.is_file() else None,
+            bundle_path=BUNDLE_NAME,
+            bundle_sha256=bundle["sha256"],
+            bundle_size_bytes=bundle["size_bytes"],
+            log_path=job_relative(self.log_path, self.job_dir),
+            intensity_scale=data.info.intensity_scale,
+            n_patterns=data.info.n,
+            n_groups=len(data.groups),
+            n_train_groups=len(data.train_groups),
+            n_val_groups=len(data.val_groups) if data.val_groups is not None else 0,
+            duration_s=round(duration_s, 3),
+            backend="tensorflow",
+            stop_reason="max_time" if stopped else None,
+        )
