@@ -64,6 +64,17 @@ class LoadedModel(Protocol):
         (a GPU model scatters on its GPU); numpy in and out, equal to the numpy stitch to 1e-6."""
 
 
+def check_model_input(diffraction: np.ndarray, gridsize: int, patch_size: int) -> None:
+    """Refuse diffraction a :class:`LoadedModel` cannot predict from: it takes (B, gridsize^2, N, N) groups.
+
+    Both backends' ``predict_object`` call it, so the refusal reads the same whichever framework runs.
+    """
+    c, n = gridsize**2, patch_size
+    if diffraction.ndim != 4 or diffraction.shape[1:] != (c, n, n):
+        raise ValueError(f"diffraction must have shape (B, {c}, {n}, {n}) for a gridsize-{gridsize} "
+                         f"N={n} model, got {diffraction.shape}; group the patterns first")
+
+
 class Backend(Protocol):
     """What the framework-free layers need from a framework."""
 

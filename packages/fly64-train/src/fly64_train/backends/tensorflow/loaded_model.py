@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from fly64_train.backends.tensorflow.device import tf_device
 from fly64_train.backends.tensorflow.model import PtychoPINN
+from fly64_train.core.seam import check_model_input
 from fly64_train.evaluation.stitch import stitch as numpy_stitch
 
 
@@ -27,10 +28,7 @@ class TensorflowLoadedModel:
 
     def predict_object(self, diffraction: np.ndarray) -> np.ndarray:
         """Object patches (B, C, N, N) complex64 from diffraction amplitudes (B, C, N, N)."""
-        c, n = self.gridsize**2, self.patch_size
-        if diffraction.ndim != 4 or diffraction.shape[1:] != (c, n, n):
-            raise ValueError(f"diffraction must have shape (B, {c}, {n}, {n}) for a gridsize-{self.gridsize} "
-                             f"N={n} model, got {diffraction.shape}; group the patterns first")
+        check_model_input(diffraction, self.gridsize, self.patch_size)
         with tf.device(self.device):
             out = self.model.predict_object(np.ascontiguousarray(diffraction, dtype=np.float32))
         return out.astype(np.complex64, copy=False)

@@ -12,6 +12,7 @@ import torch
 from fly64_train.backends.torch.inference import fold_batch_norms
 from fly64_train.backends.torch.model import PtychoPINN
 from fly64_train.backends.torch.stitch import stitch as device_stitch
+from fly64_train.core.seam import check_model_input
 from fly64_train.evaluation.stitch import stitch as numpy_stitch
 
 if TYPE_CHECKING:
@@ -41,10 +42,7 @@ class TorchLoadedModel:
 
     def predict_object(self, diffraction: np.ndarray) -> np.ndarray:
         """Object patches (B, C, N, N) complex64 from diffraction amplitudes (B, C, N, N)."""
-        c, n = self.gridsize**2, self.patch_size
-        if diffraction.ndim != 4 or diffraction.shape[1:] != (c, n, n):
-            raise ValueError(f"diffraction must have shape (B, {c}, {n}, {n}) for a gridsize-{self.gridsize} "
-                             f"N={n} model, got {diffraction.shape}; group the patterns first")
+        check_model_input(diffraction, self.gridsize, self.patch_size)
         x = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32)).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
