@@ -11,6 +11,7 @@ from pathlib import Path
 
 import fly64_manifest.io
 import fly64_train.studies.inputs as inputs
+import fly64_train.training.digest as digest
 from fly64_train.cli import main as train_main
 
 TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--deterministic",
@@ -32,6 +33,8 @@ def test_a_run_reads_each_producer_manifest_once_and_hashes_each_training_file_o
         hashed[real_path(path).resolve()] += 1
         return real_path(path)
 
+    # Digests are kept per process: forget those earlier tests of this session computed.
+    digest._digest.cache_clear()
     monkeypatch.setattr(inputs, "read_manifest", counting_read)
     monkeypatch.setattr(fly64_manifest.io, "Path", counting_path)
     artifact = tmp_path / "e"
