@@ -1,7 +1,8 @@
 """One study run reads each producer manifest once and hashes each training file once.
 
-A real tiny run (Phase C and D written by their CLIs, dose 1000: baseline gs1 and gs2 (one training file), dense gs2; one epoch each, the
-default in-process executor); the readers are wrapped at their module boundary by counting passthroughs.
+A real tiny run (Phase C and D written by their CLIs; dose 1000: baseline gs1 and gs2, which share one training
+file, and dense gs2; one epoch each; the default in-process executor); the readers are wrapped at their module
+boundary by counting passthroughs.
 """
 
 from __future__ import annotations
