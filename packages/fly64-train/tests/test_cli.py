@@ -161,3 +161,26 @@ def test_a_field_without_a_declaration_cannot_be_forgotten():
 
     with pytest.raises(TypeError, match="Extended.forgotten declares no command-line option"):
         list(declared_options(Extended))
+
+
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_offers_verbose(command, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    assert "--verbose" in capsys.readouterr().out
+
+
+def test_verbose_lets_the_frameworks_log_lines_through_for_what_the_command_imports(tmp_path, monkeypatch):
+    from fly64_train.cli import main
+    from fly64_train.core.seam import FRAMEWORK_LOGS_ENV
+
+    monkeypatch.delenv(FRAMEWORK_LOGS_ENV, raising=False)
+    args = ["report", "--artifact-root", str(tmp_path / "none"), "--output", str(tmp_path / "out")]
+    for verbose in ([], ["--verbose"]):
+        try:
+            main([*args, *verbose])  # no manifest there: the command fails after parsing, which is enough
+        except SystemExit:
+            pass
+        assert os.environ.get(FRAMEWORK_LOGS_ENV) == ("1" if verbose else None)
