@@ -137,3 +137,10 @@ def test_auto_workers_and_the_per_gpu_limit():
 def test_config_check_refuses_contradictions(config, message):
     with pytest.raises(ValueError, match=message):
         config.check()
+
+
+def test_without_dask_the_dask_executor_is_one_line_naming_the_extra(monkeypatch):
+    # As in a torch-only install (fly64-train[torch]): importing distributed fails; nothing starts.
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ExecutorError, match=r"needs Dask, which is not installed .*install fly64-train\[dask\]"):
+        open_executor(ExecutorConfig(kind="dask", workers=1, gpus=(), cores=1))
