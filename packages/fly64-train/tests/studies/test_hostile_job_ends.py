@@ -114,11 +114,16 @@ def test_a_signal_records_the_job_as_interrupted_and_a_rerun_resumes_it(tiny_stu
     result = _result(artifact)
     assert result["status"] == "interrupted" and sig.name in result["error"]
     assert (job / "checkpoints" / "last.ckpt").is_file()
-    # The rerun resumes from the checkpoint instead of starting over (one epoch was already done).
+    # The rerun resumes from the checkpoint instead of starting over, asked for more epochs than the
+    # interrupted run had finished (on an idle machine the signal may land after more than one epoch).
+    import torch
+
+    done = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")["epoch"]
     assert train_main(["run", "--phase-c-root", str(tiny_study_data / "phase_c"),
                        "--phase-d-root", str(tiny_study_data / "phase_d"), "--artifact-root", str(artifact),
                        "--dose", "1000", "--view", "baseline", "--n-groups", "64", "--batch-size", "8",
-                       "--base-width", "4", "--accelerator", "cpu", "--no-evaluate", "--max-epochs", "1"]) == 0
+                       "--base-width", "4", "--accelerator", "cpu", "--no-evaluate",
+                       "--max-epochs", str(done + 2)]) == 0
     result = _result(artifact)
     assert result["status"] == "success" and result["epochs_completed"] >= 1
     assert "resumed_from='checkpoints/last.ckpt'" in (job / "train.log").read_text()
