@@ -117,24 +117,6 @@ def test_scale_offset_and_ramp_of_a_stitched_object_do_not_change_its_scores():
         assert getattr(moved.phase_scores, name) == pytest.approx(getattr(base.phase_scores, name), rel=1e-5)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_sim, tiny_npz):
-    """A real bundle trained for one epoch on the tiny set, and the other half of the scan as test split."""
-    from fly64_train.backends.torch.train import train_job
-    from fly64_train.training.config import TrainConfig
-    from fly64_train.training.model_config import ModelConfig
-
-    root = tmp_path_factory.mktemp("eval")
-    test_rows = np.flatnonzero(tiny_sim["y"] >= np.median(tiny_sim["y"]) + 1)
-    test = write_npz(root / "patched_test.npz", tiny_sim, test_rows)
-    job_dir = root / "job"
-    cfg = TrainConfig(train_path=str(tiny_npz), job_dir=str(job_dir), max_epochs=1, n_groups=8, batch_size=4,
-                      model=ModelConfig(base_width=4), deterministic=True, logger="none", progress_bar=False,
-                      accelerator="cpu", devices=1)
-    summary = train_job(cfg)
-    return job_dir / summary.bundle_path, test, job_dir
-
-
 def test_evaluate_job_scores_a_trained_bundle_and_writes_its_figure_and_arrays(trained):
     bundle, test, job_dir = trained
     metrics = evaluate_job(bundle, test, job_dir, EvaluationConfig(batch_size=3), title="tiny")

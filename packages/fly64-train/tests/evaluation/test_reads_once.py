@@ -12,30 +12,10 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
 from fly64_train.evaluation.refine import RefineConfig
-
-from ..conftest import write_npz
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_sim, tiny_npz):
-    """A bundle trained for one epoch on the tiny set; the lower half of the scan is the test split."""
-    from fly64_train.backends.torch.train import train_job
-    from fly64_train.training.config import TrainConfig
-    from fly64_train.training.model_config import ModelConfig
-
-    root = tmp_path_factory.mktemp("reads")
-    test = write_npz(root / "patched_test.npz", tiny_sim,
-                     np.flatnonzero(tiny_sim["y"] >= np.median(tiny_sim["y"]) + 1))
-    job_dir = root / "job"
-    cfg = TrainConfig(train_path=str(tiny_npz), job_dir=str(job_dir), max_epochs=1, n_groups=8, batch_size=4,
-                      model=ModelConfig(base_width=4), deterministic=True, logger="none", progress_bar=False,
-                      accelerator="cpu", devices=1)
-    return job_dir / train_job(cfg).bundle_path, test
 
 
 @pytest.fixture
@@ -55,7 +35,7 @@ def zip_opens(monkeypatch) -> Counter:
 
 
 def test_one_evaluation_opens_the_test_split_once_and_the_bundle_once(trained, tmp_path, zip_opens):
-    bundle, test = trained
+    bundle, test, _ = trained
     cfg = EvaluationConfig(batch_size=8, device="cpu", information=True, refine=RefineConfig(steps=2))
     metrics = evaluate_job(bundle, test, tmp_path, cfg, title="reads")
     assert "information" in metrics and "information" in metrics["refine"]  # every step that reads ran

@@ -12,25 +12,6 @@ from fly64_manifest import load_schema
 from fly64_train.evaluation.evaluate import EvaluationConfig, evaluate_job
 from fly64_train.evaluation.refine import RefineConfig
 
-from ..conftest import write_npz
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_sim, tiny_npz):
-    """A bundle trained for one epoch on the tiny set's upper half; the lower half is the test split."""
-    from fly64_train.backends.torch.train import train_job
-    from fly64_train.training.config import TrainConfig
-    from fly64_train.training.model_config import ModelConfig
-
-    root = tmp_path_factory.mktemp("refine")
-    test_rows = np.flatnonzero(tiny_sim["y"] >= np.median(tiny_sim["y"]) + 1)
-    test = write_npz(root / "patched_test.npz", tiny_sim, test_rows)
-    job_dir = root / "job"
-    cfg = TrainConfig(train_path=str(tiny_npz), job_dir=str(job_dir), max_epochs=1, n_groups=8, batch_size=4,
-                      model=ModelConfig(base_width=4), deterministic=True, logger="none", progress_bar=False,
-                      accelerator="cpu", devices=1)
-    return job_dir / train_job(cfg).bundle_path, test
-
 
 def _metrics_schema() -> Draft202012Validator:
     schema = load_schema("training_manifest")
@@ -39,7 +20,7 @@ def _metrics_schema() -> Draft202012Validator:
 
 def test_refinement_is_recorded_as_its_own_method_and_recovers_more_information_than_plain_prediction(
         trained, tmp_path):
-    bundle, test = trained
+    bundle, test, _ = trained
     before = bundle.read_bytes()
     cfg = EvaluationConfig(batch_size=8, device="cpu", refine=RefineConfig(steps=30, lr=1e-3))
     metrics = evaluate_job(bundle, test, tmp_path, cfg)
@@ -71,7 +52,7 @@ def test_the_half_a_refinement_fits_exactly_half_a_counts_and_never_half_b(train
     from fly64_train.data.reader import open_dataset
     from fly64_train.evaluation.information import _Halves
 
-    _, test = trained
+    _, test, _ = trained
     info = open_dataset(test, 1, 7)
     halves = _Halves(info, 0.5)
     rows = np.arange(info.n)
