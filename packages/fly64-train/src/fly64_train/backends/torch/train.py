@@ -186,6 +186,9 @@ class TrainingJob:
         with warnings.catch_warnings():
             # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for a user to act on.
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+            # The folder holds our resume_settings.json before the first checkpoint; whether a job
+            # resumes is decided (and checked) by training.job_folder, so Lightning's warning is noise.
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             # weights_only: Lightning's own resume must not unpickle code either.
             try:
                 trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
