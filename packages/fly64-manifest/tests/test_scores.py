@@ -89,3 +89,31 @@ def test_both_phases_jobs_expose_typed_scores_timing_and_their_product(tiny_stud
     assert (timing.device, timing.device_name) == ("cuda:0", "NVIDIA H200")
     assert timing.seconds_per_1000_patterns == pytest.approx(5.0) == iterative.seconds_per_1000_patterns
     assert iterative.scores.floor("phase", "ssim") == 0.05
+
+
+#: ``RECORDED`` with a "PINN + refine" block, in the shape ``fly64-train evaluate --refine-steps`` records it.
+REFINED = {**RECORDED, "refine": {
+    "amplitude": {**RECORDED["amplitude"], "ssim": 0.7}, "phase": {**RECORDED["phase"], "ssim": 0.5},
+    "coverage": 0.93, "refine": {"steps": 20, "lr": 0.0001, "batch_size": None, "count_split": 0.5, "seed": 0},
+    "reconstruction": {"wall_s": 4.0, "refine_s": 1.5, "n_patterns": 500, "device": "cpu"},
+    "floor": RECORDED["floor"],
+    "information": {**RECORDED["information"], "info": 0.45}}}
+
+
+def test_the_refine_block_reads_as_scores_of_their_own_with_settings_and_fine_tuning_time():
+    from fly64_manifest.scores import RefineSettings
+
+    scores = Scores.from_metrics(REFINED)
+    refined = scores.refine
+    assert scores.refined_with is None and refined.refine is None
+    assert (refined.metric("amplitude", "ssim"), refined.metric("phase", "ssim")) == (0.7, 0.5)
+    assert refined.metric("information", "info") == 0.45 and refined.floor("phase", "ssim") == 0.05
+    assert refined.refined_with == RefineSettings(steps=20, lr=0.0001, batch_size=None, count_split=0.5, seed=0)
+    assert (refined.reconstruction.wall_s, refined.reconstruction.refine_s) == (4.0, 1.5)
+    assert refined.reconstruction.seconds_per_1000_patterns == pytest.approx(8.0)
+    assert scores.reconstruction.refine_s is None and (refined.region, refined.alignment) == (None, None)
+    # Plain prediction's scores are untouched by the block beside them.
+    assert scores.metric("phase", "ssim") == 0.42 and Scores.from_metrics(RECORDED).refine is None
+    # Mistyped settings read as None, not as an exception.
+    odd = {**REFINED, "refine": {**REFINED["refine"], "refine": {"steps": 0, "lr": "fast"}}}
+    assert Scores.from_metrics(odd).refine.refined_with is None

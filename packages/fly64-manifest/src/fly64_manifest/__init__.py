@@ -45,12 +45,20 @@ from fly64_manifest.safe_paths import (
     remove_tree,
 )
 from fly64_manifest.schema import KINDS, load_schema, schema_version, validate, write_json
-from fly64_manifest.scores import Alignment, Information, MetricSet, ReconstructionTiming, Region, Scores
+from fly64_manifest.scores import (
+    Alignment,
+    Information,
+    MetricSet,
+    ReconstructionTiming,
+    RefineSettings,
+    Region,
+    Scores,
+)
 from fly64_manifest.study import Lineage, Study
 from fly64_manifest.verify import Problem, verify
 
 __all__ = [
-    "Alignment", "Information", "MetricSet", "ReconstructionTiming", "Region", "Scores",
+    "Alignment", "Information", "MetricSet", "ReconstructionTiming", "RefineSettings", "Region", "Scores",
     "BACKENDS", "DEFAULT_BACKEND", "backend_name",
     "KINDS", "DoseData", "FileRecord", "IterativeJob", "IterativeManifest", "Lineage", "ManifestError",
     "OverlapManifest", "OverlapView", "Problem", "Producer", "RunManifest", "SkipSummary", "SkippedView", "Study",

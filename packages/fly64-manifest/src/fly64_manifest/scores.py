@@ -1,4 +1,5 @@
-"""Typed view of a job's evaluation ``metrics``: the scores, their flat floor, the alignment, the timing.
+"""Typed view of a job's evaluation ``metrics``: the scores, their flat floor, the alignment, the timing,
+and "PINN + refine" (``metrics.refine``) where the evaluation refined.
 
 Phase E (``training_manifest.json``) and Phase F (``iterative_manifest.json``) record their
 scores in one shape, made by one scorer, so downstream code reads both through
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 #: The SPEC §8 metric set of one image component, in report order.
@@ -100,6 +101,8 @@ class ReconstructionTiming:
     """Where it ran, e.g. ``cpu`` or ``cuda:0``."""
     device_name: str | None = None
     """The device's model name (a GPU's), where recorded."""
+    refine_s: float | None = None
+    """Of ``wall_s``, the seconds spent fine-tuning ("PINN + refine" only; ``None`` for every other method)."""
 
     @property
     def seconds_per_1000_patterns(self) -> float:
@@ -114,6 +117,22 @@ class Information:
     """``None`` when the truth does not beat the flat object on the held-out half."""
     patterns: int | None = None
     """Patterns scored."""
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """How "PINN + refine" fine-tuned the model on the test split's own patterns (``metrics.refine.refine``)."""
+
+    steps: int
+    """Optimisation steps of the fine-tuning."""
+    lr: float
+    """Its Adam learning rate."""
+    batch_size: int | None = None
+    """Groups per step (``None``: training's patterns per step)."""
+    count_split: float | None = None
+    """Photon split of the loss, as the bundle was trained (``None``: full counts)."""
+    seed: int | None = None
+    """Seed of the batch order and photon splits (``None`` where not recorded)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,13 @@ class Scores:
         Wall time of the reconstruction, where the producer recorded it.
     information : Information or None
         The held-out information score, where recorded.
+    refine : Scores or None
+        "PINN + refine" (``metrics.refine``): the scores of the same model fine-tuned on the test
+        split's own patterns, read like these (``region`` and ``alignment`` are ``None``; its
+        ``reconstruction.refine_s`` is the fine-tuning, ``wall_s`` fine-tuning plus prediction);
+        ``None`` when the evaluation did not refine.
+    refined_with : RefineSettings or None
+        On a ``refine`` block: the fine-tuning's settings; ``None`` on plain scores.
     """
 
     amplitude: MetricSet
@@ -148,6 +174,8 @@ class Scores:
     alignment: Alignment | None = None
     reconstruction: ReconstructionTiming | None = None
     information: Information | None = None
+    refine: Scores | None = None
+    refined_with: RefineSettings | None = None
 
     def metric(self, component: str, name: str) -> float | None:
         """``component`` ``amplitude``/``phase`` and a :data:`METRIC_NAMES` name, or ``("information", "info")``."""
@@ -181,6 +209,14 @@ class Scores:
         """
         if not isinstance(metrics, Mapping):
             return None
+        refine = metrics.get("refine")
+        # The refine block has the shape of ``metrics`` with its settings under its own "refine" key.
+        return replace(cls._read(metrics, timing),
+                       refine=None if not isinstance(refine, Mapping) else replace(
+                           cls._read(refine, None), refined_with=_settings(refine.get("refine"))))
+
+    @classmethod
+    def _read(cls, metrics: Mapping[str, Any], timing: ReconstructionTiming | None) -> Scores:
         floor = metrics.get("floor") if isinstance(metrics.get("floor"), Mapping) else {}
         return cls(
             amplitude=MetricSet.from_json(metrics.get("amplitude")) or MetricSet(),
@@ -216,20 +252,41 @@ def _alignment(doc: Any) -> Alignment | None:
     return Alignment(scale, offset, (ramp[0], ramp[1]))
 
 
-def timing_of(wall_s: Any, n_patterns: Any, device: Any, device_name: Any = None) -> ReconstructionTiming | None:
-    """A :class:`ReconstructionTiming` from recorded values, or ``None`` unless all three are usable."""
+def timing_of(wall_s: Any, n_patterns: Any, device: Any, device_name: Any = None,
+              refine_s: Any = None) -> ReconstructionTiming | None:
+    """A :class:`ReconstructionTiming` from recorded values, or ``None`` unless the first three are usable."""
     wall = _number(wall_s)
     if wall is None or wall < 0 or not isinstance(device, str) or not device:
         return None
     if isinstance(n_patterns, bool) or not isinstance(n_patterns, int) or n_patterns < 1:
         return None
-    return ReconstructionTiming(wall, n_patterns, device, device_name if isinstance(device_name, str) else None)
+    refine = _number(refine_s)
+    return ReconstructionTiming(wall, n_patterns, device, device_name if isinstance(device_name, str) else None,
+                                refine if refine is not None and refine >= 0 else None)
 
 
 def _timing(doc: Any) -> ReconstructionTiming | None:
     if not isinstance(doc, Mapping):
         return None
-    return timing_of(doc.get("wall_s"), doc.get("n_patterns"), doc.get("device"), doc.get("device_name"))
+    return timing_of(doc.get("wall_s"), doc.get("n_patterns"), doc.get("device"), doc.get("device_name"),
+                     doc.get("refine_s"))
+
+
+def _whole(value: Any, least: int) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
+    return value if ok else None
+
+
+def _settings(doc: Any) -> RefineSettings | None:
+    """The recorded refine settings, or ``None`` unless ``steps`` and ``lr`` are usable."""
+    if not isinstance(doc, Mapping):
+        return None
+    steps, lr = _whole(doc.get("steps"), 1), _number(doc.get("lr"))
+    if steps is None or lr is None or lr <= 0:
+        return None
+    split = _number(doc.get("count_split"))
+    return RefineSettings(steps, lr, _whole(doc.get("batch_size"), 1),
+                          split if split is not None and 0 < split < 1 else None, _whole(doc.get("seed"), 0))
 
 
 def _information(doc: Any) -> Information | None:
