@@ -9,17 +9,10 @@ from pathlib import Path
 from fly64_data.cli_common import Accumulate, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.cli_options import add_train_options, check_accelerator_here, train_config_from_args
-from fly64_train.studies.executor import (
-    AUTO,
-    DEFAULT_MAX_ATTEMPTS,
-    JOBS_PER_GPU,
-    KINDS,
-    ExecutorConfig,
-    ExecutorError,
-    scheduler_address,
-    worker_specs,
-)
+from fly64_train.studies.executor import ExecutorError
+from fly64_train.studies.executor_config import DEFAULT_MAX_ATTEMPTS, KINDS, ExecutorConfig, scheduler_address
 from fly64_train.studies.filters import DistinctSeeds, add_filters, check_filters
+from fly64_train.studies.worker_placement import AUTO, JOBS_PER_GPU, worker_specs
 from fly64_train.training.option import FlagError
 from fly64_train.training.option import seed as seed_type
 from fly64_train.training.stops import JobInterrupted, interruptible

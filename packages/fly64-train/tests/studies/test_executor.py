@@ -13,20 +13,14 @@ import pytest
 
 from fly64_manifest import read_json
 from fly64_train.evaluation.evaluate import EvaluationConfig
+from fly64_train.studies.dask_executor import DaskExecutor
 from fly64_train.studies.execute import ATTEMPTS_NAME, run_job
-from fly64_train.studies.executor import (
-    DaskExecutor,
-    ExecutorConfig,
-    ExecutorError,
-    JobLost,
-    WorkerPlacement,
-    auto_workers,
-    open_executor,
-    place_workers,
-)
+from fly64_train.studies.executor import ExecutorError, JobLost, open_executor
+from fly64_train.studies.executor_config import ExecutorConfig
 from fly64_train.studies.job_record import JobRecord
 from fly64_train.studies.job_spec import JobSpec
 from fly64_train.studies.matrix import Job
+from fly64_train.studies.worker_placement import WorkerPlacement, auto_workers, place_workers
 
 #: Guards a wait that ends in seconds on an idle machine, so a broken run fails instead of hanging the
 #: suite; generous because a worker's first task imports torch, slow on a loaded 2-core machine.

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fly64_train.cli import main as train_main
-from fly64_train.studies import executor
+from fly64_train.studies import dask_executor, executor, executor_config, worker_placement
 
 
 def _run_args(tmp_path: Path) -> list[str]:
@@ -97,7 +97,7 @@ def test_max_attempts_is_refused_where_it_would_be_ignored(tmp_path, capsys, arg
 
 
 def test_workers_beyond_what_the_node_can_run_are_refused(tmp_path, capsys):
-    too_many = executor.node_worker_cap(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+    too_many = worker_placement.node_worker_cap(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                else os.cpu_count() or 1) + 1
     err = _usage_line(capsys, [*_run_args(tmp_path), "--executor", "dask", "--workers", str(too_many)])
     assert f"--workers {too_many}: this node can run at most" in err and "cores" in err
@@ -105,14 +105,14 @@ def test_workers_beyond_what_the_node_can_run_are_refused(tmp_path, capsys):
 
 
 def test_the_worker_cap_follows_cores_and_memory():
-    assert len(executor.place_workers(8, (), 2)) == 8  # 4 per core: a few more than cores still helps
+    assert len(worker_placement.place_workers(8, (), 2)) == 8  # 4 per core: a few more than cores still helps
     with pytest.raises(ValueError, match=r"--workers 1000: this node can run at most 8 local workers \(2 cores"):
-        executor.place_workers(1000, (), 2)
+        worker_placement.place_workers(1000, (), 2)
     with pytest.raises(ValueError, match=r"at most 2 local workers .* 4 GiB memory at 2 GiB per worker"):
-        executor.place_workers(3, (), 16, memory_bytes=4 << 30)
+        worker_placement.place_workers(3, (), 16, memory_bytes=4 << 30)
     # auto is clamped to the node, never refused
-    assert len(executor.place_workers("auto", ("0",), 16, jobs_per_gpu=3, memory_bytes=4 << 30)) == 2
-    assert executor.ExecutorConfig(kind="dask", workers=2, max_attempts=2).check() is None
+    assert len(worker_placement.place_workers("auto", ("0",), 16, jobs_per_gpu=3, memory_bytes=4 << 30)) == 2
+    assert executor_config.ExecutorConfig(kind="dask", workers=2, max_attempts=2).check() is None
 
 
 def test_a_peer_that_accepts_and_never_answers_is_refused_within_a_deadline():
@@ -141,7 +141,8 @@ def test_a_peer_that_accepts_and_never_answers_is_refused_within_a_deadline():
     started = time.monotonic()
     try:
         with pytest.raises(executor.ExecutorError, match=rf"^{address}: no Dask scheduler answered within 3 s"):
-            executor.DaskExecutor(executor.ExecutorConfig(kind="dask", scheduler=address, connect_timeout_s=1))
+            dask_executor.DaskExecutor(
+                executor_config.ExecutorConfig(kind="dask", scheduler=address, connect_timeout_s=1))
         assert time.monotonic() - started < 30
     finally:
         stop.set()

@@ -34,7 +34,8 @@ from fly64_manifest import (
 from fly64_train.core.seam import get_backend
 from fly64_train.evaluation.evaluate import EvaluationConfig
 from fly64_train.studies.execute import JOB_LOCK_NAME, run_job, started_attempts
-from fly64_train.studies.executor import ExecutorConfig, JobLost, open_executor
+from fly64_train.studies.executor import JobLost, open_executor
+from fly64_train.studies.executor_config import ExecutorConfig
 from fly64_train.studies.inputs import RecordedInputs, read_phase_c, read_phase_d, verify_inputs
 from fly64_train.studies.job_context import JobContext, job_context
 from fly64_train.studies.job_record import UNSUCCESSFUL, JobRecord, JobResult
