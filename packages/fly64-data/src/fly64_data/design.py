@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+#: K, nearest neighbours a gs2 group's partners are drawn from. Written here and nowhere else: the
+#: grouping rule (:mod:`fly64_data.grouping`), the trainer and the overlap metrics take it from here.
+NEIGHBOR_COUNT = 7
+#: Seed of the gs2 group draw (the design's ``rng_seeds["grouping"]``); written here only, like K.
+GROUPING_SEED = 123
+
 
 def _default_overlap_views() -> dict[str, float]:
     return {"dense": 0.7, "sparse": 0.2}
 
 
 def _default_seeds() -> dict[str, int]:
-    return {"simulation": 42, "grouping": 123, "subsampling": 456}
+    return {"simulation": 42, "grouping": GROUPING_SEED, "subsampling": 456}
 
 
 def _default_metrics() -> dict[str, object]:
@@ -42,7 +48,7 @@ class StudyDesign:
 
     dose_list: list[float] = field(default_factory=lambda: [1e3, 1e4, 1e5])
     gridsizes: list[int] = field(default_factory=lambda: [1, 2])
-    neighbor_count: int = 7
+    neighbor_count: int = NEIGHBOR_COUNT
     patch_size_pixels: int = 128
     overlap_views: dict[str, float] = field(default_factory=_default_overlap_views)
     spacing_thresholds: dict[str, float] = field(default_factory=dict)

@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from fly64_data.design import get_study_design
+from fly64_data.grouping import make_groups
 from fly64_data.physics import extract_patches, far_field_intensity
 from fly64_data.sample import default_sample
 from fly64_data.simulate import split_mask
@@ -33,7 +34,6 @@ from fly64_overlap.matching import select_compact
 from fly64_overlap.probe import measure_probe_diameter
 from fly64_overlap.selection import select_min_spacing
 from fly64_overlap.spacing import view_spacing
-from fly64_train.data.grouping import make_groups
 from fly64_train.training.model_config import ModelConfig
 
 DOSE = 1e5

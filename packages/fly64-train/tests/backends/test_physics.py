@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from fly64_data import physics as conv
+from fly64_data.grouping import make_groups
 from fly64_data.physics import extract_patches as np_extract
 from fly64_data.physics import far_field_intensity as np_far_field_intensity
 from fly64_train.core.physics import POISSON_EPS, support_mask
-from fly64_train.data.grouping import make_groups
 
 N = 32
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fly64_data.contract import ContractError
+from fly64_data.grouping import make_groups
 from fly64_train.backends.torch.group_dataset import GroupDataset
 from fly64_train.backends.torch.train import train_job
-from fly64_train.data.grouping import make_groups
 from fly64_train.data.reader import npz_members, open_dataset
 from fly64_train.training.config import TrainConfig
 

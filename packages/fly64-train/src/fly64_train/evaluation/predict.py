@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fly64_train.data.grouping import make_groups
+from fly64_data.grouping import make_groups
 from fly64_train.data.reader import DatasetInfo, dataset_of
 
 if TYPE_CHECKING:

@@ -73,7 +73,7 @@ def refine_model(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo,
     default: the file's patterns and its recorded scale. The groups are the test split's own
     (gs2: the grouping the evaluation predicts with), read a batch at a time.
     """
-    from fly64_train.data.grouping import make_groups
+    from fly64_data.grouping import make_groups
     from fly64_train.data.reader import dataset_of
 
     cfg.check()

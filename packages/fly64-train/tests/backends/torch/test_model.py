@@ -59,7 +59,7 @@ def test_gs2_merge_with_probe_intensity_weights_keeps_the_simulator_convention(t
     # True patches are consistent, so the merge returns them wherever some probe lit the canvas:
     # the predicted diffraction equals the simulator's up to bilinear smoothing at fractional
     # offsets and the probe's faint tail outside the N/2 support (the physics tests' bound).
-    from fly64_train.data.grouping import make_groups
+    from fly64_data.grouping import make_groups
 
     groups = make_groups(tiny_sim["y"], tiny_sim["x"], 2, 7, n_groups=6, seed=123)
     patches = torch.as_tensor(tiny_sim["Y"][groups.indices])

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fly64_train.data.grouping import Groups
+from fly64_data.grouping import Groups
 from fly64_train.data.reader import ArrayReader
 
 

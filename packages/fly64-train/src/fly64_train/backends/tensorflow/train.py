@@ -40,7 +40,7 @@ from fly64_train.training.result import TrainResult
 from fly64_train.training.stops import NothingTrained
 
 if TYPE_CHECKING:
-    from fly64_train.data.grouping import Groups
+    from fly64_data.grouping import Groups
     from fly64_train.data.reader import DatasetInfo
 
 LAST_WEIGHTS = "last.weights.h5"
@@ -240,7 +240,8 @@ class TrainingJob:
     def build_data(self) -> JobData:
         """The validated, grouped training file."""
         from fly64_data.contract import ContractError
-        from fly64_train.data.grouping import make_groups, split_groups
+        from fly64_data.grouping import make_groups
+        from fly64_train.data.grouping import split_groups
         from fly64_train.data.reader import open_dataset
 
         cfg = self.config

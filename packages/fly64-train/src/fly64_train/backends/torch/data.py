@@ -9,9 +9,10 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from fly64_data.contract import ContractError
+from fly64_data.grouping import Groups, make_groups
 from fly64_train.backends.torch.group_dataset import GroupDataset
 from fly64_train.backends.torch.resident_batches import GroupIndices, ResidentGroups
-from fly64_train.data.grouping import Groups, make_groups, split_groups
+from fly64_train.data.grouping import split_groups
 from fly64_train.data.reader import DatasetInfo, open_dataset
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fly64_train.data.grouping import Groups
+from fly64_data.grouping import Groups
 from fly64_train.data.reader import ArrayReader
 
 
