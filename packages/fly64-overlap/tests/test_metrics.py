@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from fly64_data.design import get_study_design
+from fly64_data.grouping import make_groups
 from fly64_overlap.metrics import MetricsConfig, disc_overlap_fraction, measure_overlap
 from fly64_overlap.probe import measure_probe_diameter
 
@@ -44,7 +46,7 @@ def test_half_diameter_pair():
     assert m["nearest_neighbour"]["mean"] == pytest.approx(HALF)
     # Image-based coverage of a pair equals the lens fraction; the lattice estimate is within 1 %.
     assert m["image_based"]["mean"] == pytest.approx(HALF, abs=0.01)
-    assert m["group_based"]["mean"] is None  # 2 points cannot form a K = 7 neighbourhood
+    assert m["group_based"]["mean"] is None  # 2 points cannot form a group of C = 4
 
 
 def test_image_based_counts_union_not_sum():
@@ -66,6 +68,54 @@ def test_group_based_on_a_line_of_eight():
     assert g["groups_evaluated"] == 8 and g["group_size"] == 4 and g["neighbor_count"] == 7
     assert 0.0 < g["mean"] < HALF
     assert m == _measure(x, np.zeros(8))  # seeded: the same groups every time
+
+
+def _trainer_group_overlap(x, y, diameter):
+    """Mean pairwise disc overlap of the groups the trainer draws (design K and seed), computed here."""
+    groups = make_groups(y, x, 2)
+    pts = np.column_stack([x, y])[groups.indices]
+    pairs = [np.hypot(*(pts[:, i] - pts[:, j]).T) for i in range(4) for j in range(i + 1, 4)]
+    return float(np.mean([disc_overlap_fraction(d, diameter) for d in pairs], axis=0).mean())
+
+
+def test_group_overlap_is_measured_on_the_trainers_groups():
+    # A plain raster: equal distances everywhere, so a draw of its own (a tree on (x, y) rows instead of
+    # the trainer's (y, x)) would break ties differently and measure other groups (0.521 against 0.532).
+    g = np.arange(6) * D / 4
+    gy, gx = np.meshgrid(g, g, indexing="ij")
+    x, y = gx.ravel(), gy.ravel()
+    m = _measure(x, y)["group_based"]
+    design = get_study_design()
+    assert m["neighbor_count"] == design.neighbor_count and m["seed"] == design.rng_seeds["grouping"]
+    assert m["groups_evaluated"] == x.size
+    assert m["mean"] == pytest.approx(_trainer_group_overlap(x, y, D), rel=1e-12)
+
+
+def test_group_overlap_follows_the_trainer_below_k_and_above_max_images():
+    # 5 positions: the trainer still groups them (K shrinks to n - 1), so the overlap is measured;
+    # 3 cannot make a group of 4, for the trainer or here.
+    x5 = np.arange(5) * D / 4
+    m = _measure(x5, np.zeros(5))["group_based"]
+    assert m["groups_evaluated"] == 5
+    assert m["mean"] == pytest.approx(_trainer_group_overlap(x5, np.zeros(5), D), rel=1e-12)
+    assert _measure(x5[:3], np.zeros(3))["group_based"]["mean"] is None
+    # Past max_images the image-based average subsets, the group average still covers every group.
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0, 400, (2, 300))
+    m = _measure(x, y, max_images=100)
+    assert m["image_based"]["images_evaluated"] == 100 and m["group_based"]["groups_evaluated"] == 300
+    assert m["group_based"]["mean"] == pytest.approx(_trainer_group_overlap(x, y, D), rel=1e-12)
+
+
+def test_metrics_config_takes_the_design_defaults_and_checks_c_and_k():
+    design = get_study_design()
+    cfg = MetricsConfig(diameter=D)
+    assert cfg.neighbor_count == design.neighbor_count and cfg.seed == design.rng_seeds["grouping"]
+    cfg.check()
+    with pytest.raises(ValueError, match="gridsize"):
+        MetricsConfig(diameter=D, group_size=3).check()
+    with pytest.raises(ValueError, match="neighbor_count"):
+        MetricsConfig(diameter=D, neighbor_count=3).check()
 
 
 def test_probe_diameter_of_a_hard_disc_and_of_the_study_probe():

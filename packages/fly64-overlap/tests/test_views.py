@@ -9,8 +9,11 @@ import pytest
 from scipy.spatial.distance import pdist
 
 from fly64_data.contract import sha256_file, validate_dataset, write_dataset
+from fly64_data.design import get_study_design
+from fly64_data.grouping import make_groups
 from fly64_manifest import validate, write_json
 from fly64_overlap.cli import main
+from fly64_overlap.metrics import disc_overlap_fraction
 from fly64_overlap.views import SPLITS
 
 N = 16  # patch size of the conftest trees
@@ -81,6 +84,17 @@ def test_dense_views_are_valid_consistent_and_traceable(phase_c, tmp_path):
     assert train["nearest_neighbour"]["distance_px"]["min"] >= DENSE_S
     assert 0.0 <= train["nearest_neighbour"]["mean"] <= 1.0
     assert train["group_based"]["groups_evaluated"] == train["kept"]
+    # The recorded group overlap is the one of the groups Phase E trains on: the grouping rule run on the
+    # written file's positions with the design's K and seed.
+    design = get_study_design()
+    written = _load(out / "dose_1000" / "dense" / "dense_train.npz")
+    groups = make_groups(written["ycoords"], written["xcoords"], 2, design.neighbor_count, None,
+                         design.rng_seeds["grouping"])
+    xy = np.column_stack([written["xcoords"], written["ycoords"]])[groups.indices]
+    diameter = metrics["probe_diameter"]["value_px"]
+    pairwise = [disc_overlap_fraction(np.linalg.norm(xy[:, i] - xy[:, j], axis=1), diameter)
+                for i in range(4) for j in range(i + 1, 4)]
+    assert train["group_based"]["mean"] == pytest.approx(float(np.mean(pairwise, axis=0).mean()), rel=1e-12)
     assert metrics["probe_diameter"]["value_px"] > 0
     assert entry["measured_overlap"]["train"]["nearest_neighbour_mean"] == train["nearest_neighbour"]["mean"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left behind

@@ -11,22 +11,27 @@ image-based overlap
     disc (the part of the image measured more than once); averaged over
     positions. Estimated on a fixed sunflower lattice of points in the disc.
 group-based overlap
-    gs2 grouping: each seed position with its K nearest neighbours, C - 1 of
-    them drawn at random to make a group of C; the mean pairwise disc-overlap
-    fraction inside a group, averaged over groups.
+    The gs2 groups the trainer trains on (:func:`fly64_data.grouping.make_groups`:
+    one group per position, the seed and C - 1 of its K nearest neighbours, same
+    K, seed and draw); the mean pairwise disc-overlap fraction inside a group,
+    averaged over every group.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from fly64_data.design import GROUPING_SEED, NEIGHBOR_COUNT
+from fly64_data.grouping import make_groups
+
 HISTOGRAM_EDGES = tuple(np.round(np.linspace(0.0, 1.0, 11), 10).tolist())
 PERCENTILES = (5, 25, 50, 75, 95)
 DISC_SAMPLES = 256  # lattice points per disc for the image-based estimate (~0.5 % error)
-MAX_IMAGES = 10_000  # beyond this the image/group averages use a seeded subset
+MAX_IMAGES = 10_000  # beyond this the image-based average uses a seeded subset
 _GOLDEN_ANGLE = np.pi * (3.0 - np.sqrt(5.0))
 
 
@@ -39,23 +44,35 @@ class MetricsConfig:
     diameter : float
         Probe diameter D in pixels.
     neighbor_count : int
-        K, nearest neighbours a gs2 group is drawn from.
+        K, nearest neighbours a gs2 group is drawn from; default: the study design's.
     group_size : int
-        C, positions per group (gridsize^2).
+        C, positions per group (gridsize^2, a square of at least 4).
     seed : int
-        Seed for the group draw and for subsetting very large scans.
+        Grouping seed (the design's by default): the group draw, and the subset of very large scans.
     disc_samples : int
         Lattice points per disc for the image-based coverage.
     max_images : int
-        Most positions (and groups) evaluated for the image/group averages.
+        Most positions evaluated for the image-based average (the group average uses every group).
     """
 
     diameter: float
-    neighbor_count: int = 7
+    neighbor_count: int = NEIGHBOR_COUNT
     group_size: int = 4
-    seed: int = 123
+    seed: int = GROUPING_SEED
     disc_samples: int = DISC_SAMPLES
     max_images: int = MAX_IMAGES
+
+    @property
+    def gridsize(self) -> int:
+        """g with ``C = g**2``: the gridsize :func:`make_groups` is asked for."""
+        return math.isqrt(self.group_size)
+
+    def check(self) -> None:
+        """Raise ValueError unless C is a square >= 4 and K >= C (the grouping rule's own limit)."""
+        if self.group_size < 4 or self.gridsize**2 != self.group_size:
+            raise ValueError(f"group size C={self.group_size} must be gridsize^2 with gridsize >= 2")
+        if self.neighbor_count < self.group_size:
+            raise ValueError(f"neighbor_count K={self.neighbor_count} must be >= C={self.group_size}")
 
 
 def disc_overlap_fraction(distance: np.ndarray | float, diameter: float) -> np.ndarray:
@@ -103,23 +120,19 @@ def image_coverage(points: np.ndarray, config: MetricsConfig, subset: np.ndarray
     return covered.reshape(subset.size, config.disc_samples).mean(axis=1)
 
 
-def group_overlaps(points: np.ndarray, config: MetricsConfig, seeds: np.ndarray,
-                   tree: cKDTree | None = None) -> np.ndarray:
-    """Mean pairwise disc overlap inside one gs2 group per seed position, shape (len(seeds),).
+def group_overlaps(points: np.ndarray, config: MetricsConfig) -> np.ndarray:
+    """Mean pairwise disc overlap inside each gs2 group the trainer draws, shape (n,).
 
-    Empty when there are fewer than K + 1 points (no seed has K neighbours).
+    ``points`` are (x, y) rows. The groups are :func:`fly64_data.grouping.make_groups`' with
+    ``config``'s K and seed, one per position: the groups Phase E trains on (and evaluates with).
+    Empty when there are fewer than C points (no group can be formed).
     """
-    k, c = config.neighbor_count, config.group_size
-    if c < 2 or c - 1 > k:
-        raise ValueError(f"group size C={c} needs 2 <= C <= K+1 (K={k})")
-    if len(points) < k + 1 or seeds.size == 0:
+    config.check()
+    c = config.group_size
+    if len(points) < c:
         return np.zeros(0)
-    tree = tree or cKDTree(points)
-    _, neighbours = tree.query(points[seeds], k=k + 1)  # column 0 is the seed itself
-    rng = np.random.default_rng(config.seed)
-    picks = np.argsort(rng.random((seeds.size, k)), axis=1)[:, : c - 1] + 1
-    members = np.concatenate([neighbours[:, :1], np.take_along_axis(neighbours, picks, axis=1)], axis=1)
-    xy = points[members]  # (G, C, 2)
+    groups = make_groups(points[:, 1], points[:, 0], config.gridsize, config.neighbor_count, None, config.seed)
+    xy = points[groups.indices]  # (G, C, 2)
     dist = np.linalg.norm(xy[:, :, None, :] - xy[:, None, :, :], axis=-1)
     iu = np.triu_indices(c, 1)
     return disc_overlap_fraction(dist[:, iu[0], iu[1]], config.diameter).mean(axis=1)
@@ -138,7 +151,7 @@ def _mean_or_none(values: np.ndarray) -> float | None:
 def measure_overlap(xcoords: np.ndarray, ycoords: np.ndarray, config: MetricsConfig) -> dict[str, object]:
     """All overlap metrics of one set of positions, as a JSON-ready dict.
 
-    Values that need more positions than there are (a neighbour, or K + 1
+    Values that need more positions than there are (a neighbour, or C
     positions for a group) are ``None``.
     """
     points = np.column_stack([np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)])
@@ -148,7 +161,7 @@ def measure_overlap(xcoords: np.ndarray, ycoords: np.ndarray, config: MetricsCon
     nn = disc_overlap_fraction(nn_dist, config.diameter)
     subset = _subset(n, config.max_images, config.seed)
     coverage = image_coverage(points, config, subset, tree)
-    groups = group_overlaps(points, config, subset, tree)
+    groups = group_overlaps(points, config)
     counts, _ = np.histogram(nn, bins=np.asarray(HISTOGRAM_EDGES))
     return {
         "n_positions": n,
