@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 from fly64_data.cli_common import (
     Accumulate,
@@ -196,66 +197,22 @@ def _train_one(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from fly64_manifest import ManifestError, inside_root, load_training_manifest
+    """Re-evaluate the selected jobs (:mod:`fly64_train.studies.reevaluate`); exit 1 if any failed."""
+    from fly64_manifest import ManifestError
+    from fly64_train.studies.reevaluate import NothingToEvaluate, ReevaluationRequest, reevaluate
 
+    request = ReevaluationRequest(
+        Path(args.artifact_root), doses=None if args.dose is None else tuple(args.dose),
+        views=None if args.view is None else tuple(args.view), batch_size=args.batch_size, device=args.device,
+        refine=RefineConfig(steps=args.refine_steps, lr=args.refine_lr))
     try:
-        manifest = load_training_manifest(args.artifact_root)
-    except ManifestError as exc:
+        result = reevaluate(request)
+    except (ManifestError, NothingToEvaluate) as exc:
         return fail(str(exc))
-    # Only now the frameworks: a wrong root is answered without importing torch.
-    from fly64_data.contract import ContractError
-    from fly64_data.design import get_study_design
-    from fly64_train.bundle import BundleError
-    from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5, EvaluationConfig, evaluate_job
-    from fly64_train.studies.inputs import RecordedInputs
-    from fly64_train.studies.job_record import Artifact
-    from fly64_train.studies.runner import update_job_metrics
-
-    doses = None if args.dose is None else set(args.dose)
-    jobs = [j for j in manifest.jobs_with_status("success")
-            if (doses is None or float(j.dose) in doses) and (args.view is None or j.view in args.view)]
-    if not jobs:
-        return fail(f"{manifest.path}: no successful job matches the filters")
-    sigma = float(get_study_design().metrics_config["ms_ssim_sigma"])
-    refine = RefineConfig(steps=args.refine_steps, lr=args.refine_lr)
-    updates, artifacts, failed = {}, {}, []
-    recorded = RecordedInputs(manifest.phase_c_root, manifest.phase_d_root)
-    for job in jobs:
-        where = f"dose {job.dose:g} {job.view} gs{job.gridsize}"
-        try:
-            # As run does: the test split must be the file Phase C/D recorded (sha256 and dose), and
-            # the loader refuses a bundle whose bytes are not the ones the manifest recorded.
-            recorded.check(job.view, job.dose, test=job.test_data_path)
-            inside_root(job.job_dir, manifest.root, what="job folder")  # its products are written there
-            metrics = evaluate_job(job.bundle_path, job.test_data_path, job.job_dir,
-                                   EvaluationConfig(ms_ssim_sigma=sigma, batch_size=args.batch_size,
-                                                    device=args.device, refine=refine),
-                                   title=f"{where} (test split)", expected_sha256=job.bundle_sha256)
-        except Exception as exc:  # noqa: BLE001 - one bad job or artifact must not stop the others
-            # Its recorded metrics stay as they were; the line names the job and the file.
-            reason = f"{exc.filename}: file not found" if isinstance(exc, FileNotFoundError) else (
-                str(exc) if isinstance(exc, BundleError | ContractError | ValueError | OSError)
-                else f"{type(exc).__name__}: {exc}")
-            failed.append(f"{where}: {' '.join(reason.split())}")
-            print(f"{failed[-1].replace(': ', ': FAILED: ', 1)}")
-            continue
-        updates[job.key] = metrics
-        artifacts[job.key] = [Artifact.of(job.job_dir, RECONSTRUCTION_H5)]
-        amp, ph = metrics["amplitude"], metrics["phase"]
-        print(f"{where}: amplitude SSIM {amp['ssim']:.3f} MS-SSIM {amp['ms_ssim']:.3f}; "
-              f"phase SSIM {ph['ssim']:.3f} MS-SSIM {ph['ms_ssim']:.3f} -> {job.job_dir}")
-        if "refine" in metrics:
-            ref = metrics["refine"]
-            print(f"{where}: + refine ({refine.steps} steps, {ref['reconstruction']['refine_s']:.1f} s): "
-                  f"amplitude SSIM {ref['amplitude']['ssim']:.3f}; phase SSIM {ref['phase']['ssim']:.3f}")
-    if updates:
-        path = update_job_metrics(manifest.root, updates, artifacts)
-        print(f"manifest: {path} ({len(updates)} job(s) evaluated{f', {len(failed)} failed' if failed else ''})")
-    if failed:
-        # One line on stderr, naming each job that failed and why (its recorded metrics are unchanged).
-        return fail(failed[0] if len(jobs) == 1 else
-                    f"{len(failed)} of {len(jobs)} job(s) could not be evaluated: {'; '.join(failed)}")
-    return 0
+    if (summary := result.summary()) is not None:
+        print(summary)
+    # One line on stderr, naming each job that failed and why (its recorded metrics are unchanged).
+    return 0 if (failure := result.failure()) is None else fail(failure)
 
 
 def _report(args: argparse.Namespace) -> int:

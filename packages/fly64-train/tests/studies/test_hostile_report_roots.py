@@ -13,7 +13,8 @@ import pytest
 
 from fly64_train.cli import main as train_main
 from fly64_train.evaluation.metrics import METRIC_NAMES
-from fly64_train.studies.report import ReportRow, markdown_table
+from fly64_train.studies.report_rows import ReportRow
+from fly64_train.studies.report_table import markdown_table
 
 
 @pytest.fixture(scope="module")

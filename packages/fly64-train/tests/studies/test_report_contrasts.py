@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fly64_train.studies.job_context import JobContext
-from fly64_train.studies.report import ReportRow, _markdown, contrast_table, contrasts
+from fly64_train.studies.report import _markdown
+from fly64_train.studies.report_contrasts import contrast_table, contrasts
+from fly64_train.studies.report_rows import ReportRow
 
 
 def _row(view: str, gridsize: int, positions: int, nn: float, ssim: float, info: float, seed: int | None = None,
