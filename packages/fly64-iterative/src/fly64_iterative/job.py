@@ -15,9 +15,9 @@ import contextlib
 import logging
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,10 @@ from fly64_iterative.engine import EngineConfig, Reconstruction, reconstruct
 from fly64_manifest import ensure_dir, open_append, sha256_file
 from fly64_train.studies.job_log import job_logger
 from fly64_train.studies.matrix import Job
+
+if TYPE_CHECKING:
+    from fly64_train.evaluation.metrics import InformationScore
+    from fly64_train.evaluation.scorecard import Scorecard
 
 RECONSTRUCTION_H5 = "reconstruction.h5"
 RECONSTRUCTION_PNG = "reconstruction.png"
@@ -70,7 +74,8 @@ class JobRecord:
     device: str = "cpu"
     device_name: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] | None = None
+    metrics: Scorecard | None = None
+    """The job's scores, typed until :func:`fly64_iterative.runner.entry` writes them (``None``: not scored)."""
     artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -117,6 +122,7 @@ def _reconstruct_and_score(spec: JobSpec, log: logging.Logger) -> JobRecord:
     from fly64_train.data.reader import open_dataset
     from fly64_train.evaluation.figures import plot_reconstruction
     from fly64_train.evaluation.product import save_product
+    from fly64_train.evaluation.scorecard import ReconstructionTime
     from fly64_train.evaluation.scoring import ScoringConfig, score_stitched
 
     info = open_dataset(spec.test_path)  # Phase E's reader: DATA-001 checked chunk by chunk
@@ -128,11 +134,9 @@ def _reconstruct_and_score(spec: JobSpec, log: logging.Logger) -> JobRecord:
     weight, summed = coverage_weight(info.probe, info.ycoords, info.xcoords, truth.shape)
     evaluation = score_stitched(recon.object, summed, truth, float(weight.max()),
                                 ScoringConfig(ms_ssim_sigma=spec.ms_ssim_sigma))
-    evaluation.extra["reconstruction"] = {"wall_s": round(recon.wall_s, 4), "n_patterns": info.n,
-                                          "device": recon.device}
-    if spec.information:
-        evaluation.extra["information"] = _information(spec, info, truth, summed)
-    metrics = evaluation.metrics()
+    metrics = replace(evaluation.scorecard(), reconstruction=ReconstructionTime(recon.wall_s, info.n, recon.device),
+                      information=_information(spec, info, truth, summed) if spec.information else None)
+    metrics.check()
     title = f"{spec.job.label()} (test split), pty-chi {spec.engine.engine}"
     save_product(evaluation, spec.test_path, spec.job_dir / RECONSTRUCTION_H5, name=title)
     plot_reconstruction(evaluation, spec.job_dir / RECONSTRUCTION_PNG, title=title)
@@ -162,7 +166,7 @@ def coverage_weight(probe: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray,
     return weight, summed
 
 
-def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray) -> dict[str, Any]:
+def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray) -> InformationScore:
     """Fit half A of the photons, score on half B (the same split and score as Phase E's)."""
     from fly64_train.evaluation.information import STITCH_WEIGHT_CUT
     from fly64_train.evaluation.metrics import COUNT_SPLIT_FRACTION, information_score, split_counts
@@ -177,7 +181,7 @@ def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray
     recon = np.where(summed > STITCH_WEIGHT_CUT * summed.max(), half.object, np.nan)
     return information_score(recon, truth, counts_a, counts_b, probe=info.probe, ycoords=info.ycoords,
                              xcoords=info.xcoords, intensity_scale=info.intensity_scale,
-                             fraction=COUNT_SPLIT_FRACTION).as_json()
+                             fraction=COUNT_SPLIT_FRACTION)
 
 
 def _job_log(path: Path) -> contextlib.AbstractContextManager[logging.Logger]:

@@ -174,7 +174,8 @@ def entry(spec: JobSpec, record: JobRecord, cfg: IterativeRunConfig) -> dict[str
         "wall_time_s": record.wall_time_s, "duration_s": record.duration_s, "n_patterns": record.n_patterns,
         "reconstruction_path": h5["path"] if h5 else None, "reconstruction_sha256": h5["sha256"] if h5 else None,
         "reconstruction_size_bytes": h5["size_bytes"] if h5 else None,
-        "artifacts": record.artifacts if success else [], "metrics": record.metrics if success else None,
+        "artifacts": record.artifacts if success else [],
+        "metrics": record.metrics.to_json() if success and record.metrics is not None else None,
     }
     return doc
 
@@ -247,7 +248,7 @@ def _write(cfg: IterativeRunConfig, path: Path, entries: dict[tuple, dict[str, A
 def _line(spec: JobSpec, record: JobRecord) -> str:
     where = f"{spec.job.label()}"
     if record.status == "success":
-        phase = (record.metrics or {}).get("phase", {})
+        ssim = None if record.metrics is None else round(record.metrics.phase.ssim, 6)
         return (f"{where}: {spec.engine.engine} {record.wall_time_s:.2f} s on {record.device}, phase ssim "
-                f"{phase.get('ssim')} -> {spec.job_dir / 'reconstruction.h5'}")
+                f"{ssim} -> {spec.job_dir / 'reconstruction.h5'}")
     return f"{where}: FAILED: {record.error} (log: {spec.job_dir / 'iterative.log'})"

@@ -27,7 +27,8 @@ Steps, for one bundle and one DATA-001 test NPZ:
 6. For the saved arrays and the figure, uncovered pixels are filled with the
    mean of the covered aligned values (and greyed in the figure).
 
-:func:`evaluate_job` does all that for a training job and writes
+:func:`score_job` does all that for a training job, returns its typed
+:class:`~fly64_train.evaluation.scorecard.Scorecard`, and writes
 ``reconstruction.npz``, ``reconstruction.png`` and ``reconstruction.h5`` (a ptychodus
 product: :func:`fly64_train.evaluation.product.write_product`) into the job directory.
 """
@@ -48,6 +49,7 @@ from fly64_train.core.device import check_device
 # re-exported here for the callers that know them from this module.
 from fly64_train.evaluation.product import save_product
 from fly64_train.evaluation.refine import RefineConfig
+from fly64_train.evaluation.scorecard import ReconstructionTime, Scorecard
 from fly64_train.evaluation.scoring import (
     FRC_UNIT,
     Evaluation,
@@ -69,8 +71,8 @@ RECONSTRUCTION_H5 = "reconstruction.h5"
 
 __all__ = [
     "FRC_UNIT", "RECONSTRUCTION_H5", "RECONSTRUCTION_NPZ", "RECONSTRUCTION_PNG", "Evaluation", "EvaluationConfig",
-    "ScoringConfig", "bounding_box", "coverage_mask", "evaluate_bundle", "evaluate_job", "flat_floor", "grouping_for",
-    "n_patterns", "reconstruct", "save_product", "save_reconstruction", "score_stitched",
+    "Scorecard", "ScoringConfig", "bounding_box", "coverage_mask", "evaluate_bundle", "evaluate_job", "flat_floor",
+    "grouping_for", "n_patterns", "reconstruct", "save_product", "save_reconstruction", "score_job", "score_stitched",
 ]
 
 
@@ -94,7 +96,7 @@ class EvaluationConfig:
     """Also compute the held-out information score (a second prediction, from half of the photons)."""
     refine: RefineConfig = field(default_factory=RefineConfig)
     """Per-scan refinement ("PINN + refine", :mod:`fly64_train.evaluation.refine`): with ``refine.steps > 0``
-    the job's metrics also hold ``refine``, the scores of a copy fine-tuned on the test split's own patterns."""
+    the job's scorecard also holds ``refine``, the scores of a copy fine-tuned on the test split's own patterns."""
 
     def check(self) -> None:
         """Refuse values no evaluation can use, naming the field."""
@@ -150,13 +152,18 @@ def grouping_for(manifest: BundleManifest, cfg: EvaluationConfig) -> EvaluationC
 
 def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike,
                     cfg: EvaluationConfig | None = None, *, expected_sha256: str | None = None) -> Evaluation:
-    """Load a bundle (any backend), reconstruct ``test_path`` and score it against its ``objectGuess``."""
+    """Load a bundle (any backend), reconstruct ``test_path`` and score it against its ``objectGuess``.
+
+    The scorer's arrays and numbers (``.scorecard()``) of plain prediction: no timing, information score
+    or refinement is computed here (:func:`score_job` records them).
+    """
+    cfg = replace(cfg or EvaluationConfig(), information=False, refine=RefineConfig())
     return _evaluate(bundle_path, test_path, cfg, expected_sha256)[0]
 
 
 def _evaluate(bundle_path: str | os.PathLike, test_path: str | os.PathLike, cfg: EvaluationConfig | None,
-              expected_sha256: str | None) -> tuple[Evaluation, DatasetInfo]:
-    """:func:`evaluate_bundle` and the opened test split, for the product writer.
+              expected_sha256: str | None) -> tuple[Evaluation, Scorecard, DatasetInfo]:
+    """The evaluation's arrays, its whole scorecard and the opened test split (for the product writer).
 
     Each input is read once: the bundle (digest, manifest, weights) and the test split (opened and
     validated once, then handed to prediction, the information score, refinement and the product).
@@ -178,22 +185,21 @@ def _evaluate(bundle_path: str | os.PathLike, test_path: str | os.PathLike, cfg:
     image, weight, truth, peak = reconstruct(model, data, cfg)
     wall_s = time.perf_counter() - started
     evaluation = score_stitched(image, weight, truth, peak, cfg)
-    evaluation.extra["reconstruction"] = {
-        "wall_s": round(wall_s, 4), "n_patterns": data.n,
-        # The backend's resolved device (``auto`` became cpu or cuda:K); the TF backend names it its own way.
-        "device": str(getattr(model, "device", cfg.device)),
-    }
+    # The backend's resolved device (``auto`` became cpu or cuda:K); the TF backend names it its own way.
+    scorecard = replace(evaluation.scorecard(), reconstruction=ReconstructionTime(
+        wall_s, data.n, str(getattr(model, "device", cfg.device))))
     if cfg.information:
         from fly64_train.evaluation.information import model_information
 
-        evaluation.extra["information"] = model_information(
+        scorecard = replace(scorecard, information=model_information(
             model, data, neighbor_count=cfg.neighbor_count, grouping_seed=cfg.grouping_seed,
-            batch_size=cfg.batch_size).as_json()
+            batch_size=cfg.batch_size))
     if cfg.refine.steps:
-        from fly64_train.evaluation.refine import refined_metrics
+        from fly64_train.evaluation.refine import refined_scorecard
 
-        evaluation.extra["refine"] = refined_metrics(model, data, cfg, contents.manifest.config)
-    return evaluation, data
+        scorecard = replace(scorecard, refine=refined_scorecard(model, data, cfg, contents.manifest.config))
+    scorecard.check()
+    return evaluation, scorecard, data
 
 
 def n_patterns(test_path: str | os.PathLike | DatasetInfo) -> int:
@@ -265,9 +271,9 @@ def load_reconstruction(path: str | os.PathLike, keys: tuple[str, ...] = IMAGE_M
     return read_npz(path, keys, max_bytes=MAX_IMAGE_BYTES)
 
 
-def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, job_dir: str | os.PathLike,
-                 cfg: EvaluationConfig | None = None, title: str | None = None,
-                 expected_sha256: str | None = None, losses: list[float] | tuple[float, ...] = ()) -> dict[str, Any]:
+def score_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, job_dir: str | os.PathLike,
+              cfg: EvaluationConfig | None = None, title: str | None = None,
+              expected_sha256: str | None = None, losses: list[float] | tuple[float, ...] = ()) -> Scorecard:
     """Evaluate a training job's bundle on its test split; write ``reconstruction.{npz,png,h5}`` in ``job_dir``.
 
     ``expected_sha256`` (the digest the training manifest recorded) refuses a bundle whose bytes differ.
@@ -275,14 +281,26 @@ def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, j
 
     Returns
     -------
-    dict
-        The manifest ``metrics`` object (see :meth:`Evaluation.metrics`).
+    Scorecard
+        The job's scores, timing, information score and refinement, typed; the manifest writer
+        serialises it (:meth:`Scorecard.to_json`).
     """
     from fly64_train.evaluation.figures import plot_reconstruction
 
     job_dir = Path(job_dir)
-    evaluation, data = _evaluate(bundle_path, test_path, cfg, expected_sha256)
+    evaluation, scorecard, data = _evaluate(bundle_path, test_path, cfg, expected_sha256)
     save_reconstruction(evaluation, job_dir / RECONSTRUCTION_NPZ)
     plot_reconstruction(evaluation, job_dir / RECONSTRUCTION_PNG, title=title or str(job_dir))
     save_product(evaluation, data, job_dir / RECONSTRUCTION_H5, name=title or str(job_dir), losses=losses)
-    return evaluation.metrics()
+    return scorecard
+
+
+def evaluate_job(bundle_path: str | os.PathLike, test_path: str | os.PathLike, job_dir: str | os.PathLike,
+                 cfg: EvaluationConfig | None = None, title: str | None = None,
+                 expected_sha256: str | None = None, losses: list[float] | tuple[float, ...] = ()) -> dict[str, Any]:
+    """:func:`score_job`, serialised: the manifest's ``metrics`` object (see :meth:`Scorecard.to_json`).
+
+    For a caller that writes the metrics straight into a manifest (``fly64-train evaluate``); code
+    that reads the scores takes :func:`score_job`'s typed :class:`Scorecard`.
+    """
+    return score_job(bundle_path, test_path, job_dir, cfg, title, expected_sha256, losses).to_json()

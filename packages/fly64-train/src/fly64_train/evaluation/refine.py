@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fly64_train.core.seam import LoadedModel
     from fly64_train.data.reader import DatasetInfo
+    from fly64_train.evaluation.scorecard import RefinedScorecard
 
 #: Patterns per refinement step when ``RefineConfig.batch_size`` is not given: training's default
 #: (:data:`fly64_train.training.config.BATCH_PATTERNS`), so a step costs what a training step costs.
@@ -57,6 +58,11 @@ class RefineConfig:
             raise ValueError(f"refine count_split must be in (0, 1) or None, got {self.count_split!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"refine seed must be a whole number >= 0, got {self.seed!r}")
+
+    def as_json(self) -> dict[str, Any]:
+        """The settings a manifest records beside the refined scores (``metrics.refine.refine``)."""
+        return {"steps": self.steps, "lr": self.lr, "batch_size": self.batch_size, "count_split": self.count_split,
+                "seed": self.seed}
 
     def groups_per_step(self, gridsize: int) -> int:
         """``batch_size``, or :data:`REFINE_BATCH_PATTERNS` patterns' worth of groups."""
@@ -121,15 +127,9 @@ def timed_refinement(model: LoadedModel, test_path: str | os.PathLike | DatasetI
     return refined, time.perf_counter() - started
 
 
-def refine_record(cfg: RefineConfig) -> dict[str, Any]:
-    """The settings a manifest records beside the refined scores."""
-    return {"steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size, "count_split": cfg.count_split,
-            "seed": cfg.seed}
-
-
-def refined_metrics(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo, eval_cfg: Any,
-                    recorded_config: dict[str, Any]) -> dict[str, Any]:
-    """"PINN + refine" scored like plain prediction: the manifest's ``metrics["refine"]`` object.
+def refined_scorecard(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo, eval_cfg: Any,
+                      recorded_config: dict[str, Any]) -> RefinedScorecard:
+    """"PINN + refine" scored like plain prediction: the scorecard's ``refine`` (manifest ``metrics["refine"]``).
 
     ``eval_cfg`` is the resolved :class:`~fly64_train.evaluation.evaluate.EvaluationConfig` (its
     ``refine`` settings, grouping and scoring); the photon split of the loss is the one the bundle
@@ -140,32 +140,27 @@ def refined_metrics(model: LoadedModel, test_path: str | os.PathLike | DatasetIn
     """
     from dataclasses import replace
 
+    from fly64_train.data.reader import dataset_of
     from fly64_train.evaluation.evaluate import n_patterns, reconstruct
     from fly64_train.evaluation.information import model_information
+    from fly64_train.evaluation.scorecard import ReconstructionTime, RefinedScorecard
     from fly64_train.evaluation.scoring import score_stitched
 
     split = recorded_config.get("count_split")
     cfg = replace(eval_cfg.refine, count_split=None if split is None else float(split))
     grouping = {"neighbor_count": eval_cfg.neighbor_count, "grouping_seed": eval_cfg.grouping_seed}
-    from fly64_train.data.reader import dataset_of
-
     test_path = dataset_of(test_path, model.gridsize, eval_cfg.neighbor_count)  # opened once for every step
     refined, refine_s = timed_refinement(model, test_path, cfg, **grouping)
     started = time.perf_counter()
     image, weight, truth, peak = reconstruct(refined, test_path, eval_cfg)
     predict_s = time.perf_counter() - started
-    scored = score_stitched(image, weight, truth, peak, eval_cfg).metrics()
-    out = {"amplitude": scored["amplitude"], "phase": scored["phase"], "coverage": scored["coverage"],
-           "refine": refine_record(cfg),
-           "reconstruction": {"wall_s": round(refine_s + predict_s, 4), "refine_s": round(refine_s, 4),
-                              "n_patterns": n_patterns(test_path),
-                              "device": str(getattr(refined, "device", eval_cfg.device))}}
-    if "floor" in scored:
-        out["floor"] = scored["floor"]
+    scored = score_stitched(image, weight, truth, peak, eval_cfg)
+    timing = ReconstructionTime(refine_s + predict_s, n_patterns(test_path),
+                                str(getattr(refined, "device", eval_cfg.device)), refine_s=refine_s)
     del refined
+    information = None
     if eval_cfg.information:
         half_a = refine_on_half_a(model, test_path, cfg, **grouping)
-        out["information"] = model_information(half_a, test_path, batch_size=eval_cfg.batch_size,
-                                               **grouping).as_json()
-    return out
-
+        information = model_information(half_a, test_path, batch_size=eval_cfg.batch_size, **grouping)
+    return RefinedScorecard(scored.amplitude_scores, scored.phase_scores, scored.coverage, cfg, timing,
+                            floor=scored.floor, information=information)

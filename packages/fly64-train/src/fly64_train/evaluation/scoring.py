@@ -9,14 +9,16 @@ must not reach a deep-learning framework through fly64-train can use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fly64_train.evaluation.metrics import ComponentScores, PhaseAlignment, align_amplitude, align_phase, score_pair
+from fly64_train.evaluation.scorecard import FRC_UNIT, AlignmentRecord, FlatFloor, Scorecard
 
-FRC_UNIT = "cycles/pixel"
+__all__ = ["FRC_UNIT", "Evaluation", "ScoringConfig", "bounding_box", "coverage_mask", "flat_floor",
+           "score_stitched"]
 
 
 @dataclass
@@ -38,7 +40,12 @@ class ScoringConfig:
 
 @dataclass
 class Evaluation:
-    """One reconstruction, aligned and scored on its region (arrays are region-sized)."""
+    """One reconstruction, aligned and scored on its region (arrays are region-sized).
+
+    The arrays feed the product and the figure; the numbers are :meth:`scorecard`. A producer adds
+    what the scorer cannot know (the reconstruction's time, its information score, a refinement)
+    to the scorecard, never to this object.
+    """
 
     amplitude: np.ndarray
     phase: np.ndarray
@@ -52,34 +59,25 @@ class Evaluation:
     amplitude_scale: float
     phase_alignment: PhaseAlignment
     shift_px: tuple[float, float]
-    extra: dict[str, Any] = field(default_factory=dict)
+    floor: FlatFloor
+    """The flat object's scores on the same covered pixels (:func:`flat_floor`)."""
 
     @property
     def coverage(self) -> float:
         return float(self.covered.mean())
 
-    def metrics(self) -> dict[str, Any]:
-        """The manifest's ``metrics`` object (schema ``training_manifest`` #/$defs/metrics).
+    def scorecard(self) -> Scorecard:
+        """The scorer's numbers, typed (no timing, information score or refinement yet)."""
+        plane = self.phase_alignment
+        return Scorecard(
+            amplitude=self.amplitude_scores, phase=self.phase_scores, coverage=self.coverage, region=self.region,
+            alignment=AlignmentRecord(float(self.amplitude_scale), float(plane.offset),
+                                      (float(plane.gy), float(plane.gx)), self.shift_px),
+            floor=self.floor)
 
-        FRC crossings are in cycles/pixel (Nyquist 0.5) and null when the curve
-        never falls below the threshold; PSNR is null only for a perfect match.
-        """
-        r0, r1, c0, c1 = self.region
-        return {
-            "amplitude": self.amplitude_scores.as_json(),
-            "phase": self.phase_scores.as_json(),
-            "frc_unit": FRC_UNIT,
-            "coverage": round(self.coverage, 6),
-            "region": {"row0": r0, "row1": r1, "col0": c0, "col1": c1},
-            "alignment": {
-                "amplitude_scale": round(self.amplitude_scale, 6),
-                "phase_offset_rad": round(float(self.phase_alignment.offset), 6),
-                "phase_ramp_rad_per_px": [round(float(self.phase_alignment.gy), 8),
-                                          round(float(self.phase_alignment.gx), 8)],
-                "shift_px": [round(float(s), 3) for s in self.shift_px],
-            },
-            **self.extra,
-        }
+    def metrics(self) -> dict[str, Any]:
+        """:meth:`scorecard` as the manifest's ``metrics`` JSON (schema ``training_manifest`` #/$defs/metrics)."""
+        return self.scorecard().to_json()
 
 
 def coverage_mask(weight: np.ndarray, footprint_peak: float, fraction: float = 0.1) -> np.ndarray:
@@ -120,13 +118,12 @@ def score_stitched(stitched: np.ndarray, weight: np.ndarray, truth: np.ndarray, 
         stitched=image.astype(np.complex64), region=(r0, r1, c0, c1),
         amplitude_scores=score_pair(amp, amp_true, ms_ssim_sigma=cfg.ms_ssim_sigma, mask=covered),
         phase_scores=score_pair(phase, phase_true, ms_ssim_sigma=cfg.ms_ssim_sigma, wrapped=True, mask=covered),
-        amplitude_scale=scale, phase_alignment=plane, shift_px=(float(shift[0]), float(shift[1])),
-        extra={"floor": floor},
+        amplitude_scale=scale, phase_alignment=plane, shift_px=(float(shift[0]), float(shift[1])), floor=floor,
     )
 
 
 def flat_floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray,
-           cfg: ScoringConfig | Any) -> dict[str, dict[str, float | None]]:
+           cfg: ScoringConfig | Any) -> FlatFloor:
     """Scores of a structureless object (constant amplitude and phase) put through the same alignment.
 
     The alignment fits a scale and a phase plane to the truth, so even a flat
@@ -137,6 +134,5 @@ def flat_floor(amp_true: np.ndarray, phase_true: np.ndarray, covered: np.ndarray
     flat = np.ones_like(amp_true)
     amp, _ = align_amplitude(flat, amp_true, covered)
     phase, _ = align_phase(np.zeros_like(phase_true), phase_true, covered)
-    return {"amplitude": score_pair(amp, amp_true, ms_ssim_sigma=cfg.ms_ssim_sigma, mask=covered).as_json(),
-            "phase": score_pair(phase, phase_true, ms_ssim_sigma=cfg.ms_ssim_sigma, wrapped=True,
-                                mask=covered).as_json()}
+    return FlatFloor(score_pair(amp, amp_true, ms_ssim_sigma=cfg.ms_ssim_sigma, mask=covered),
+                     score_pair(phase, phase_true, ms_ssim_sigma=cfg.ms_ssim_sigma, wrapped=True, mask=covered))

@@ -29,6 +29,7 @@ from fly64_data.contract import utc_now
 from fly64_manifest import ensure_dir, locked, open_append, read_json, write_json
 from fly64_train.core.seam import get_backend
 from fly64_train.evaluation.evaluate import RECONSTRUCTION_H5
+from fly64_train.evaluation.scorecard import Scorecard
 from fly64_train.studies.divergence import divergence
 from fly64_train.studies.job_log import job_logger
 from fly64_train.studies.job_record import Artifact, JobRecord, JobResult
@@ -142,24 +143,24 @@ def as_train_result(result: TrainResult | Mapping[str, Any]) -> TrainResult:
     return TrainResult(**{f.name: result[f.name] for f in fields(TrainResult) if f.name in result})
 
 
-def _evaluate(spec: JobSpec, trained: TrainResult, log: logging.Logger) -> tuple[Mapping[str, Any] | None, str | None]:
+def _evaluate(spec: JobSpec, trained: TrainResult, log: logging.Logger) -> tuple[Scorecard | None, str | None]:
     """Score the bundle on the test split: ``(metrics, None)``, or ``(None, reason)`` if the evaluation fails.
 
     A failed evaluation makes the job ``failed`` with that one-line reason (the console and the exit
     status say so); the traceback goes to ``train.log``, the bundle stays recorded, and a rerun
     (which resumes the finished training) evaluates again.
     """
-    from fly64_train.evaluation.evaluate import evaluate_job
+    from fly64_train.evaluation.evaluate import score_job
 
     try:
-        metrics = evaluate_job(spec.job_dir / trained.bundle_path, spec.train.test_path, spec.job_dir,
-                               spec.evaluation, title=f"{spec.job.label()} (test split)",
-                               expected_sha256=trained.bundle_sha256,
-                               losses=_losses(spec.job_dir, trained.log_path))
+        metrics = score_job(spec.job_dir / trained.bundle_path, spec.train.test_path, spec.job_dir,
+                            spec.evaluation, title=f"{spec.job.label()} (test split)",
+                            expected_sha256=trained.bundle_sha256,
+                            losses=_losses(spec.job_dir, trained.log_path))
     except Exception as exc:  # noqa: BLE001 - recorded as this job's failure; the other jobs go on
         log.error("evaluation FAILED (metrics left null):\n%s", traceback.format_exc())
         return None, " ".join(f"evaluation failed: {type(exc).__name__}: {exc}".split())
-    log.info("metrics: %r", metrics)
+    log.info("metrics: %r", metrics.to_json())
     return metrics, None
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fly64_train.evaluation.scorecard import Scorecard
 from fly64_train.studies.job_context import JobContext
 from fly64_train.studies.job_spec import LOG_NAME
 from fly64_train.studies.matrix import Job
@@ -64,8 +64,9 @@ class JobResult:
     """sha256 of the bundle's bytes."""
     bundle_size_bytes: int | None = None
     """Size of the bundle."""
-    metrics: Mapping[str, Any] | None = None
-    """Evaluation scores on the test split (``None``: not evaluated)."""
+    metrics: Scorecard | None = None
+    """Evaluation scores on the test split, typed until the manifest writer serialises them (``None``: not
+    evaluated)."""
     error: str | None = None
     """One-line reason of a failed, interrupted or diverged job."""
     attempts: int = 1
@@ -80,7 +81,7 @@ class JobResult:
     """``"max_time"`` when ``--max-time`` cut training short of ``max_epochs`` (recorded, 1.1 optional)."""
 
     @classmethod
-    def trained(cls, result: TrainResult, metrics: Mapping[str, Any] | None, attempts: int = 1,
+    def trained(cls, result: TrainResult, metrics: Scorecard | None, attempts: int = 1,
                 ran_on: str | None = None, artifacts: tuple[Artifact, ...] = (), *, status: str = "success",
                 error: str | None = None) -> JobResult:
         """A job whose training wrote a bundle: ``success``, or ``failed``/``diverged`` with the reason."""

@@ -19,6 +19,7 @@ from fly64_data.contract import utc_now
 from fly64_manifest import SkippedView, load_training_manifest, locked, write_json
 from fly64_manifest.models import thaw
 from fly64_train import __version__
+from fly64_train.evaluation.scorecard import Scorecard, metrics_json
 from fly64_train.studies.job_record import Artifact, JobRecord
 
 MANIFEST_NAME = "training_manifest.json"
@@ -89,7 +90,7 @@ def record(header: RunHeader, records: Sequence[JobRecord], skips: Sequence[Skip
     return path
 
 
-def update_job_metrics(artifact_root: str | os.PathLike, metrics: Mapping[Key, Mapping[str, Any] | None],
+def update_job_metrics(artifact_root: str | os.PathLike, metrics: Mapping[Key, Scorecard | Mapping[str, Any] | None],
                        artifacts: Mapping[Key, Sequence[Artifact]] | None = None) -> Path:
     """Set ``result.metrics`` (and ``result.artifacts``) of existing entries (keyed like :data:`Key`).
 
@@ -112,7 +113,7 @@ def update_job_metrics(artifact_root: str | os.PathLike, metrics: Mapping[Key, M
         if missing:
             raise KeyError(f"{path}: no job for {missing[0]}")
         for key, value in wanted.items():
-            by_key[key]["result"]["metrics"] = thaw(value)
+            by_key[key]["result"]["metrics"] = metrics_json(value)
         for key, files in (artifacts or {}).items():
             by_key[(float(key[0]), key[1], int(key[2]), key[3])]["result"]["artifacts"] = [a.as_json() for a in files]
         doc["schema_version"] = SCHEMA_VERSION
@@ -134,7 +135,7 @@ def job_json(rec: JobRecord) -> dict[str, Any]:
             "status": result.status, "final_loss": result.final_loss,
             "epochs_completed": result.epochs_completed, "checkpoint_path": result.checkpoint_path,
             "bundle_path": result.bundle_path, "bundle_sha256": result.bundle_sha256,
-            "bundle_size_bytes": result.bundle_size_bytes, "metrics": thaw(result.metrics),
+            "bundle_size_bytes": result.bundle_size_bytes, "metrics": metrics_json(result.metrics),
             "error": result.error, "duration_s": round(result.duration_s, 3), "attempts": result.attempts,
             "n_groups": result.n_groups, "artifacts": [a.as_json() for a in result.artifacts],
             **({"stop_reason": result.stop_reason} if result.stop_reason else {}),

@@ -17,9 +17,9 @@ from fly64_train.evaluation.metrics._ssim import ssim
 METRIC_NAMES = ("mae", "psnr", "ssim", "ms_ssim", "frc50", "frc_1_7", "pearson")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ComponentScores:
-    """The SPEC §8 metric set of one image component (amplitude or phase)."""
+    """The SPEC §8 metric set of one image component (amplitude or phase); frozen: a scorecard holds it."""
 
     mae: float
     """Mean absolute error (phase: of the wrapped difference, radians)."""
@@ -35,7 +35,8 @@ class ComponentScores:
     """FRC 1/7 crossing, cycles/pixel; ``None`` when never crossed."""
     pearson: float
     """Pearson correlation of the pixel values."""
-    frc_curve: FRC = field(repr=False, default=None)  # type: ignore[assignment]
+    # Not compared: two sets are equal when their scores are (the curve's arrays have no truth value).
+    frc_curve: FRC = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
     """The whole FRC curve (saved with the reconstruction)."""
 
     def as_json(self) -> dict[str, float | None]:
