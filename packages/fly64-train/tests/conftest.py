@@ -13,6 +13,7 @@ from fly64_data.physics import extract_patches, far_field_intensity
 from fly64_data.sample import raster_scan, synthetic_object, synthetic_probe
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.model_config import ModelConfig
+from fly64_train.training.torch_options import FLAT_TORCH_KEYS, TorchOptions
 
 TINY_N = 32
 
@@ -85,9 +86,12 @@ TINY_MODEL = ModelConfig(base_width=4, depth=3, convs_per_level=1)
 
 
 def tiny_config(train_path, job_dir, gridsize=1, **kw) -> TrainConfig:
-    """Seconds-long deterministic training settings for N = 32."""
+    """Seconds-long deterministic training settings for N = 32; a torch option (``accelerator="cpu"``)
+    may be given by its name and lands in ``config.torch``."""
+    torch_options = {key: kw.pop(key) for key in FLAT_TORCH_KEYS if key in kw}
     base = dict(train_path=str(train_path), job_dir=str(job_dir), gridsize=gridsize, max_epochs=2,
-                batch_size=16, model=TINY_MODEL, deterministic=True, progress_bar=False, val_fraction=0.1)
+                batch_size=16, model=TINY_MODEL, deterministic=True, progress_bar=False, val_fraction=0.1,
+                torch=TorchOptions(**torch_options))
     base.update(kw)
     return TrainConfig(**base)
 

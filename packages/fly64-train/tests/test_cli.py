@@ -17,6 +17,7 @@ from fly64_train.cli_options import declared_options, flag_names
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.option import NESTED, Internal, Option, option
+from fly64_train.training.torch_options import TorchOptions
 
 
 def _script() -> str:
@@ -109,6 +110,8 @@ def test_train_one_trains_a_tiny_job_with_the_shared_flag_spellings(tiny_npz, tm
     assert config["neighbor_count"] == design.neighbor_count
     assert config["grouping_seed"] == design.rng_seeds["grouping"]
     assert config["max_epochs"] == 1 and config["n_groups"] == 8 and config["model"]["base_width"] == 4
+    # --accelerator keeps its name on the command line and lands in the torch options.
+    assert config["torch"]["accelerator"] == "cpu" and "accelerator" not in config
 
 
 def test_evaluate_and_report_refuse_a_root_without_a_manifest(tmp_path):
@@ -137,7 +140,7 @@ def _option_strings(command: str) -> set[str]:
 def test_every_user_option_of_the_configs_has_a_flag_in_run_and_train_one():
     run, one = _option_strings("run"), _option_strings("train-one")
     declared = dict(declared_options())
-    for cls, prefix in ((TrainConfig, ""), (ModelConfig, "model.")):
+    for cls, prefix in ((TrainConfig, ""), (ModelConfig, "model."), (TorchOptions, "torch.")):
         for f in fields(cls):
             spec = f.metadata.get("option")
             assert isinstance(spec, (Option, Internal)) or spec == NESTED, f"{cls.__name__}.{f.name}"
@@ -151,6 +154,34 @@ def test_every_user_option_of_the_configs_has_a_flag_in_run_and_train_one():
     # The spellings the issue names, and the old train-one spelling as an alias.
     named = {"--max-epochs", "--max_epochs", "--epochs", "--backend", "--logger", "--count-split", "--n-images"}
     assert named <= one and named <= run
+
+
+def test_the_torch_flags_keep_their_names_and_land_in_the_torch_options():
+    parser = build_parser()
+    args = parser.parse_args(["train-one", "--train", "t.npz", "--job-dir", "j", "--accelerator", "gpu",
+                              "--devices", "2", "--strategy", "ddp", "--precision", "bf16-mixed",
+                              "--num-workers", "3", "--deterministic"])
+    from fly64_train.cli_options import train_config_from_args
+
+    cfg = train_config_from_args(args)
+    assert cfg.torch == TorchOptions(accelerator="gpu", devices=2, strategy="ddp", precision="bf16-mixed",
+                                     num_workers=3)
+    assert cfg.torch.device_kind == "cuda" and cfg.deterministic is True
+    # Not given: every torch option at its default.
+    assert train_config_from_args(parser.parse_args(["train-one", "--train", "t.npz", "--job-dir", "j"])).torch \
+        == TorchOptions()
+
+
+def test_run_help_groups_and_describes_the_torch_flags(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    out = capsys.readouterr().out
+    torch_group = out[out.index("torch backend:"):]
+    torch_group = torch_group[:torch_group.index("\n\n", torch_group.index("--accelerator"))]
+    for flag in ("--accelerator", "--devices", "--strategy", "--precision", "--num-workers"):
+        assert flag in torch_group, flag
+    assert "tensorflow backend ignores these" in " ".join(torch_group.split())
+    assert "Lightning precision" in torch_group
 
 
 def test_a_field_without_a_declaration_cannot_be_forgotten():

@@ -19,10 +19,12 @@ import numpy as np
 
 from fly64_iterative.convention import ptychi_positions, ptychi_probe
 from fly64_iterative.ptychi_import import load_ptychi
+from fly64_train.core.device import DEVICE_KINDS
 
 ENGINES = ("lsqml", "epie", "dm")
 NOISE_MODELS = ("poisson", "gaussian")
-DEVICES = ("auto", "cpu", "cuda")
+#: ``--device`` values: the canonical device kinds the training accelerator and evaluation share.
+DEVICES = DEVICE_KINDS
 #: Engines whose update follows a chosen likelihood; ePIE and DM project measured amplitudes
 #: (a least-squares fit of amplitudes), so their noise model is fixed.
 LIKELIHOOD_ENGINES = ("lsqml",)

@@ -1,7 +1,7 @@
 """The training flags of ``fly64-train run`` and ``train-one``, generated from the config dataclasses.
 
-Each field of :class:`TrainConfig` (and, through ``NESTED``, of :class:`ModelConfig`)
-declares its flag in ``metadata["option"]``; :func:`add_train_options` turns the
+Each field of :class:`TrainConfig` (and, through ``NESTED``, of :class:`ModelConfig` and
+:class:`TorchOptions`) declares its flag in ``metadata["option"]``; :func:`add_train_options` turns the
 declarations into argparse arguments and :func:`train_config_from_args` turns the
 parsed values back into a typed :class:`TrainConfig`. A flag not given stays
 :data:`UNSET`, so the dataclass default (the study design's, for K and the
@@ -18,11 +18,16 @@ from typing import Any
 from fly64_data.cli_common import UNSET
 from fly64_train.core.seam import BACKENDS
 from fly64_train.training.config import TrainConfig
-from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.option import NESTED, Internal, Option
 
 #: Choices known only above the training layer: the backend names live with the backend seam.
 _CHOICES = {"backend": tuple(BACKENDS)}
+#: The help group of a nested config's flags (the flags keep their own names: ``--accelerator``, not
+#: ``--torch-accelerator``); the top-level fields' group is "training".
+_GROUPS = {"model": "model shape", "torch": "torch backend"}
+#: What a help group is for, where its title does not say it.
+_GROUP_HELP = {"torch backend": "How Lightning runs a torch job. The tensorflow backend ignores these and\n"
+                                "refuses a --precision or --strategy other than the default."}
 
 
 def declared_options(cls: type = TrainConfig, prefix: str = "") -> Iterator[tuple[str, Option]]:
@@ -67,8 +72,11 @@ def add_train_options(parser: argparse.ArgumentParser, *, jobs: bool) -> None:
     for dest, spec in declared_options():
         if spec.scope == "job" and not jobs:
             continue
-        title = "job" if spec.scope == "job" else ("model shape" if dest.startswith("model.") else "training")
-        group = groups.setdefault(title, parser.add_argument_group(title))
+        nest, _, _ = dest.rpartition(".")
+        title = "job" if spec.scope == "job" else _GROUPS.get(nest, "training")
+        if title not in groups:
+            groups[title] = parser.add_argument_group(title, _GROUP_HELP.get(title))
+        group = groups[title]
         kwargs: dict[str, Any] = {"dest": dest, "help": spec.help, "default": UNSET}
         if spec.kind == "value":
             kwargs.update(type=spec.type, metavar=spec.metavar, choices=_CHOICES.get(dest, spec.choices))
@@ -88,9 +96,14 @@ def train_config_from_args(args: argparse.Namespace, **job_fields: Any) -> Train
     """The :class:`TrainConfig` the parsed flags ask for; ``job_fields`` fill in what the flags do not."""
     given = {dest: getattr(args, dest) for dest, _ in declared_options()
              if getattr(args, dest, UNSET) is not UNSET}
-    model = {dest.split(".", 1)[1]: value for dest, value in given.items() if dest.startswith("model.")}
-    top = {dest: value for dest, value in given.items() if not dest.startswith("model.")}
-    return TrainConfig(**{**job_fields, **top}, **({"model": ModelConfig(**model)} if model else {}))
+    top = {dest: value for dest, value in given.items() if "." not in dest}
+    nested: dict[str, dict[str, Any]] = {}
+    for dest, value in given.items():
+        if "." in dest:
+            nest, name = dest.split(".", 1)
+            nested.setdefault(nest, {})[name] = value
+    objects = {nest: _nested_class(TrainConfig, nest)(**values) for nest, values in nested.items()}
+    return TrainConfig(**{**job_fields, **top, **objects})
 
 
 def check_accelerator_here(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -99,10 +112,11 @@ def check_accelerator_here(parser: argparse.ArgumentParser, args: argparse.Names
     Asked of the node the jobs run on only (not of a client that submits to a remote
     scheduler), before anything is read; GPUs are counted without importing a framework.
     """
+    from fly64_train.core.device import normal_device
     from fly64_train.studies.executor import detect_gpus
 
-    accelerator = getattr(args, "accelerator", UNSET)
-    if accelerator in ("gpu", "cuda") and not detect_gpus():
+    accelerator = getattr(args, "torch.accelerator", UNSET)
+    if accelerator is not UNSET and normal_device(accelerator) == "cuda" and not detect_gpus():
         parser.error(f"--accelerator {accelerator}: this node shows no GPU (CUDA_VISIBLE_DEVICES, nvidia-smi); "
                      "use --accelerator cpu or auto")
 

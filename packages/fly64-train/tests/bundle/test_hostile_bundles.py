@@ -281,6 +281,20 @@ def _config(**values):
     return lambda doc: doc["config"].update(values)
 
 
+def test_a_bundle_recording_the_torch_options_in_the_older_flat_layout_still_loads(good, tmp_path):
+    from fly64_train.bundle import read_manifest
+    from fly64_train.training.recorded import recorded_configs
+    from fly64_train.training.torch_options import TorchOptions
+
+    flat = {"max_epochs": 1, "accelerator": "gpu", "devices": 1, "strategy": "auto", "precision": "32-true",
+            "num_workers": 2, "deterministic": True}
+    path = _resealed(good, tmp_path / "flat.zip", lambda doc: doc.update(config=flat))
+    load_bundle(path, device="cpu")
+    train = recorded_configs(read_manifest(path)).train
+    assert train.torch == TorchOptions(accelerator="gpu", devices=1, num_workers=2)
+    assert train.deterministic and train.max_epochs == 1
+
+
 @pytest.mark.parametrize(("edit", "key"), [
     (_model_config(base_width="8"), "model_config.base_width"),
     (_model_config(base_width=1.5), "model_config.base_width"),
@@ -298,6 +312,10 @@ def _config(**values):
     (_config(neighbor_count=10**18), "config.neighbor_count"),
     (_config(lr="fast"), "config.lr"),
     (_config(model={"base_width": "8"}), "config.model.base_width"),
+    (_config(torch={"precision": "16"}), "config.torch.precision"),
+    (_config(precision="16"), "config.torch.precision"),  # the older flat layout, checked alike
+    (_config(torch={"accelerator": "tpu"}), "config.torch.accelerator"),
+    (_config(accelerator="cpu", torch={"accelerator": "cuda"}), "config.torch.accelerator"),
     (lambda doc: doc.update(N=64), "N"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_every_recorded_key_is_type_and_range_checked(good, tmp_path, edit, key):
@@ -445,9 +463,13 @@ def test_any_json_value_at_any_recorded_key_is_accepted_typed_or_refused_naming_
     from fly64_train.bundle import BundleManifest
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.recorded import recorded_configs
+    from fly64_train.training.torch_options import FLAT_TORCH_KEYS
 
     names = [f.name for f in fields(ModelConfig if section == "model_config" else TrainConfig)]
-    key = data.draw(st.sampled_from([name for name in names if name not in ("job_dir", "model")]))
+    if section == "config":
+        names += FLAT_TORCH_KEYS  # the older flat layout of the torch options (what old bundles hold)
+    key = data.draw(st.sampled_from([name for name in names if name not in ("job_dir", "model", "torch")]))
+    nested = section == "config" and key in FLAT_TORCH_KEYS
     model = ModelConfig(patch_size=32, base_width=4).to_dict()
     manifest = BundleManifest(format_version="2.0", backend="torch", backend_version=None, models=(), patch_size=32,
                               gridsize=1, intensity_scale=3.5, model_config=model, config={}, provenance={})
@@ -455,10 +477,12 @@ def test_any_json_value_at_any_recorded_key_is_accepted_typed_or_refused_naming_
     try:
         recorded = recorded_configs(manifest)
     except ValueError as exc:
-        assert str(exc).startswith(f"manifest.json: {section}.{key}") or (key in ("patch_size", "gridsize")), exc
+        where = f"{section}.torch.{key}" if nested else f"{section}.{key}"
+        assert str(exc).startswith(f"manifest.json: {where}") or (key in ("patch_size", "gridsize")), exc
         assert "\n" not in str(exc)
         return
-    accepted = getattr(recorded.model if section == "model_config" else recorded.train, key)
+    owner = recorded.model if section == "model_config" else recorded.train.torch if nested else recorded.train
+    accepted = getattr(owner, key)
     assert accepted is None or isinstance(accepted, (bool, int, float, str)), (key, value)
     if isinstance(accepted, float):
         assert math.isfinite(accepted)

@@ -18,6 +18,7 @@ def trained(tmp_path_factory, tiny_sim, tiny_npz):
     from fly64_train.backends.torch.train import train_job
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.model_config import ModelConfig
+    from fly64_train.training.torch_options import TorchOptions
 
     root = tmp_path_factory.mktemp("trained")
     test_rows = np.flatnonzero(tiny_sim["y"] >= np.median(tiny_sim["y"]) + 1)
@@ -25,5 +26,5 @@ def trained(tmp_path_factory, tiny_sim, tiny_npz):
     job_dir = root / "job"
     cfg = TrainConfig(train_path=str(tiny_npz), job_dir=str(job_dir), max_epochs=1, n_groups=8, batch_size=4,
                       model=ModelConfig(base_width=4), deterministic=True, logger="none", progress_bar=False,
-                      accelerator="cpu", devices=1)
+                      torch=TorchOptions(accelerator="cpu", devices=1))
     return job_dir / train_job(cfg).bundle_path, test, job_dir

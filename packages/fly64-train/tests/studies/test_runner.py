@@ -15,6 +15,7 @@ from fly64_manifest import validate
 from fly64_train.cli import main as train_main
 from fly64_train.studies.matrix import build_matrix, filter_jobs
 from fly64_train.studies.runner import StudyRunConfig, plan, run_study
+from fly64_train.training.torch_options import TorchOptions
 
 TINY_TRAIN = ["--max-epochs", "1", "--n-groups", "8", "--batch-size", "4", "--base-width", "4", "--deterministic",
               "--no-evaluate"]
@@ -74,7 +75,7 @@ def test_jobs_are_evaluated_where_they_train(study, tmp_path, accelerator, devic
     from dataclasses import replace
 
     base = StudyRunConfig(study / "phase_c", study / "phase_d", tmp_path, doses=[1000.0])
-    runnable, _ = plan(replace(base, train=replace(base.train, accelerator=accelerator)))
+    runnable, _ = plan(replace(base, train=replace(base.train, torch=TorchOptions(accelerator=accelerator))))
     assert runnable and {spec.evaluation.device for spec in runnable} == {device}
 
 

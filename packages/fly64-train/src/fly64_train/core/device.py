@@ -1,7 +1,10 @@
 """The device vocabulary every backend accepts, checked before any framework is imported.
 
 Evaluation and the CLI check a device name here; a backend maps the checked name to its framework's
-device (torch ``cuda:K``, TensorFlow ``/GPU:K``).
+device (torch ``cuda:K``, TensorFlow ``/GPU:K``). The training accelerator (``--accelerator``), the
+evaluation device (``evaluate --device``) and the iterative baseline's ``--device`` are all names of
+this one vocabulary; ``gpu`` is an alias of ``cuda`` and :func:`normal_device` is the one place it
+is mapped.
 """
 
 from __future__ import annotations
@@ -11,6 +14,12 @@ import re
 #: Device names every backend accepts: ``auto`` (a GPU when the framework sees one), ``cpu``, and the
 #: K-th GPU as ``cuda:K`` or ``gpu:K`` (``cuda``/``gpu`` alone: the first). ASCII digits, no leading zeros.
 DEVICE_PATTERN = re.compile(r"auto|cpu|(cuda|gpu)(:(0|[1-9][0-9]*))?", re.ASCII)
+#: The canonical device kinds, without a GPU index: what a whole job runs on.
+DEVICE_KINDS = ("auto", "cpu", "cuda")
+#: Other spellings of a device kind, accepted where they always were (``--accelerator gpu``, ``gpu:K``).
+DEVICE_ALIASES = {"gpu": "cuda"}
+#: The kinds a training job may ask for (``--accelerator``), in the order the CLI has always listed them.
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 
 
 def check_device(device: str) -> tuple[str, int | None]:
@@ -24,3 +33,13 @@ def check_device(device: str) -> tuple[str, int | None]:
         return device, None
     _, _, index = device.partition(":")
     return "gpu", int(index or 0)
+
+
+def normal_device(device: str) -> str:
+    """The canonical spelling of a device name: ``gpu`` -> ``cuda``, ``gpu:K`` -> ``cuda:K``, others unchanged.
+
+    Raises ValueError (as :func:`check_device`) for a name outside the vocabulary.
+    """
+    check_device(device)
+    kind, sep, index = device.partition(":")
+    return DEVICE_ALIASES.get(kind, kind) + sep + index

@@ -144,7 +144,7 @@ def plan(cfg: StudyRunConfig, design: StudyDesign | None = None,
     # Evaluation runs where training does: a study forced onto the CPU stays there on a GPU host.
     evaluation = EvaluationConfig(ms_ssim_sigma=float(design.metrics_config["ms_ssim_sigma"]),
                                   neighbor_count=cfg.train.neighbor_count, grouping_seed=cfg.train.grouping_seed,
-                                  device="cpu" if cfg.train.accelerator == "cpu" else "auto")
+                                  device="cpu" if cfg.train.torch.device_kind == "cpu" else "auto")
     located = [item for item in found if isinstance(item, Located)]
     run = read_phase_c(phase_c) if any(item.job.view == BASELINE for item in located) else None
     if recorded is not None:

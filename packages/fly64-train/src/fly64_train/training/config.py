@@ -6,12 +6,11 @@ import argparse
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from fly64_data.cli_common import fraction_or_off, non_negative_int, positive_finite_float, positive_int
+from fly64_data.cli_common import fraction_or_off, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.training import field_checks
 from fly64_train.training.model_config import ModelConfig
 from fly64_train.training.option import (
-    MAX_DEVICES,
     MAX_SEED,
     NESTED,
     internal,
@@ -20,20 +19,17 @@ from fly64_train.training.option import (
     time_or_off,
     whole_number,
 )
-from fly64_train.training.option import devices as devices_type
 from fly64_train.training.option import seed as seed_type
+from fly64_train.training.torch_options import PRECISIONS, STRATEGIES, TorchOptions, nest_flat_keys
+
+__all__ = ["BATCH_PATTERNS", "LOGGERS", "MAX_N_GROUPS", "MAX_NEIGHBORS", "PRECISIONS", "STRATEGIES", "TorchOptions",
+           "TrainConfig"]
 
 LOGGERS = ("csv", "tensorboard", "none")
 #: Largest K a configuration may ask for (the design's is 7; a group draws C = gridsize**2 of them).
 MAX_NEIGHBORS = 64
 #: Diffraction patterns per optimisation step when ``TrainConfig.batch_size`` is not given.
 BATCH_PATTERNS = 16
-#: Lightning accelerators a job may ask for (``gpu`` and ``cuda`` are the same thing).
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
-#: Lightning precisions (the legacy spellings ``16``/``32`` are not offered; a test pins each name to Lightning's).
-PRECISIONS = ("32-true", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
-#: Lightning strategies by registry name (a test checks each against Lightning's StrategyRegistry).
-STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp", "deepspeed")
 #: Most training groups a job may ask for: 10 million groups' index and offset arrays take about 1 GB
 #: at gridsize 2, within any node; ``--n-groups 10**15`` asked numpy for petabytes.
 MAX_N_GROUPS = 10_000_000
@@ -133,24 +129,13 @@ class TrainConfig:
     """The network's shape (its own fields are options)."""
     backend: str = field(default="torch", metadata=option("training framework"))
     """The backend that trains the job (``fly64_train.core.seam.get_backend``): torch or tensorflow."""
-    accelerator: str = field(default="auto", metadata=option(
-        "auto (a GPU when present), cpu, gpu or cuda (default: auto)", choices=ACCELERATORS))
-    """Lightning accelerator."""
-    devices: int | str = field(default="auto", metadata=option("number of devices or 'auto'", type=devices_type,
-                                                               metavar="N"))
-    """Lightning devices: a count or ``auto``."""
-    strategy: str = field(default="auto", metadata=option("Lightning strategy (default: auto)",
-                                                          choices=STRATEGIES))
-    """Lightning strategy."""
-    precision: str = field(default="32-true", metadata=option("Lightning precision, e.g. 16-mixed on a GPU "
-                                                              "(default: 32-true)", choices=PRECISIONS))
-    """Lightning precision."""
+    torch: TorchOptions = field(default_factory=TorchOptions, metadata={"option": NESTED})
+    """The torch backend's own settings (Lightning's accelerator, devices, strategy, precision, loader
+    workers); their flags keep their names (``--accelerator`` ...). Configurations written before they
+    were nested hold them as top-level keys: :meth:`from_dict` moves them in."""
     deterministic: bool = field(default=False, metadata=option(
         "deterministic algorithms: identical losses on CPU", kind="true"))
-    """Deterministic algorithms (identical losses on CPU)."""
-    num_workers: int = field(default=0, metadata=option("data-loader worker processes", type=non_negative_int,
-                                                        metavar="N"))
-    """Data-loader worker processes."""
+    """Deterministic algorithms (identical losses on CPU); both backends honour it."""
     logger: str = field(default="csv", metadata=option("training log format", choices=LOGGERS))
     """``csv``, ``tensorboard`` or ``none``."""
     progress_bar: bool | None = field(default=None, metadata=option(
@@ -174,14 +159,23 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        data = dict(data)
+        """The configuration a JSON object holds, in the nested layout or the older flat one (top-level
+        ``accelerator``, ``precision`` ...: see :func:`~fly64_train.training.torch_options.nest_flat_keys`)."""
+        data = nest_flat_keys(data)
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown train config field(s): {', '.join(sorted(unknown))}")
         model = data.pop("model", None)
         if isinstance(model, dict):
             model = ModelConfig.from_dict(model)
-        return cls(**data, **({"model": model} if model is not None else {}))
+        torch = data.pop("torch", None)
+        if torch is not None:
+            try:
+                torch = TorchOptions.from_dict(torch)
+            except ValueError as exc:
+                raise ValueError(f"torch: {exc}" if str(exc).startswith("unknown") else f"torch {exc}") from None
+        return cls(**data, **({"model": model} if model is not None else {}),
+                   **({"torch": torch} if torch is not None else {}))
 
     @classmethod
     def from_recorded(cls, data: dict[str, Any]) -> TrainConfig:
@@ -235,13 +229,13 @@ class TrainConfig:
         if not isinstance(self.model, ModelConfig):
             raise ValueError(f"model must be a model configuration, got {self.model!r}")
         field_checks.text("backend", self.backend)
-        field_checks.text("accelerator", self.accelerator, ACCELERATORS)
-        field_checks.text("strategy", self.strategy, STRATEGIES)
-        field_checks.text("precision", self.precision, PRECISIONS)
-        if self.devices != "auto":
-            field_checks.integer("devices", self.devices, 1, MAX_DEVICES)
+        if not isinstance(self.torch, TorchOptions):
+            raise ValueError(f"torch must be the torch options, got {self.torch!r}")
+        try:
+            self.torch.check()
+        except ValueError as exc:
+            raise ValueError(f"torch.{exc}") from None
         field_checks.boolean("deterministic", self.deterministic)
-        field_checks.integer("num_workers", self.num_workers, 0)
         field_checks.text("logger", self.logger, LOGGERS)
         if self.progress_bar is not None:
             field_checks.boolean("progress_bar", self.progress_bar)

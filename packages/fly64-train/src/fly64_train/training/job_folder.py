@@ -36,6 +36,7 @@ from fly64_manifest import (
 )
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.digest import file_sha256
+from fly64_train.training.torch_options import nest_flat_keys
 
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
@@ -44,10 +45,12 @@ RESUME_SETTINGS = "resume_settings.json"
 #: Files that mean a backend left a checkpoint a resume would continue from.
 CHECKPOINT_NAMES = ("last.ckpt", "last.json", "last.weights.h5")
 #: Settings that may change between a run and its resume: how long, where and how verbosely
-#: it runs, not what it learns. Everything else of :meth:`TrainConfig.json_config` must match.
+#: it runs, not what it learns. Everything else of :meth:`TrainConfig.json_config` must match
+#: (``torch.precision`` included). A nested setting is named by its path.
 RESUMABLE_CHANGES = frozenset({
-    "max_epochs", "max_time", "resume", "accelerator", "devices", "strategy", "num_workers", "progress_bar",
-    "logger", "test_path", "train_path", "limit_train_batches", "deterministic",
+    "max_epochs", "max_time", "resume", "torch.accelerator", "torch.devices", "torch.strategy",
+    "torch.num_workers", "progress_bar", "logger", "test_path", "train_path", "limit_train_batches",
+    "deterministic",
 })
 
 
@@ -82,7 +85,7 @@ def prepare_job_folder(job_dir: str | os.PathLike, root: str | os.PathLike | Non
 def resume_settings(cfg: TrainConfig) -> dict[str, Any]:
     """What a checkpoint of ``cfg`` depends on: the training data's sha256 and every learning setting."""
     digest = file_sha256(cfg.train_path)
-    settings = {k: v for k, v in cfg.json_config().items() if k not in RESUMABLE_CHANGES}
+    settings = _learning_settings(cfg.json_config())
     # Through JSON and back, so that it compares equal to the record read from disk (tuples -> lists).
     return parse_json(json.dumps({"train_sha256": digest, "settings": settings}), "resume settings")
 
@@ -112,6 +115,12 @@ def check_resume(cfg: TrainConfig) -> bool:
         recorded = read_json(path)
     except ManifestError as exc:
         raise ResumeMismatch(f"{exc}; {hint}") from None
+    if isinstance(recorded, dict) and isinstance(recorded.get("settings"), dict):
+        # A record written before the torch options were nested holds them as top-level keys.
+        try:
+            recorded = {**recorded, "settings": _learning_settings(nest_flat_keys(recorded["settings"]))}
+        except ValueError as exc:
+            raise ResumeMismatch(f"{path}: {exc}; {hint}") from None
     wanted = resume_settings(cfg)
     differ = _differences(recorded, wanted)
     if differ:
@@ -124,6 +133,19 @@ def record_resume_settings(cfg: TrainConfig) -> Path:
     """Write ``checkpoints/resume_settings.json`` for a job that starts from scratch (atomic, inside the job)."""
     job = Path(cfg.job_dir)
     return write_json(job / CHECKPOINTS / RESUME_SETTINGS, resume_settings(cfg), root=job)
+
+
+def _learning_settings(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``config`` without the :data:`RESUMABLE_CHANGES` (a nested one by its path)."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if name in RESUMABLE_CHANGES:
+            continue
+        if isinstance(value, dict) and any(change.startswith(f"{name}.") for change in RESUMABLE_CHANGES):
+            value = _learning_settings(value, f"{name}.")
+        out[key] = value
+    return out
 
 
 def _differences(recorded: Any, wanted: dict[str, Any]) -> list[str]:

@@ -187,3 +187,20 @@ def test_weights_of_another_architecture_are_refused(tiny_job):
     assert read_layout(job / result.checkpoint_path)
     with pytest.raises(WeightsError, match="not a readable HDF5"):
         load_weights(narrow, not_h5)
+
+
+@pytest.mark.parametrize(("option", "value"), [("precision", "bf16-mixed"), ("strategy", "ddp")])
+def test_a_torch_option_that_changes_what_is_trained_is_refused(tmp_path, tiny_npz, make_config, option, value):
+    # Lightning's precision and strategy live in config.torch; Keras cannot honour them, so the job is refused
+    # (before any folder is written) rather than recorded with settings its weights never saw.
+    cfg = _tf_config(make_config, tiny_npz, tmp_path / "job", **{option: value})
+    assert getattr(cfg.torch, option) == value
+    with pytest.raises(ValueError, match=f"tensorflow backend .*{value}"):
+        get_backend("tensorflow").train(cfg)
+    assert not (tmp_path / "job").exists()
+
+
+def test_the_torch_placement_options_are_ignored(tmp_path, tiny_npz, make_config):
+    cfg = _tf_config(make_config, tiny_npz, tmp_path / "job", max_epochs=1, n_groups=8, accelerator="cpu",
+                     devices=1, num_workers=2)
+    assert get_backend("tensorflow").train(cfg).status == "completed"

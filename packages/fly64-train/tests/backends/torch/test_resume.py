@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from fly64_train.backends.torch.train import train_job
@@ -79,3 +80,29 @@ def test_a_resumed_run_takes_every_plateau_step_an_uninterrupted_one_takes(tmp_p
     # The same number of plateau decisions and the same rate (the losses themselves differ slightly:
     # a resumed run draws other photon splits).
     assert (resumed_steps, resumed_rate) == (steps, rate)
+
+
+def _flatten_resume_settings(job_dir, **changes):
+    """Rewrite ``resume_settings.json`` as a job written before the torch options were nested recorded it:
+    ``precision`` (the one torch option a resume must keep) as a top-level setting, no ``torch`` object."""
+    path = job_dir / "checkpoints" / "resume_settings.json"
+    record = json.loads(path.read_text())
+    torch_settings = record["settings"].pop("torch", {})  # a resume leaves the record as it was
+    assert set(torch_settings) <= {"precision"}  # where, how many and how: free to change on a resume
+    record["settings"].update(torch_settings, **changes)
+    path.write_text(json.dumps(record))
+
+
+def test_a_job_folder_written_before_the_nesting_resumes(tmp_path, tiny_npz, make_config):
+    from fly64_train.training.job_folder import ResumeMismatch, check_resume
+
+    job_dir = tmp_path / "job"
+    train_job(make_config(tiny_npz, job_dir, max_epochs=1, accelerator="cpu"))
+    _flatten_resume_settings(job_dir)
+    # A resume may move the job (accelerator, loader workers), as before the layout change.
+    resumed = train_job(make_config(tiny_npz, job_dir, max_epochs=2, accelerator="auto", num_workers=1))
+    assert resumed.resumed_from == "checkpoints/last.ckpt" and resumed.epochs_completed == 2
+    # An old record still refuses a change of what is learned: its flat precision is compared with torch.precision.
+    _flatten_resume_settings(job_dir, precision="bf16-mixed")
+    with pytest.raises(ResumeMismatch, match=r"torch\.precision 'bf16-mixed' -> '32-true'.*use --no-resume"):
+        check_resume(make_config(tiny_npz, job_dir, max_epochs=3))

@@ -166,10 +166,13 @@ def _resume_state_problem(state: Any) -> str | None:
 
 
 def _check_backend_config(cfg: TrainConfig) -> None:
-    if cfg.precision != "32-true":
-        raise ValueError(f"the tensorflow backend trains in float32 only (precision '32-true'), got {cfg.precision!r}")
-    if cfg.strategy != "auto":
-        raise ValueError(f"the tensorflow backend has no strategy option, got {cfg.strategy!r}")
+    # The torch options are Lightning's: ignored here (TensorFlow places the job itself), except the two
+    # that would change what is trained, which the bundle would otherwise record and not honour.
+    if cfg.torch.precision != "32-true":
+        raise ValueError("the tensorflow backend trains in float32 only (precision '32-true'), "
+                         f"got {cfg.torch.precision!r}")
+    if cfg.torch.strategy != "auto":
+        raise ValueError(f"the tensorflow backend has no strategy option, got {cfg.torch.strategy!r}")
 
 
 def train_job(cfg: TrainConfig, callbacks: list[keras.callbacks.Callback] | None = None) -> TrainResult:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fly64_train.core.device import check_device
+from fly64_train.core.device import check_device, normal_device
 
 MIB = 2**20
 
@@ -74,10 +74,11 @@ CUDA_BATCH_SCALE = 8
 
 
 def device_type(accelerator: str) -> str:
-    """``cuda`` when ``accelerator`` asks for a GPU (``gpu``/``cuda``, or ``auto`` with one present)."""
-    if accelerator in ("gpu", "cuda"):
+    """``cuda`` when ``accelerator`` asks for a GPU (``cuda`` or its alias ``gpu``, or ``auto`` with one present)."""
+    kind = normal_device(accelerator).partition(":")[0]
+    if kind == "cuda":
         return "cuda"
-    if accelerator == "auto" and torch.cuda.is_available():
+    if kind == "auto" and torch.cuda.is_available():
         return "cuda"
     return "cpu"
 

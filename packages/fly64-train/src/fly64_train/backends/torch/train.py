@@ -74,7 +74,7 @@ class TrainingJob:
     callbacks : list, optional
         Extra Lightning callbacks.
     defaults : DeviceDefaults, optional
-        Device-dependent settings; default :func:`device_defaults` of ``config.accelerator``.
+        Device-dependent settings; default :func:`device_defaults` of ``config.torch.accelerator``.
     """
 
     def __init__(self, config: TrainConfig, callbacks: list[Any] | None = None,
@@ -82,7 +82,7 @@ class TrainingJob:
         config.check()
         self.config = config
         self.extra_callbacks = list(callbacks or [])
-        self.defaults = defaults or device_defaults(config.accelerator)
+        self.defaults = defaults or device_defaults(config.torch.accelerator)
         self.defaults.check()
         self.job_dir = Path(config.job_dir)
         self.ckpt_dir = self.job_dir / "checkpoints"
@@ -117,7 +117,7 @@ class TrainingJob:
         return Fly64DataModule(DataConfig(
             train_path=cfg.train_path, gridsize=cfg.gridsize, neighbor_count=cfg.neighbor_count,
             n_groups=cfg.n_groups, grouping_seed=cfg.grouping_seed, batch_size=batch,
-            val_fraction=cfg.val_fraction, num_workers=cfg.num_workers, seed=cfg.seed,
+            val_fraction=cfg.val_fraction, num_workers=cfg.torch.num_workers, seed=cfg.seed,
             resident_bytes=self.defaults.resident_bytes))
 
     def resume_checkpoint(self) -> str | None:
@@ -167,12 +167,12 @@ class TrainingJob:
         return False
 
     def build_trainer(self, callbacks: list[Any], logger: Any) -> L.Trainer:
-        cfg = self.config
+        cfg, opts = self.config, self.config.torch
         self.defaults.apply()
         progress = sys.stderr.isatty() if cfg.progress_bar is None else cfg.progress_bar
         with _without_lightning_tips():
             return L.Trainer(
-                accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
+                accelerator=opts.device_kind, devices=opts.devices, strategy=opts.strategy, precision=opts.precision,
                 # max_time is the JobDeadline's: Lightning's Timer starts late (at fit) and lets the
                 # epoch it stops in run its whole validation, and counts the cut epoch as completed.
                 deterministic=cfg.deterministic, max_epochs=cfg.max_epochs, max_time=None,
