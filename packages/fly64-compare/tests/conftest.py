@@ -118,3 +118,17 @@ def phase_f():
     from types import SimpleNamespace
 
     return SimpleNamespace(job=iterative_job, write=write_iterative_manifest)
+
+
+def refine_pinn(study: Path, dose: str, steps: int = 3) -> None:
+    """Re-evaluate the Phase E jobs of ``dose`` with "PINN + refine", as ``fly64-train evaluate --refine-steps``."""
+    from fly64_train.cli import main as train_main
+
+    assert train_main(["evaluate", "--artifact-root", str(study / "phase_e"), "--dose", dose, "--device", "cpu",
+                       "--refine-steps", str(steps), "--refine-lr", "1e-3"]) == 0
+
+
+@pytest.fixture(scope="session")
+def refine():
+    """``refine(study, dose)``: record a real "PINN + refine" for that dose's PINN jobs of a study copy."""
+    return refine_pinn

@@ -33,3 +33,18 @@ def test_lower_is_better_metrics_and_single_seeds():
     assert v.winner == PINN and v.spread is None and v.text() == "PINN +0.100 (1 seed, spread unknown)"
     assert verdict(Summary(0.10, None, 1), None).text() == "n/a"
     assert verdict(Summary(0.3, None, 1), Summary(0.3, None, 1)).text() == "tie"
+
+
+def test_among_three_methods_the_best_wins_against_the_runner_up_not_the_last():
+    from fly64_compare.stats import PINN_REFINE, verdict_among
+
+    three = ((PINN, Summary(0.60, None, 1)), (PINN_REFINE, Summary(0.75, None, 1)), (ITERATIVE, Summary(0.70, None, 1)))
+    v = verdict_among(three)
+    assert v.winner == PINN_REFINE and v.margin == pytest.approx(0.05)  # over the iterative, not over PINN
+    assert verdict_among(three, lower_is_better=True).winner == PINN
+    assert verdict_among(three, lower_is_better=True).margin == pytest.approx(0.10)
+    # The seed spread is the two leaders' own.
+    spread = verdict_among(((PINN, Summary(0.8, 0.03, 3)), (PINN_REFINE, Summary(0.7, 0.04, 3)),
+                            (ITERATIVE, Summary(0.1, 0.5, 3))))
+    assert spread.spread == pytest.approx(0.05) and spread.winner == PINN
+    assert verdict_among(((PINN, Summary(0.8, None, 1)), (PINN_REFINE, None))).text() == "n/a"

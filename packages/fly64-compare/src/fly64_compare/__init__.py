@@ -1,4 +1,4 @@
-"""Phase G of the fly64 study: PtychoPINN against the iterative baseline, per dose x view.
+"""Phase G of the fly64 study: PtychoPINN (and "PINN + refine" where run) against the iterative baseline.
 
 Downstream code in the sense of docs/downstream.md: it reads the training and iterative
 manifests through :mod:`fly64_manifest` and the reconstruction products with h5py, and imports
@@ -11,9 +11,9 @@ neither fly64-train nor any deep-learning framework (an import-linter contract k
 
 from fly64_compare.cells import Cell, MethodCell, Replicate, collect
 from fly64_compare.run import CompareConfig, CompareResult, compare
-from fly64_compare.stats import Summary, Verdict, summarize, verdict
+from fly64_compare.stats import Summary, Verdict, summarize, verdict, verdict_among
 
 __version__ = "0.1.0"
 
 __all__ = ["Cell", "CompareConfig", "CompareResult", "MethodCell", "Replicate", "Summary", "Verdict",
-           "__version__", "collect", "compare", "summarize", "verdict"]
+           "__version__", "collect", "compare", "summarize", "verdict", "verdict_among"]

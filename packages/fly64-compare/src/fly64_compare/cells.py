@@ -3,6 +3,8 @@
 Everything comes from the typed manifests of :mod:`fly64_manifest`: the training manifest's
 jobs (PINN) and the iterative manifest's jobs, paired by (dose, view). A method that lacks a
 cell says why in one line (skipped by Phase D, failed, a dry run, not run), never by raising.
+"PINN + refine" is a third method where the PINN's evaluation refined (``job.scores.refine``);
+a cell without it has no such method at all (nothing to say, so nothing is said).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fly64_compare.stats import ITERATIVE, PINN, Summary, summarize
+from fly64_compare.stats import ITERATIVE, PINN, PINN_REFINE, Summary, summarize
 from fly64_manifest import IterativeJob, IterativeManifest, TrainingJob, TrainingManifest
 from fly64_manifest.models import VIEWS, SkippedView, same_dose
 from fly64_manifest.scores import Scores
@@ -67,6 +69,12 @@ class MethodCell:
         return summarize(r.scores.reconstruction.seconds_per_1000_patterns for r in self.replicates
                          if r.scores.reconstruction is not None)
 
+    def fine_tuning_per_1000(self) -> Summary | None:
+        """Of :meth:`time_per_1000`, the fine-tuning's seconds per 1,000 patterns ("PINN + refine" only)."""
+        return summarize(r.scores.reconstruction.refine_s / r.scores.reconstruction.n_patterns * 1000.0
+                         for r in self.replicates
+                         if r.scores.reconstruction is not None and r.scores.reconstruction.refine_s is not None)
+
     def devices(self) -> str | None:
         """Where the timed reconstructions ran (``cuda:0 (NVIDIA H200)``; several joined by ``, ``)."""
         names = []
@@ -81,12 +89,14 @@ class MethodCell:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (dose, view) of the study, both methods side by side."""
+    """One (dose, view) of the study, the methods side by side."""
 
     dose: float
     view: str
     pinn: MethodCell
     iterative: MethodCell
+    refined: MethodCell | None = None
+    """"PINN + refine", where some PINN job of the cell recorded a refinement; else ``None``."""
 
     def floor(self, component: str, name: str) -> Summary | None:
         """The flat-object floor of the cell: the PINN's record where it has one, else the iterative's.
@@ -97,8 +107,28 @@ class Cell:
         return self.pinn.floor(component, name) or self.iterative.floor(component, name)
 
     @property
-    def methods(self) -> tuple[MethodCell, MethodCell]:
-        return (self.pinn, self.iterative)
+    def methods(self) -> tuple[MethodCell, ...]:
+        """PINN, "PINN + refine" (where present) and the iterative method, in table order."""
+        return (self.pinn, self.iterative) if self.refined is None else (self.pinn, self.refined, self.iterative)
+
+    def method(self, name: str) -> MethodCell | None:
+        """The method called ``name`` (:data:`PINN`, :data:`PINN_REFINE`, :data:`ITERATIVE`), ``None`` if absent."""
+        return next((m for m in self.methods if m.method == name), None)
+
+
+def refined_cell(pinn: MethodCell) -> MethodCell | None:
+    """"PINN + refine" from the PINN's scored replicates that recorded a refinement; ``None`` without any.
+
+    Each replicate is the refine block read as scores of their own (its time is fine-tuning plus
+    prediction); it has no product of its own: ``reconstruction.h5`` is plain prediction's.
+    """
+    replicates = tuple(Replicate(r.seed, r.scores.refine, None, None, r.test_data_path)
+                       for r in pinn.replicates if r.scores.refine is not None)
+    if not replicates:
+        return None
+    notes = () if len(replicates) == len(pinn.replicates) else (
+        f"{len(replicates)} of {len(pinn.replicates)} scored PINN jobs refined",)
+    return MethodCell(PINN_REFINE, OK, replicates, notes)
 
 
 def _view_order(view: str) -> tuple[int, str]:
@@ -171,9 +201,10 @@ def collect(training: TrainingManifest | None, iterative: IterativeManifest | No
         def mine(jobs, dose=dose, view=view):
             return [j for j in jobs if j.view == view and same_dose(j.dose, dose)]
 
+        pinn = _method_cell(PINN, mine(pinn_jobs), _skip_reason(pinn_skips, dose, view), training_absent)
         cells.append(Cell(
-            dose, view,
-            _method_cell(PINN, mine(pinn_jobs), _skip_reason(pinn_skips, dose, view), training_absent),
+            dose, view, pinn,
             _method_cell(ITERATIVE, mine(iter_jobs), _skip_reason(iter_skips, dose, view), iterative_absent),
+            refined_cell(pinn),
         ))
     return tuple(cells)

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from fly64_compare.cells import OK, Cell
-from fly64_compare.stats import ITERATIVE, PINN
+from fly64_compare.stats import ITERATIVE, PINN, PINN_REFINE
 from fly64_compare.table import Metric
 
 #: One colour per view (matplotlib's default cycle, so the Phase E report's reader recognises them).
 VIEW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 #: Line style and marker per method: the method is the comparison, so it gets the most visible cue.
-METHOD_STYLE = {PINN: ("-", "o"), ITERATIVE: ("--", "s")}
+METHOD_STYLE = {PINN: ("-", "o"), PINN_REFINE: ("-.", "^"), ITERATIVE: ("--", "s")}
 
 
 def plot_metrics_vs_dose(cells: Sequence[Cell], metrics: Sequence[Metric], path: Path) -> Path:
@@ -47,11 +47,11 @@ def plot_metrics_vs_dose(cells: Sequence[Cell], metrics: Sequence[Metric], path:
                 ax.plot(doses, edge, color="0.35", ls=":", lw=1.4, zorder=5)
         for i, view in enumerate(views):
             colour = VIEW_COLOURS[i % len(VIEW_COLOURS)]
-            for method in (PINN, ITERATIVE):
+            for method in METHOD_STYLE:  # "PINN + refine" draws a line only where some cell has it
                 xs, ys, es = [], [], []
                 for cell in cells:
-                    mc = cell.pinn if method == PINN else cell.iterative
-                    summary = mc.summary(metric.component, metric.name) if mc.state == OK else None
+                    mc = cell.method(method)
+                    summary = mc.summary(metric.component, metric.name) if mc and mc.state == OK else None
                     if cell.view == view and summary is not None:
                         xs.append(cell.dose)
                         ys.append(summary.mean)
@@ -76,7 +76,8 @@ def plot_metrics_vs_dose(cells: Sequence[Cell], metrics: Sequence[Metric], path:
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), frameon=False,
                bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle("PtychoPINN (solid) against the iterative baseline (dashed): mean ± std over seeds")
+    refined = " and PINN + refine (dash-dot)" if any(c.refined is not None for c in cells) else ""
+    fig.suptitle(f"PtychoPINN (solid){refined} against the iterative baseline (dashed): mean ± std over seeds")
     fig.tight_layout(rect=(0, 0.07, 1, 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -37,25 +37,28 @@ def summarize(values: Iterable[float | None]) -> Summary | None:
     return Summary(mean, math.sqrt(var), len(kept))
 
 
-#: The two methods, as named in every table and figure.
+#: The methods, as named in every table and figure. "PINN + refine" is the PINN's model fine-tuned on the
+#: test split's own patterns (``metrics.refine``); a cell has it only where the evaluation refined.
 PINN = "PINN"
+PINN_REFINE = "PINN + refine"
 ITERATIVE = "iterative"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Which method scored better on one metric of one cell, and whether the seeds can tell.
+    """Which method scored best on one metric of one cell, and whether the seeds can tell.
 
     Attributes
     ----------
     winner : str or None
-        :data:`PINN` or :data:`ITERATIVE`; ``None`` when the difference is within the
-        seed spread, the two are equal, or either value is missing.
+        The best method's name (:data:`PINN`, :data:`PINN_REFINE`, :data:`ITERATIVE`); ``None``
+        when its margin over the runner-up is within the seed spread, the two are equal, or a
+        value is missing.
     margin : float or None
-        How much better the better mean is (always >= 0, in the metric's unit); ``None``
-        when either value is missing.
+        How much better the best mean is than the runner-up's (always >= 0, in the metric's
+        unit); ``None`` when a value is missing.
     spread : float or None
-        The seed spread the margin is measured against: ``sqrt(std_pinn^2 + std_iterative^2)``
+        The seed spread the margin is measured against: ``sqrt(std_best^2 + std_runner_up^2)``
         (the standard deviation of a difference of two independent replicates); a one-seed
         side contributes 0; ``None`` when neither side has several seeds.
     """
@@ -84,15 +87,24 @@ class Verdict:
 
 
 def verdict(pinn: Summary | None, iterative: Summary | None, *, lower_is_better: bool = False) -> Verdict:
-    """Compare the two methods' summaries of one metric (larger is better unless ``lower_is_better``)."""
-    if pinn is None or iterative is None:
+    """PINN against the iterative method on one metric (larger is better unless ``lower_is_better``)."""
+    return verdict_among(((PINN, pinn), (ITERATIVE, iterative)), lower_is_better=lower_is_better)
+
+
+def verdict_among(methods: Sequence[tuple[str, Summary | None]], *, lower_is_better: bool = False) -> Verdict:
+    """The best of several methods' summaries of one metric, measured against the runner-up.
+
+    Any missing summary gives no verdict (``n/a``): the table names the method that lacks it.
+    """
+    if len(methods) < 2 or any(summary is None for _, summary in methods):
         return Verdict(None, None, None)
-    diff = pinn.mean - iterative.mean
-    if lower_is_better:
-        diff = -diff
-    stds = [s.std for s in (pinn, iterative) if s.std is not None]
+    sign = -1.0 if lower_is_better else 1.0
+    ranked = sorted(methods, key=lambda item: sign * item[1].mean, reverse=True)
+    (best, top), (_, second) = ranked[0], ranked[1]
+    diff = sign * (top.mean - second.mean)
+    stds = [s.std for s in (top, second) if s.std is not None]
     spread = math.sqrt(math.fsum(s * s for s in stds)) if stds else None
     margin = abs(diff)
     if diff == 0 or (spread is not None and margin <= spread):
         return Verdict(None, margin, spread)
-    return Verdict(PINN if diff > 0 else ITERATIVE, margin, spread)
+    return Verdict(best, margin, spread)
