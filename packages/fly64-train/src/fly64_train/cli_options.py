@@ -113,7 +113,7 @@ def check_accelerator_here(parser: argparse.ArgumentParser, args: argparse.Names
     scheduler), before anything is read; GPUs are counted without importing a framework.
     """
     from fly64_train.core.device import normal_device
-    from fly64_train.studies.executor import detect_gpus
+    from fly64_train.studies.worker_placement import detect_gpus
 
     accelerator = getattr(args, "torch.accelerator", UNSET)
     if accelerator is not UNSET and normal_device(accelerator) == "cuda" and not detect_gpus():

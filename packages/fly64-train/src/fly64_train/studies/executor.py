@@ -21,10 +21,6 @@ from typing import IO, TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from fly64_train.studies.executor_config import ExecutorConfig
 
-# Re-exported for cli_options.check_accelerator_here only, whose file another change holds at the
-# moment; its import moves to fly64_train.studies.worker_placement with that change.
-from fly64_train.studies.worker_placement import detect_gpus  # noqa: F401
-
 if TYPE_CHECKING:
     from fly64_train.studies.dask_executor import DaskExecutor
 
