@@ -11,9 +11,9 @@ neither fly64-train nor any deep-learning framework (an import-linter contract k
 
 from fly64_compare.cells import Cell, MethodCell, Replicate, collect
 from fly64_compare.run import CompareConfig, CompareResult, compare
-from fly64_compare.stats import Summary, Verdict, summarize, verdict, verdict_among
+from fly64_compare.stats import Summary, Verdict, refine_verdict, summarize, verdict, verdict_among
 
 __version__ = "0.1.0"
 
 __all__ = ["Cell", "CompareConfig", "CompareResult", "MethodCell", "Replicate", "Summary", "Verdict",
-           "__version__", "collect", "compare", "summarize", "verdict", "verdict_among"]
+           "__version__", "collect", "compare", "refine_verdict", "summarize", "verdict", "verdict_among"]

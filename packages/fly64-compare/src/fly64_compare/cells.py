@@ -20,6 +20,8 @@ from fly64_manifest.scores import Scores
 
 #: A cell's state for one method.
 OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
+#: "PINN + refine" only: the cell's replicates were refined with differing (steps, lr), so no one mean.
+MIXED = "mixed settings"
 #: Job end states that produced no usable reconstruction and carry a one-line error; the first one a
 #: cell's jobs reached names the cell (a diverged job may keep a bundle, but its scores are not a result).
 UNSUCCESSFUL = ("failed", "diverged", "interrupted")
@@ -116,18 +118,43 @@ class Cell:
         return next((m for m in self.methods if m.method == name), None)
 
 
+def _settings_text(key: tuple[int, float] | None) -> str:
+    """``300 steps, lr 0.001``, as the report labels a refine setting."""
+    return "settings not recorded" if key is None else f"{key[0]} steps, lr {key[1]:g}"
+
+
+def _seeds_text(seeds: Sequence[int | None]) -> str:
+    named = [str(s) for s in seeds if s is not None]
+    return ("seed " if len(named) == 1 else "seeds ") + ", ".join(named) if named else "no seed recorded"
+
+
 def refined_cell(pinn: MethodCell) -> MethodCell | None:
     """"PINN + refine" from the PINN's scored replicates that recorded a refinement; ``None`` without any.
 
     Each replicate is the refine block read as scores of their own (its time is fine-tuning plus
-    prediction); it has no product of its own: ``reconstruction.h5`` is plain prediction's.
+    prediction); it has no product of its own: ``reconstruction.h5`` is plain prediction's. Replicates
+    refined with different (steps, lr) are different methods (the report gives each its own row); the
+    comparison has one "PINN + refine" per cell, so such a cell's is :data:`MIXED`, its note naming the
+    settings and their seeds, rather than a mean over unlike things.
     """
-    replicates = tuple(Replicate(r.seed, r.scores.refine, None, None, r.test_data_path)
-                       for r in pinn.replicates if r.scores.refine is not None)
-    if not replicates:
+    refined = [r for r in pinn.replicates if r.scores.refine is not None]
+    if not refined:
         return None
+    groups: dict[tuple[int, float] | None, list[int | None]] = {}
+    for r in refined:
+        settings = r.scores.refine.refined_with
+        groups.setdefault(None if settings is None else (settings.steps, settings.lr), []).append(r.seed)
+    if len(groups) > 1:
+        named = "; ".join(
+            f"{_settings_text(key)} ({_seeds_text(seeds)})"
+            for key, seeds in groups.items())
+        return MethodCell(PINN_REFINE, MIXED, notes=(
+            f"not compared: its replicates were refined with differing settings ({named}); "
+            "`fly64-train report` shows one row per setting",))
+    replicates = tuple(Replicate(r.seed, r.scores.refine, None, None, r.test_data_path) for r in refined)
     notes = () if len(replicates) == len(pinn.replicates) else (
-        f"{len(replicates)} of {len(pinn.replicates)} scored PINN jobs refined",)
+        f"{len(replicates)} of {len(pinn.replicates)} scored PINN jobs refined: its mean covers "
+        f"{_seeds_text([r.seed for r in refined])}, PINN's {_seeds_text([r.seed for r in pinn.replicates])}",)
     return MethodCell(PINN_REFINE, OK, replicates, notes)
 
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ManifestError, OSError) as exc:
         print(f"fly64-compare: error: {exc}", file=sys.stderr)
         return 1
-    ok = sum(1 for c in result.cells if all(m.state == "ok" for m in c.methods))
+    ok = sum(1 for c in result.cells if all(m.state == "ok" for m in (c.pinn, c.iterative)))
     print(f"fly64-compare: {len(result.cells)} cells ({ok} with both methods) -> {result.output}: "
           f"{', '.join(result.files)}")
     return 0

@@ -46,7 +46,10 @@ ITERATIVE = "iterative"
 
 @dataclass(frozen=True)
 class Verdict:
-    """Which method scored best on one metric of one cell, and whether the seeds can tell.
+    """Which of two methods scored better on one metric of one cell, and whether the seeds can tell.
+
+    A cell's main verdict is always PINN against the iterative method (:func:`verdict`); where the cell
+    has "PINN + refine", a second one puts it against the iterative method (:func:`refine_verdict`).
 
     Attributes
     ----------
@@ -59,7 +62,8 @@ class Verdict:
         unit); ``None`` when a value is missing.
     spread : float or None
         The seed spread the margin is measured against: ``sqrt(std_best^2 + std_runner_up^2)``
-        (the standard deviation of a difference of two independent replicates); a one-seed
+        (the standard deviation of a difference of two independent replicates: the iterative
+        method's seeds are its own, not paired with the PINN's); a one-seed
         side contributes 0; ``None`` when neither side has several seeds.
     """
 
@@ -91,10 +95,20 @@ def verdict(pinn: Summary | None, iterative: Summary | None, *, lower_is_better:
     return verdict_among(((PINN, pinn), (ITERATIVE, iterative)), lower_is_better=lower_is_better)
 
 
+def refine_verdict(refined: Summary | None, iterative: Summary | None, *, lower_is_better: bool = False) -> Verdict:
+    """"PINN + refine" against the iterative method: beside, never instead of, :func:`verdict`.
+
+    Its own ``n/a`` when "PINN + refine" lacks the metric; the main verdict does not depend on it.
+    """
+    return verdict_among(((PINN_REFINE, refined), (ITERATIVE, iterative)), lower_is_better=lower_is_better)
+
+
 def verdict_among(methods: Sequence[tuple[str, Summary | None]], *, lower_is_better: bool = False) -> Verdict:
     """The best of several methods' summaries of one metric, measured against the runner-up.
 
-    Any missing summary gives no verdict (``n/a``): the table names the method that lacks it.
+    Any missing summary gives no verdict (``n/a``): the table names the method that lacks it. The
+    comparison calls it with two methods only (:func:`verdict`, :func:`refine_verdict`): among three,
+    the best-against-runner-up verdict would hide how PINN did against the iterative method.
     """
     if len(methods) < 2 or any(summary is None for _, summary in methods):
         return Verdict(None, None, None)
