@@ -95,7 +95,9 @@ def test_skipped_views_are_recorded_not_run(tiny_study_data, tmp_path, capsys):
     (["--epochs", "0"], "--epochs: must be at least 1"),
     (["--batch-size", "x"], "--batch-size: not a whole number"),
     (["--engine", "rpie"], "--engine: invalid choice"),
-    (["--device", "tpu"], "--device: invalid choice"),
+    (["--device", "tpu"], "--device: device must be auto, cpu, cuda, cuda:K, gpu or gpu:K, got 'tpu'"),
+    (["--device", "CUDA"], "--device: device must be auto, cpu, cuda"),
+    (["--device", "cuda:01"], "--device: device must be auto, cpu, cuda"),
     (["--engine", "epie", "--noise-model", "poisson"], "poisson needs --engine lsqml"),
     (["--seeds", "1", "1"], "--seeds 1 is given more than once"),
 ])
@@ -107,6 +109,33 @@ def test_usage_errors(tiny_study_data, tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize(("name", "canonical"), [("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda"), ("gpu", "cuda"),
+                                                 ("cuda:1", "cuda:1"), ("gpu:1", "cuda:1")])
+def test_device_takes_the_one_vocabulary_in_its_canonical_spelling(name, canonical):
+    from fly64_iterative.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--phase-c-root", "c", "--phase-d-root", "d", "--artifact-root", "o",
+                                      "--device", name])
+    assert args.device == canonical
+
+
+def test_a_gpu_torch_does_not_see_fails_the_job_naming_the_canonical_device(tiny_study_data, tmp_path):
+    import torch
+
+    from fly64_iterative.engine import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus:
+        assert resolve_device("gpu:0") == resolve_device("cuda:0") == "cuda:0"
+    out = tmp_path / "phase_f"
+    # gpu:64, not cuda:64: the alias reaches the engine, and the record, as its canonical cuda spelling.
+    assert main(_args(tiny_study_data, out, "--view", "sparse", "--no-information", "--device", "gpu:64")) == 1
+    (job,) = load_iterative_manifest(out).jobs
+    assert job.status == "failed" and job.device == "cuda:64"
+    assert f"--device cuda:64: torch sees {gpus} CUDA device(s)" in job.error
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tiny_study_data, tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fly64_train.core.device import ACCELERATORS, DEVICE_KINDS, normal_device
+from fly64_train.core.device import ACCELERATORS, DEVICE_KINDS, check_device, normal_device
 from fly64_train.training.config import TrainConfig
 from fly64_train.training.torch_options import FLAT_TORCH_KEYS, TorchOptions, nest_flat_keys
 
@@ -59,6 +59,14 @@ def test_one_device_vocabulary_gpu_is_an_alias_of_cuda(name, canonical):
     if ":" not in name:
         assert TorchOptions(accelerator=name).device_kind == canonical
     assert set(DEVICE_KINDS) == {normal_device(a) for a in ACCELERATORS}
+
+
+@pytest.mark.parametrize(("name", "checked"), [("auto", ("auto", None)), ("cpu", ("cpu", None)), ("cuda", ("cuda", 0)),
+                                               ("gpu", ("cuda", 0)), ("gpu:3", ("cuda", 3)), ("cuda:3", ("cuda", 3))])
+def test_a_checked_name_reports_its_canonical_kind(name, checked):
+    """``cuda`` is the one canonical spelling: check_device reports it for ``gpu`` too, as normal_device writes it."""
+    assert check_device(name) == checked
+    assert check_device(name)[0] in DEVICE_KINDS and normal_device(name).startswith(check_device(name)[0])
 
 
 @pytest.mark.parametrize("name", ["tpu", "GPU", "cuda:01", "", "mps"])

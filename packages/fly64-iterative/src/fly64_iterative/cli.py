@@ -9,7 +9,8 @@ from pathlib import Path
 
 from fly64_data.cli_common import command_line, positive_int
 from fly64_iterative import __version__
-from fly64_iterative.engine import DEVICES, ENGINES, NOISE_MODELS, EngineConfig
+from fly64_iterative.engine import ENGINES, NOISE_MODELS, EngineConfig
+from fly64_train.core.device import normal_device
 from fly64_train.studies.filters import DistinctSeeds, add_filters, check_filters
 from fly64_train.training.option import seed as seed_type
 
@@ -54,12 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"patterns per update (default: {default.batch_size})")
     engine.add_argument("--noise-model", choices=NOISE_MODELS,
                         help="lsqml's likelihood (default: poisson); epie and dm fit amplitudes (gaussian)")
-    engine.add_argument("--device", choices=DEVICES, default=default.device,
-                        help="auto: the GPU when torch sees one (default); cpu; cuda")
+    engine.add_argument("--device", type=_device, default=default.device, metavar="DEVICE",
+                        help="auto: the GPU when torch sees one (default); cpu; cuda or cuda:K (gpu, gpu:K: "
+                             "the same), the names fly64-train's --accelerator and evaluate --device take")
     engine.add_argument("--no-information", dest="information", action="store_false",
                         help="skip the second reconstruction (from half of the photons) of the information score")
     run.set_defaults(handler=run_command, command_parser=run, gridsize=None)
     return parser
+
+
+def _device(text: str) -> str:
+    """``--device``: a name of the one device vocabulary (fly64_train.core.device), read as its canonical
+    spelling (``gpu:1`` -> ``cuda:1``) so the run and its records see one name."""
+    try:
+        return normal_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -19,12 +19,10 @@ import numpy as np
 
 from fly64_iterative.convention import ptychi_positions, ptychi_probe
 from fly64_iterative.ptychi_import import load_ptychi
-from fly64_train.core.device import DEVICE_KINDS
+from fly64_train.core.device import check_device, normal_device
 
 ENGINES = ("lsqml", "epie", "dm")
 NOISE_MODELS = ("poisson", "gaussian")
-#: ``--device`` values: the canonical device kinds the training accelerator and evaluation share.
-DEVICES = DEVICE_KINDS
 #: Engines whose update follows a chosen likelihood; ePIE and DM project measured amplitudes
 #: (a least-squares fit of amplitudes), so their noise model is fixed.
 LIKELIHOOD_ENGINES = ("lsqml",)
@@ -44,7 +42,8 @@ class EngineConfig:
     """``poisson`` or ``gaussian`` (LSQML only; ``None``: poisson for LSQML, gaussian, i.e. amplitude
     least squares, for ePIE and DM, the only model they have)."""
     device: str = "auto"
-    """``auto`` (the GPU when torch sees one), ``cpu`` or ``cuda``."""
+    """A name of the one device vocabulary (:mod:`fly64_train.core.device`): ``auto`` (the GPU when torch
+    sees one), ``cpu``, ``cuda`` (the current GPU) or ``cuda:K``; ``gpu``/``gpu:K`` are aliases of ``cuda``."""
     seed: int | None = None
     """Seeds torch, numpy and pty-chi's minibatch order (``None``: pty-chi's default, unseeded)."""
 
@@ -60,8 +59,7 @@ class EngineConfig:
             raise ValueError(f"noise_model must be one of {', '.join(NOISE_MODELS)}, got {self.noise_model!r}")
         if self.noise_model == "poisson" and self.engine not in LIKELIHOOD_ENGINES:
             raise ValueError(f"noise_model poisson needs engine lsqml ({self.engine} fits amplitudes: gaussian)")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        check_device(self.device)  # its message names the accepted forms ("device must be auto, cpu, cuda, ...")
         if self.seed is not None and self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
 
@@ -89,14 +87,22 @@ class Reconstruction:
 
 
 def resolve_device(device: str) -> str:
-    """``cpu`` or ``cuda:<k>`` for ``auto``/``cpu``/``cuda``; ValueError when ``cuda`` is asked for and absent."""
+    """The torch device a run uses: ``cpu`` or ``cuda:K`` (``auto`` and ``cuda`` alone: torch's current GPU).
+
+    ValueError naming the device when it asks for a GPU torch does not see (pty-chi would fall back to the
+    CPU unasked).
+    """
     import torch
 
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+    kind, index = check_device(device)
+    if kind == "cpu" or (kind == "auto" and not torch.cuda.is_available()):
         return "cpu"
-    if not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA device on this machine")
-    return f"cuda:{torch.cuda.current_device()}"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if kind == "auto" or (":" not in device and count):
+        return f"cuda:{torch.cuda.current_device()}"
+    if index >= count:
+        raise ValueError(f"--device {normal_device(device)}: torch sees {count} CUDA device(s) on this machine")
+    return f"cuda:{index}"
 
 
 @contextlib.contextmanager
@@ -112,6 +118,16 @@ def _torch_globals() -> Iterator[None]:
         torch.set_default_device(device)
         torch.set_default_dtype(dtype)
         torch.use_deterministic_algorithms(deterministic)
+
+
+def _current_gpu(device: str) -> contextlib.AbstractContextManager[Any]:
+    """pty-chi's options name no GPU index (``Devices.GPU`` is torch's ``cuda``: the *current* GPU), so
+    ``device`` (``cuda:K``) is made the current one for the run; torch restores the previous one after."""
+    if not device.startswith("cuda"):
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.cuda.device(device)
 
 
 def engine_options(cfg: EngineConfig) -> dict[str, Any]:
@@ -168,7 +184,7 @@ def reconstruct(counts: np.ndarray, probe: np.ndarray, ycoords: np.ndarray, xcoo
     device = resolve_device(cfg.device)
     pos_y, pos_x = ptychi_positions(ycoords, xcoords, object_shape)
     flat = np.ones((1, *object_shape), np.complex64)
-    with _torch_globals():
+    with _torch_globals(), _current_gpu(device):
         task = PtychographyTask(
             _options(cfg, device), diffraction_data=np.ascontiguousarray(counts, dtype=np.float32),
             object_data=flat, probe_data=ptychi_probe(probe, intensity_scale, photon_share),

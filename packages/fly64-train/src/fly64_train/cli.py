@@ -90,11 +90,10 @@ def _add_train_one(sub: argparse._SubParsersAction) -> None:
 
 
 def _device(text: str) -> str:
-    from fly64_train.core.device import check_device
+    from fly64_train.core.device import normal_device
 
     try:
-        check_device(text)
-        return text
+        return normal_device(text)  # gpu[:K] is read as its canonical cuda[:K]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

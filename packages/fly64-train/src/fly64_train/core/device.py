@@ -3,8 +3,8 @@
 Evaluation and the CLI check a device name here; a backend maps the checked name to its framework's
 device (torch ``cuda:K``, TensorFlow ``/GPU:K``). The training accelerator (``--accelerator``), the
 evaluation device (``evaluate --device``) and the iterative baseline's ``--device`` are all names of
-this one vocabulary; ``gpu`` is an alias of ``cuda`` and :func:`normal_device` is the one place it
-is mapped.
+this one vocabulary. ``cuda`` is the one canonical spelling of a GPU (it is torch's, and what a
+checked name is reported and recorded as); ``gpu`` stays accepted as input, an alias mapped here alone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 
 
 def check_device(device: str) -> tuple[str, int | None]:
-    """``(kind, gpu index)`` of a device name: ``("auto", None)``, ``("cpu", None)`` or ``("gpu", K)``.
+    """``(kind, gpu index)`` of a device name: ``("auto", None)``, ``("cpu", None)`` or ``("cuda", K)``
+    (``gpu``/``gpu:K`` too: the kind is always a canonical one of :data:`DEVICE_KINDS`).
 
     Raises ValueError naming the accepted forms for anything else (``CUDA``, ``mps``, ``cuda:00``, ...).
     """
@@ -31,8 +32,8 @@ def check_device(device: str) -> tuple[str, int | None]:
         raise ValueError(f"device must be auto, cpu, cuda, cuda:K, gpu or gpu:K, got {device!r}")
     if device in ("auto", "cpu"):
         return device, None
-    _, _, index = device.partition(":")
-    return "gpu", int(index or 0)
+    kind, _, index = device.partition(":")
+    return DEVICE_ALIASES.get(kind, kind), int(index or 0)
 
 
 def normal_device(device: str) -> str:
@@ -40,6 +41,6 @@ def normal_device(device: str) -> str:
 
     Raises ValueError (as :func:`check_device`) for a name outside the vocabulary.
     """
-    check_device(device)
-    kind, sep, index = device.partition(":")
-    return DEVICE_ALIASES.get(kind, kind) + sep + index
+    kind, _ = check_device(device)
+    _, sep, index = device.partition(":")
+    return kind + sep + index

@@ -90,7 +90,7 @@ def inference_device(device: str) -> str:
     see is a ValueError naming the device (not a failure to load the weights).
     """
     kind, index = check_device(device)
-    if kind != "gpu":
+    if kind != "cuda":
         return device_type("auto") if kind == "auto" else "cpu"
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if index >= count:
