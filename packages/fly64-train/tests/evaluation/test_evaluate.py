@@ -216,6 +216,22 @@ def test_the_models_information_score_read_in_chunks_equals_the_score_of_the_who
     assert chunked.info == pytest.approx(reference.info, abs=1e-6)
 
 
+def test_evaluate_bundle_scores_plain_prediction_and_refuses_a_config_asking_for_more(trained, tmp_path):
+    from fly64_train.evaluation.evaluate import evaluate_bundle
+    from fly64_train.evaluation.refine import RefineConfig
+
+    bundle, test, _ = trained
+    plain = evaluate_bundle(bundle, test, EvaluationConfig(batch_size=3, device="cpu", information=False))
+    card = plain.scorecard()
+    assert card.information is None and card.refine is None and np.isfinite(card.amplitude.ssim)
+    missing = tmp_path / "no_such_bundle.zip"  # refused before anything is read: no file error
+    for cfg, setting in ((EvaluationConfig(device="cpu"), "information=True"),
+                         (EvaluationConfig(information=False, refine=RefineConfig(steps=5)), "refine.steps=5")):
+        with pytest.raises(ValueError, match=rf"asks for {setting}: .*use score_job/evaluate_job") as exc:
+            evaluate_bundle(missing, test, cfg)
+        assert "\n" not in str(exc.value)
+
+
 def test_evaluating_a_damaged_bundle_names_it(trained, tmp_path):
     from fly64_train.backends.torch.bundle import BundleError
 

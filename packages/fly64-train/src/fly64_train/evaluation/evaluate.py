@@ -155,9 +155,19 @@ def evaluate_bundle(bundle_path: str | os.PathLike, test_path: str | os.PathLike
     """Load a bundle (any backend), reconstruct ``test_path`` and score it against its ``objectGuess``.
 
     The scorer's arrays and numbers (``.scorecard()``) of plain prediction: no timing, information score
-    or refinement is computed here (:func:`score_job` records them).
+    or refinement is computed here (:func:`score_job` records them). ``cfg`` ``None``: the defaults,
+    without the information score. A ``cfg`` asking for the information score or a refinement is refused
+    (ValueError naming the setting) before anything is read: the caller would not see them.
     """
-    cfg = replace(cfg or EvaluationConfig(), information=False, refine=RefineConfig())
+    if cfg is None:
+        cfg = EvaluationConfig(information=False)
+    # Refused, not silently switched off: a caller asking for these would otherwise get results without them.
+    asked = ["information=True"] if cfg.information else []
+    asked += [f"refine.steps={cfg.refine.steps}"] if cfg.refine.steps else []
+    if asked:
+        raise ValueError(f"evaluate_bundle scores plain prediction only, but the EvaluationConfig asks for "
+                         f"{' and '.join(asked)}: set information=False and refine.steps=0, or use "
+                         f"score_job/evaluate_job, which compute them")
     return _evaluate(bundle_path, test_path, cfg, expected_sha256)[0]
 
 
