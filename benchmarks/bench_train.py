@@ -120,12 +120,12 @@ def throughput(path: Path, device: torch.device, gridsize: int, patterns: int, p
     from fly64_train.backends.torch.device import device_defaults
     from fly64_train.backends.torch.model import PtychoPINN, gflop_per_group
     from fly64_train.backends.torch.resident_batches import ResidentGroups
-    from fly64_train.data.grouping import make_groups
+    from fly64_data.grouping import make_groups
     from fly64_train.data.reader import open_dataset
     from fly64_train.training.model_config import ModelConfig
 
     info = open_dataset(path, gridsize, 7)
-    groups = make_groups(info.ycoords, info.xcoords, gridsize, 7, seed=123)
+    groups = make_groups(info.ycoords, info.xcoords, gridsize)
     data = ResidentGroups(info.diffraction, groups)
     cfg = ModelConfig(patch_size=N, gridsize=gridsize)
     torch.manual_seed(0)
@@ -169,14 +169,14 @@ def tf_throughput(path: Path, gridsize: int, patterns: int, steps: int, threads:
     import keras
     import tensorflow as tf
     from fly64_train.backends.tensorflow.model import PtychoPINN
-    from fly64_train.data.grouping import make_groups
+    from fly64_data.grouping import make_groups
     from fly64_train.data.reader import open_dataset
     from fly64_train.training.model_config import ModelConfig
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     info = open_dataset(path, gridsize, 7)
-    groups = make_groups(info.ycoords, info.xcoords, gridsize, 7, seed=123)
+    groups = make_groups(info.ycoords, info.xcoords, gridsize)
     cfg = ModelConfig(patch_size=N, gridsize=gridsize)
     batch = max(1, patterns // cfg.group_size)
     rows = np.arange(batch)
@@ -201,7 +201,7 @@ def rss_child(path: str, job_dir: str, threads: int) -> None:
     torch.set_num_threads(threads)
     from fly64_train.backends.torch.group_dataset import GroupDataset
     from fly64_train.backends.torch.train import train_job
-    from fly64_train.data.grouping import make_groups
+    from fly64_data.grouping import make_groups
     from fly64_train.data.reader import open_dataset
     from fly64_train.training.config import TrainConfig
 

@@ -37,9 +37,10 @@ for stage in $STAGES; do
   reconstruct)  # predict, stitch (on the device) and score one 1,299-pattern split, gs1 and gs2
     timeout 150 "$PY" benchmarks/bench_reconstruct.py --device "$DEVICE" --threads "$THREADS" --repeat 3 \
         --workdir /tmp/bench_reconstruct 2>&1 | grep -v '^USDT' | tee "$OUT/reconstruct.jsonl" ;;
-  study)  # the full default study from make (Phase C, D, 9 jobs on Dask workers, evaluation, report)
+  study)  # the full default study from make (Phase C, D, 15 jobs on Dask workers, evaluation, report, Phase F, G)
     bin=/tmp/fly64-bin; mkdir -p "$bin"
-    for tool in fly64-data:fly64_data fly64-overlap:fly64_overlap fly64-train:fly64_train fly64-manifest:fly64_manifest; do
+    for tool in fly64-data:fly64_data fly64-overlap:fly64_overlap fly64-train:fly64_train fly64-manifest:fly64_manifest \
+                fly64-iterative:fly64_iterative fly64-compare:fly64_compare; do
         printf '#!/bin/sh\nexec %s -c "import sys; from %s.cli import main; sys.exit(main())" "$@"\n' \
             "$(command -v "$PY")" "${tool#*:}" > "$bin/${tool%%:*}"
         chmod +x "$bin/${tool%%:*}"
@@ -52,10 +53,14 @@ for stage in $STAGES; do
             > "$OUT/study.log" 2>&1
     else  # the Makefile's study recipe, spelled out
         timeout "$STUDY_TIMEOUT" sh -c "'$bin/fly64-data' generate --output-root '$root/phase_c' &&
-            '$bin/fly64-overlap' --phase-c-root '$root/phase_c' --output-root '$root/phase_d' &&
+            '$bin/fly64-overlap' --phase-c-root '$root/phase_c' --output-root '$root/phase_d' --spacing-basis probe --match-positions sparse &&
             '$bin/fly64-train' run --phase-c-root '$root/phase_c' --phase-d-root '$root/phase_d' \
                 --artifact-root '$root/phase_e' --backend torch --executor dask --workers auto &&
-            '$bin/fly64-train' report --artifact-root '$root/phase_e' --output '$root/report'" > "$OUT/study.log" 2>&1
+            '$bin/fly64-train' report --artifact-root '$root/phase_e' --output '$root/report' &&
+            '$bin/fly64-iterative' run --phase-c-root '$root/phase_c' --phase-d-root '$root/phase_d' \
+                --artifact-root '$root/phase_f' &&
+            '$bin/fly64-compare' run --phase-e-root '$root/phase_e' --phase-f-root '$root/phase_f' \
+                --output '$root/compare'" > "$OUT/study.log" 2>&1
     fi
     rc=$?
     end=$(date +%s%N)
