@@ -9,9 +9,12 @@ from fly64_train.studies.report_rows import ReportRow
 
 
 def _row(view: str, gridsize: int, positions: int, nn: float, ssim: float, info: float, seed: int | None = None,
-         **ctx) -> ReportRow:
+         floor: float | None = None, **ctx) -> ReportRow:
     scores = {"ssim": ssim, "pearson": ssim}
     metrics = {"amplitude": scores, "phase": scores, "information": {"info": info}}
+    if floor is not None:
+        floors = {"ssim": floor, "pearson": floor}
+        metrics["floor"] = {"amplitude": floors, "phase": floors}
     return ReportRow(1000.0, view, gridsize, "success", metrics, seed=seed, groups=positions,
                      context=JobContext(train_positions=positions, test_positions=positions, nn_overlap=nn, **ctx))
 
@@ -48,9 +51,23 @@ def test_the_contrast_table_puts_positions_groups_and_overlap_beside_the_score_d
     named = dict(zip(header, (c.strip() for c in row.strip("|").split("|")), strict=True))
     assert named["positions A / B"] == "248 / 248" and named["NN overlap A / B"] == "0.060 / 0.517"
     assert named["B"] == "dense_matched (gs2), matched to sparse: 248 positions"
-    # A - B of the means over the control's two seeds.
-    assert named["Δ info"] == f"{0.30 - 0.46:+.3f}" and named["Δ amp SSIM"] == f"{0.60 - 0.71:+.3f}"
+    # A - B of the means over the control's two seeds; no floor recorded, so no image-score difference.
+    assert named["Δ info"] == f"{0.30 - 0.46:+.3f}" and named["Δ amp SSIM above floor"] == "-"
     assert "## Overlap or data?" in _markdown(_study(), [])
+
+
+def test_image_scores_are_compared_above_each_cells_own_floor():
+    """A control tests on a smaller region, where a flat object scores lower: raw SSIM would flatter the view."""
+    rows = [_row("sparse", 2, 248, 0.06, 0.72, 0.80, floor=0.67, spacing_basis="probe"),
+            _row("dense_matched", 2, 248, 0.517, 0.60, 0.71, floor=0.51, matched_to="sparse",
+                 matched_from="dense")]
+    lines = contrast_table(rows).splitlines()
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    named = dict(zip(header, (c.strip() for c in lines[2].strip("|").split("|")), strict=True))
+    # Raw, sparse leads by 0.12; above the floors (0.05 against 0.09), the overlapping control leads.
+    assert named["Δ amp SSIM above floor"] == f"{(0.72 - 0.67) - (0.60 - 0.51):+.3f}" == "-0.040"
+    assert named["Δ phase SSIM above floor"] == "-0.040"
+    assert named["Δ info"] == f"{0.80 - 0.71:+.3f}"
 
 
 def test_a_study_without_controls_has_no_contrast_section():

@@ -107,7 +107,10 @@ def _markdown(rows: list[ReportRow], artifact_roots: Sequence[Path]) -> str:
             "differs too); `positions`: a view against its own thinned control (same overlap: the amount "
             "of data); `gridsize`: two controls with equal positions, gs2 against gs1. Δ = A - B of the "
             "means over seeds (the spread is in the table above). A control keeps its source's overlap by "
-            "losing scanned area, so its test region is smaller too.",
+            "losing scanned area, so its test region is smaller too, and a structureless object scores "
+            "differently there: SSIM and Pearson are therefore compared above each cell's own flat floor "
+            "(score - [floor] of the table above); the information score is already relative to a flat "
+            "object and the truth on each cell's own test data.",
             "",
             contrast,
             "",
