@@ -95,7 +95,7 @@ def test_a_metric_an_older_refine_block_lacks_leaves_pinn_against_iterative_in_p
     path = study_copy / "phase_e" / "training_manifest.json"
     doc = read_json(path)
     job = next(j for j in doc["jobs"] if float(j["dose"]) == 1000)
-    block = job["metrics"]["refine"]
+    block = job["result"]["metrics"]["refine"]
     block["phase"]["frc50"] = None  # a refinement whose FRC never crossed 0.5
     block.pop("information", None)  # and one written before the information score was refined too
     write_json(path, doc, "training_manifest")
