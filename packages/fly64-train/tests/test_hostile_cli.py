@@ -12,7 +12,7 @@ import typing
 import pytest
 
 from fly64_train.cli import main as train_main
-from fly64_train.training.config import PRECISIONS, STRATEGIES
+from fly64_train.training.torch_options import PRECISIONS, STRATEGIES
 
 
 def _refused(capsys, argv: list[str]) -> str:

@@ -20,10 +20,9 @@ from fly64_train.training.option import (
     whole_number,
 )
 from fly64_train.training.option import seed as seed_type
-from fly64_train.training.torch_options import PRECISIONS, STRATEGIES, TorchOptions, nest_flat_keys
+from fly64_train.training.torch_options import TorchOptions, nest_flat_keys
 
-__all__ = ["BATCH_PATTERNS", "LOGGERS", "MAX_N_GROUPS", "MAX_NEIGHBORS", "PRECISIONS", "STRATEGIES", "TorchOptions",
-           "TrainConfig"]
+__all__ = ["BATCH_PATTERNS", "LOGGERS", "MAX_N_GROUPS", "MAX_NEIGHBORS", "TorchOptions", "TrainConfig"]
 
 LOGGERS = ("csv", "tensorboard", "none")
 #: Largest K a configuration may ask for (the design's is 7; a group draws C = gridsize**2 of them).
