@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -92,3 +93,39 @@ def test_a_cell_without_refinement_keeps_its_one_row(roots, tmp_path):
     (row,) = _table(report_md)
     assert row["view"] == "baseline (gs1)"
     assert "PINN + refine" not in report_md
+
+
+def test_a_refine_block_whose_settings_do_not_parse_keeps_its_row_labelled_settings_not_recorded(roots, tmp_path):
+    from fly64_manifest.models import thaw
+    from fly64_train.studies.report_rows import Cell, ReportRow
+    from fly64_train.studies.report_table import refine_label, refined_cells
+
+    _, refined, _, _ = roots
+    (job,) = load_training_manifest(refined).jobs
+    # The real refined job's metrics with lr dropped from its settings, as a report row.
+    metrics = thaw(job.metrics)
+    metrics["refine"]["refine"] = {"steps": 300}
+    row = ReportRow(dose=1000.0, view="baseline", gridsize=1, status="success", metrics=metrics)
+    kept = row.refined()
+    assert kept is not None and kept.refine_row and kept.refined_with is None
+    assert kept.value("amplitude", "ssim") == pytest.approx(metrics["refine"]["amplitude"]["ssim"])
+    assert kept.refined() is None  # a refine row has no refine row of its own
+    (cell,) = refined_cells(Cell([row]))
+    assert refine_label(cell) == (f"baseline (gs1): PINN + refine (settings not recorded, "
+                                  f"{metrics['refine']['reconstruction']['refine_s']:.1f} s)")
+
+    # Through the whole report: a manifest the schema accepts (steps 3.0 is a JSON integer) whose settings
+    # the typed reader cannot use (steps must be an int) still shows the row.
+    copy = tmp_path / "phase_e"
+    shutil.copytree(refined, copy, symlinks=True)
+    doc = json.loads((copy / "training_manifest.json").read_text())
+    (entry,) = doc["jobs"]
+    entry["result"]["metrics"]["refine"]["refine"]["steps"] = 3.0
+    (copy / "training_manifest.json").write_text(json.dumps(doc))
+    assert load_training_manifest(copy).jobs[0].scores.refine.refined_with is None
+    write_report(copy, tmp_path / "report")
+    report_md = (tmp_path / "report" / "report.md").read_text()
+    plain_row, refine_row = _table(report_md)
+    assert refine_row["view"].startswith("baseline (gs1): PINN + refine (settings not recorded, ")
+    block = entry["result"]["metrics"]["refine"]
+    assert refine_row["amp SSIM"].startswith(f"{block['amplitude']['ssim']:.3f} ")

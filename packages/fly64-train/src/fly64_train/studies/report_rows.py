@@ -56,8 +56,11 @@ class ReportRow:
     """Training groups (1.1 manifests)."""
     artifact_error: str | None = None
     """Why this job's ``reconstruction.npz`` could not be read (the report goes on without it)."""
+    refine_row: bool = False
+    """True on a job's "PINN + refine" row (:meth:`refined`); False on plain prediction's."""
     refined_with: RefineSettings | None = None
-    """On a job's "PINN + refine" row (:meth:`refined`): the fine-tuning's settings; ``None``: plain prediction."""
+    """On a "PINN + refine" row: the fine-tuning's settings; ``None`` where they were not recorded (or do not
+    parse, e.g. ``steps`` without ``lr``) and on plain prediction's row."""
     refine_s: float | None = None
     """On a "PINN + refine" row: seconds spent fine-tuning (``metrics.refine.reconstruction.refine_s``)."""
 
@@ -79,18 +82,21 @@ class ReportRow:
 
         Its scores and information score are those of ``metrics.refine``; coverage and the flat-object
         floor are the job's own, because the refined copy is scored on the same region after the same
-        alignment. Settings and time are read through :class:`fly64_manifest.Scores`.
+        alignment. Settings and time are read through :class:`fly64_manifest.Scores`; settings that were
+        not recorded or do not parse leave ``refined_with`` ``None`` (the row stays: its scores are there,
+        as fly64-compare shows them, and the report labels it "settings not recorded").
         """
-        if not self.evaluated or self.refined_with is not None:
+        if not self.evaluated or self.refine_row:
             return None
         block = self.metrics.get("refine")
         typed = Scores.from_metrics(self.metrics).refine
-        if not isinstance(block, dict) or typed is None or typed.refined_with is None \
+        if not isinstance(block, dict) or typed is None \
                 or not isinstance(block.get("amplitude"), dict) or not isinstance(block.get("phase"), dict):
-            return None  # no refine block, or one too broken to show: plain prediction only
+            return None  # no refine block, or one without scores to show: plain prediction only
         metrics = {"amplitude": block["amplitude"], "phase": block["phase"], "information": block.get("information"),
                    "floor": self.metrics.get("floor"), "coverage": self.metrics.get("coverage")}
-        return replace(self, metrics=metrics, note="", artifact_error=None, refined_with=typed.refined_with,
+        return replace(self, metrics=metrics, note="", artifact_error=None, refine_row=True,
+                       refined_with=typed.refined_with,
                        refine_s=None if typed.reconstruction is None else typed.reconstruction.refine_s)
 
     def flat(self) -> dict[str, Any]:

@@ -98,11 +98,14 @@ def markdown_table(rows: list[ReportRow]) -> str:
 
 def refined_cells(cell: Cell) -> list[Cell]:
     """The cell's "PINN + refine" rows, one cell per (steps, lr): replicates refined with other settings
-    are another method's, so they are never averaged together."""
-    grouped: dict[tuple[int, float], list[ReportRow]] = {}
+    are another method's, so they are never averaged together. Replicates whose settings were not
+    recorded (or do not parse) form one cell of their own, after the others (as fly64-compare groups them)."""
+    grouped: dict[tuple[int, int, float], list[ReportRow]] = {}
     for row in cell.rows:
-        if (refined := row.refined()) is not None and refined.refined_with is not None:
-            grouped.setdefault((refined.refined_with.steps, refined.refined_with.lr), []).append(refined)
+        if (refined := row.refined()) is not None:
+            settings = refined.refined_with
+            key = (1, 0, 0.0) if settings is None else (0, settings.steps, settings.lr)
+            grouped.setdefault(key, []).append(refined)
     return [Cell(members) for _, members in sorted(grouped.items(), key=lambda item: item[0])]
 
 
