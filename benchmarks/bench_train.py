@@ -117,10 +117,10 @@ def throughput(path: Path, device: torch.device, gridsize: int, patterns: int, p
                channels_last: bool = False) -> dict:
     """Training steps/s of the default PtychoPINN as the torch backend runs it: batches gathered on the
     device (:class:`ResidentGroups`), photon split 0.5, Adam, autocast for ``bf16-mixed``."""
+    from fly64_data.grouping import make_groups
     from fly64_train.backends.torch.device import device_defaults
     from fly64_train.backends.torch.model import PtychoPINN, gflop_per_group
     from fly64_train.backends.torch.resident_batches import ResidentGroups
-    from fly64_data.grouping import make_groups
     from fly64_train.data.reader import open_dataset
     from fly64_train.training.model_config import ModelConfig
 
@@ -199,9 +199,9 @@ def tf_throughput(path: Path, gridsize: int, patterns: int, steps: int, threads:
 def rss_child(path: str, job_dir: str, threads: int) -> None:
     """Validate + read every pattern + a few real training steps; print peak RSS (MB)."""
     torch.set_num_threads(threads)
+    from fly64_data.grouping import make_groups
     from fly64_train.backends.torch.group_dataset import GroupDataset
     from fly64_train.backends.torch.train import train_job
-    from fly64_data.grouping import make_groups
     from fly64_train.data.reader import open_dataset
     from fly64_train.training.config import TrainConfig
 
