@@ -4,7 +4,7 @@ from fly64_data.contract import ContractError, load_dataset, read_metadata, vali
 from fly64_data.design import StudyDesign, dose_dirname, get_study_design
 from fly64_data.npz_reader import NpyHeader, NpzError, npz_headers, read_npz
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"
 
 __all__ = [
     "ContractError", "NpyHeader", "NpzError", "StudyDesign", "dose_dirname", "get_study_design", "load_dataset",

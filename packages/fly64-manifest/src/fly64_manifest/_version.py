@@ -1,3 +1,3 @@
 """The package version, in a module of its own so that modules below ``__init__`` can name it."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

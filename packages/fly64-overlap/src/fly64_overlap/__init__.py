@@ -1,6 +1,6 @@
 """fly64 Phase D: overlap views (minimum-spacing selection) and measured overlap."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from fly64_overlap.metrics import MetricsConfig, disc_overlap_fraction, measure_overlap  # noqa: E402
 from fly64_overlap.probe import ProbeDiameter, measure_probe_diameter  # noqa: E402
