@@ -10,12 +10,12 @@ is :class:`fly64_manifest.scores.Scores` (``job.scores``), which types what ``to
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fly64_train.evaluation.metrics import ComponentScores, InformationScore
+from fly64_train.training import field_checks
 
 if TYPE_CHECKING:
     # Only named: refine.py reaches the bundle loader (and so the backend seam), which Phase F must not import.
@@ -23,11 +23,6 @@ if TYPE_CHECKING:
 
 #: Unit of every FRC crossing the scorer records (Nyquist = 0.5).
 FRC_UNIT = "cycles/pixel"
-
-
-def _finite(value: float, what: str) -> None:
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,7 @@ class AlignmentRecord:
     def check(self) -> None:
         for name, value in (("amplitude_scale", self.amplitude_scale), ("phase_offset_rad", self.phase_offset_rad),
                             *(("phase_ramp_rad_per_px", v) for v in self.phase_ramp_rad_per_px)):
-            _finite(value, name)
+            field_checks.real(name, value)
 
     def to_json(self) -> dict[str, Any]:
         gy, gx = self.phase_ramp_rad_per_px
@@ -83,14 +78,11 @@ class ReconstructionTime:
     """Of ``wall_s``, the fine-tuning ("PINN + refine" only)."""
 
     def check(self) -> None:
-        if not (math.isfinite(self.wall_s) and self.wall_s >= 0):
-            raise ValueError(f"wall_s must be a finite number >= 0, got {self.wall_s!r}")
-        if self.n_patterns < 1:
-            raise ValueError(f"n_patterns must be >= 1, got {self.n_patterns}")
-        if not self.device:
-            raise ValueError("device must be named")
-        if self.refine_s is not None and not (math.isfinite(self.refine_s) and 0 <= self.refine_s):
-            raise ValueError(f"refine_s must be a finite number >= 0, got {self.refine_s!r}")
+        field_checks.real("wall_s", self.wall_s, 0)
+        field_checks.integer("n_patterns", self.n_patterns, 1)
+        field_checks.text("device", self.device)
+        if self.refine_s is not None:
+            field_checks.real("refine_s", self.refine_s, 0)
 
     def to_json(self) -> dict[str, Any]:
         refine = {} if self.refine_s is None else {"refine_s": round(float(self.refine_s), 4)}
@@ -118,8 +110,7 @@ class RefinedScorecard:
     """Held-out information score of a copy fine-tuned on half A only."""
 
     def check(self) -> None:
-        if not 0 <= self.coverage <= 1:
-            raise ValueError(f"coverage must be in [0, 1], got {self.coverage!r}")
+        field_checks.real("coverage", self.coverage, 0, 1)
         if self.reconstruction.refine_s is None:
             raise ValueError("a refined reconstruction's time must say how much of it was fine-tuning (refine_s)")
         self.reconstruction.check()
@@ -166,8 +157,7 @@ class Scorecard:
 
     def check(self) -> None:
         """Refuse a scorecard no manifest may record, naming the field."""
-        if not 0 <= self.coverage <= 1:
-            raise ValueError(f"coverage must be in [0, 1], got {self.coverage!r}")
+        field_checks.real("coverage", self.coverage, 0, 1)
         r0, r1, c0, c1 = self.region
         if not (0 <= r0 < r1 and 0 <= c0 < c1):
             raise ValueError(f"region must be a non-empty (row0, row1, col0, col1), got {self.region}")
