@@ -172,6 +172,22 @@ def test_the_torch_flags_keep_their_names_and_land_in_the_torch_options():
         == TorchOptions()
 
 
+def test_the_learning_rate_schedule_flags_land_in_the_config_and_bad_factors_are_usage_errors(capsys):
+    from fly64_train.cli_options import train_config_from_args
+
+    parser = build_parser()
+    base = ["train-one", "--train", "t.npz", "--job-dir", "j"]
+    cfg = train_config_from_args(parser.parse_args([*base, "--plateau-factor", "0.3", "--plateau-patience", "60"]))
+    assert (cfg.plateau_factor, cfg.plateau_patience) == (0.3, 60)
+    default = train_config_from_args(parser.parse_args(base))
+    assert (default.plateau_factor, default.plateau_patience) == (0.5, 2)
+    for bad in (["--plateau-factor", "1"], ["--plateau-factor", "0"], ["--plateau-patience", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([*base, *bad])
+        assert exit_info.value.code == 2
+        assert bad[0] in capsys.readouterr().err
+
+
 def test_run_help_groups_and_describes_the_torch_flags(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--help"])

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from fly64_data.cli_common import fraction_or_off, positive_finite_float, positive_int
+from fly64_data.cli_common import fraction_or_off, non_negative_int, positive_finite_float, positive_int
 from fly64_data.design import get_study_design
 from fly64_train.training import field_checks
 from fly64_train.training.model_config import ModelConfig
@@ -32,6 +32,14 @@ BATCH_PATTERNS = 16
 #: Most training groups a job may ask for: 10 million groups' index and offset arrays take about 1 GB
 #: at gridsize 2, within any node; ``--n-groups 10**15`` asked numpy for petabytes.
 MAX_N_GROUPS = 10_000_000
+
+
+def _open_fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1 (a factor that lowers a rate)."""
+    value = fraction_or_off(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+    return value
 
 
 def _n_groups(text: str) -> int:
@@ -110,10 +118,14 @@ class TrainConfig:
     lr: float = field(default=1e-3, metadata=option("Adam learning rate", type=positive_finite_float,
                                                     metavar="LR"))
     """Initial Adam learning rate."""
-    plateau_factor: float = field(default=0.5, metadata=internal("learning-rate schedule, tuned in code"))
-    """Factor of ReduceLROnPlateau."""
-    plateau_patience: int = field(default=2, metadata=internal("learning-rate schedule, tuned in code"))
-    """Patience (epochs) of ReduceLROnPlateau."""
+    plateau_factor: float = field(default=0.5, metadata=option(
+        "learning-rate schedule: multiply the rate by F when the validation loss stops falling "
+        "(ReduceLROnPlateau; default: 0.5)", type=_open_fraction, metavar="F"))
+    """Factor of ReduceLROnPlateau, in (0, 1)."""
+    plateau_patience: int = field(default=2, metadata=option(
+        "learning-rate schedule: epochs without a lower validation loss before the rate drops "
+        "(default: 2; at least --max-epochs keeps the rate constant)", type=non_negative_int, metavar="N"))
+    """Patience (epochs) of ReduceLROnPlateau; a patience of ``max_epochs`` or more never lowers the rate."""
     val_fraction: float = field(default=0.05, metadata=internal("model-selection split, the same for every job"))
     """Fraction of the groups held out for validation."""
     count_split: float | None = field(default=0.5, metadata=option(
