@@ -36,6 +36,8 @@ SCRIPTS = sorted(BENCHMARKS.rglob("*.py"))
 def test_the_benchmarks_are_found():
     assert any(p.name == "bench_train.py" for p in SCRIPTS)
     assert _project_imports(BENCHMARKS / "bench_train.py"), "bench_train.py imports the project"
+    # The measuring scripts too (issue 23's phase gauge imports the scorer and the stitch inside functions).
+    assert _project_imports(BENCHMARKS / "phase_gauge.py"), "phase_gauge.py imports the project"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(BENCHMARKS)))
