@@ -7,4 +7,4 @@ everything in ``iterative_manifest.json`` (schema in fly64-manifest). pty-chi is
 only when a reconstruction runs, so ``--help`` and the manifest code stay light.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -21,6 +21,7 @@ EPILOG = """\
 example:
   fly64-iterative run --phase-c-root study/phase_c --phase-d-root study/phase_d --artifact-root study/phase_f
   fly64-iterative run ... --dose 1000 --view baseline --engine epie --epochs 100 --device cpu
+  fly64-iterative run ... --artifact-root study/phase_f_pinn --pinn-start study/phase_e   # PINN + LSQML
 
 Reconstructs every dose x view job's test split (the positions and patterns Phase E scores) with
 pty-chi from a flat object, the simulation's probe fixed and exact positions; scores it with Phase E's
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "the same), the names fly64-train's --accelerator and evaluate --device take")
     engine.add_argument("--no-information", dest="information", action="store_false",
                         help="skip the second reconstruction (from half of the photons) of the information score")
+    engine.add_argument("--pinn-start", type=Path, metavar="PHASE_E_ROOT",
+                        help="start each fit from the PINN's prediction of the same photons instead of a flat "
+                             "object (\"PINN + LSQML\"): the bundle Phase E's training manifest in PHASE_E_ROOT "
+                             "records for the same cell; use another --artifact-root than the flat-start run's")
     run.set_defaults(handler=run_command, command_parser=run, gridsize=None)
     return parser
 
@@ -91,8 +96,11 @@ def run_command(args: argparse.Namespace) -> int:
         parser.error(str(exc).replace("noise_model", "--noise-model").replace("engine ", "--engine ", 1))
     if not args.phase_c_root.is_dir():
         return fail(f"{args.phase_c_root}: --phase-c-root folder not found (run `make data` first)")
+    if args.pinn_start is not None and not args.pinn_start.is_dir():
+        return fail(f"{args.pinn_start}: --pinn-start folder not found (a Phase E root: run `make train` first)")
     cfg = IterativeRunConfig(args.phase_c_root, args.phase_d_root, args.artifact_root, engine=engine,
-                             doses=args.dose, views=args.view, seeds=args.seeds, information=args.information)
+                             doses=args.dose, views=args.view, seeds=args.seeds, information=args.information,
+                             pinn_start_root=args.pinn_start)
     try:
         outcome = run_study(cfg)
     except (MissingPhaseCError, ContractError, ManifestError, EngineUnavailable, ValueError, OSError) as exc:

@@ -169,12 +169,14 @@ def _options(cfg: EngineConfig, device: str) -> Any:
 
 def reconstruct(counts: np.ndarray, probe: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray,
                 object_shape: tuple[int, int], intensity_scale: float, cfg: EngineConfig,
-                photon_share: float = 1.0) -> Reconstruction:
-    """Fit an object to ``counts`` (n, N, N, DC-centred) from a flat start with ``cfg``'s engine.
+                photon_share: float = 1.0, start: np.ndarray | None = None) -> Reconstruction:
+    """Fit an object to ``counts`` (n, N, N, DC-centred) with ``cfg``'s engine, from ``start`` or a flat object.
 
     ``photon_share`` is the fraction of the recorded photons ``counts`` holds (0.5 for half A of
     the information score's split): the probe is scaled by its square root, so the object stays
-    on the truth's scale.
+    on the truth's scale. ``start``: the starting object, complex, of ``object_shape`` and on the
+    truth's scale (Phase E's PINN prediction: :mod:`fly64_iterative.pinn_start`); ``None``: flat
+    (amplitude 1, phase 0).
     """
     cfg.check()
     load_ptychi()
@@ -183,11 +185,18 @@ def reconstruct(counts: np.ndarray, probe: np.ndarray, ycoords: np.ndarray, xcoo
 
     device = resolve_device(cfg.device)
     pos_y, pos_x = ptychi_positions(ycoords, xcoords, object_shape)
-    flat = np.ones((1, *object_shape), np.complex64)
+    if start is None:
+        first = np.ones((1, *object_shape), np.complex64)
+    else:
+        start = np.asarray(start)
+        if start.shape != tuple(object_shape) or not np.isfinite(start).all():
+            raise ValueError(f"the starting object must be a finite {tuple(object_shape)} array, got "
+                             f"{start.shape}{'' if np.isfinite(start).all() else ' with non-finite values'}")
+        first = start.astype(np.complex64)[None]
     with _torch_globals(), _current_gpu(device):
         task = PtychographyTask(
             _options(cfg, device), diffraction_data=np.ascontiguousarray(counts, dtype=np.float32),
-            object_data=flat, probe_data=ptychi_probe(probe, intensity_scale, photon_share),
+            object_data=first, probe_data=ptychi_probe(probe, intensity_scale, photon_share),
             probe_position_x_px=pos_x, probe_position_y_px=pos_y)
         _synchronise(device)
         started = time.perf_counter()

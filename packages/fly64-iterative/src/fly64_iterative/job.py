@@ -23,6 +23,7 @@ import numpy as np
 
 from fly64_iterative.convention import counts_of
 from fly64_iterative.engine import EngineConfig, Reconstruction, reconstruct
+from fly64_iterative.pinn_start import OBJECT_START, PinnStart, StartObjects, start_objects
 from fly64_manifest import ensure_dir, open_append, sha256_file
 from fly64_train.studies.job_log import job_logger
 from fly64_train.studies.matrix import Job
@@ -54,10 +55,14 @@ class JobSpec:
     """The design's MS-SSIM sigma (Phase E's scorer setting)."""
     information: bool = True
     """Also reconstruct from half A of the photons and record the information score."""
+    start: PinnStart | None = None
+    """Start both fits from Phase E's PINN prediction of the same photons ("PINN + LSQML"); ``None``: flat."""
 
     def check(self) -> None:
         """Raise ValueError when the parts disagree."""
         self.engine.check()
+        if self.start is not None:
+            self.start.check()
         if not self.ms_ssim_sigma > 0:
             raise ValueError(f"ms_ssim_sigma must be positive, got {self.ms_ssim_sigma}")
 
@@ -129,19 +134,32 @@ def _reconstruct_and_score(spec: JobSpec, log: logging.Logger) -> JobRecord:
     s = info.intensity_scale
     truth = info.readers["objectGuess"].read_all()
     counts = counts_of(info.diffraction.read_all(), s)
-    recon = reconstruct(counts, info.probe, info.ycoords, info.xcoords, truth.shape, s, spec.engine)
-    log.info("reconstructed %d patterns in %.3f s on %s", info.n, recon.wall_s, recon.device)
+    starts = None
+    if spec.start is not None:
+        starts = start_objects(spec.start, info, half_a=spec.information)
+        log.info("PINN start from %s (sha256 %s): predicted in %.3f s", spec.start.bundle, spec.start.sha256,
+                 starts.predict_s)
+    recon = reconstruct(counts, info.probe, info.ycoords, info.xcoords, truth.shape, s, spec.engine,
+                        start=None if starts is None else starts.full)
+    # The method's time is the whole of it: with a PINN start, the prediction as well as the fit.
+    wall_s = recon.wall_s + (0.0 if starts is None else starts.predict_s)
+    log.info("reconstructed %d patterns in %.3f s on %s", info.n, wall_s, recon.device)
     weight, summed = coverage_weight(info.probe, info.ycoords, info.xcoords, truth.shape)
     evaluation = score_stitched(recon.object, summed, truth, float(weight.max()),
                                 ScoringConfig(ms_ssim_sigma=spec.ms_ssim_sigma))
-    metrics = replace(evaluation.scorecard(), reconstruction=ReconstructionTime(recon.wall_s, info.n, recon.device),
-                      information=_information(spec, info, truth, summed) if spec.information else None)
+    metrics = replace(evaluation.scorecard(), reconstruction=ReconstructionTime(wall_s, info.n, recon.device),
+                      information=_information(spec, info, truth, summed, starts) if spec.information else None)
     metrics.check()
-    title = f"{spec.job.label()} (test split), pty-chi {spec.engine.engine}"
+    options = recon.options
+    if starts is not None:
+        options = {**options, "object_start": OBJECT_START, "pinn_bundle_sha256": spec.start.sha256,
+                   "pinn_predict_s": round(starts.predict_s, 4), "fit_s": round(recon.wall_s, 4)}
+    start_name = "" if starts is None else "PINN + "
+    title = f"{spec.job.label()} (test split), {start_name}pty-chi {spec.engine.engine}"
     save_product(evaluation, spec.test_path, spec.job_dir / RECONSTRUCTION_H5, name=title)
     plot_reconstruction(evaluation, spec.job_dir / RECONSTRUCTION_PNG, title=title)
-    return JobRecord(status="success", wall_time_s=round(recon.wall_s, 4), n_patterns=info.n,
-                     device=recon.device, device_name=recon.device_name, options=recon.options, metrics=metrics,
+    return JobRecord(status="success", wall_time_s=round(wall_s, 4), n_patterns=info.n,
+                     device=recon.device, device_name=recon.device_name, options=options, metrics=metrics,
                      artifacts=[artifact(spec.job_dir, RECONSTRUCTION_H5), artifact(spec.job_dir, RECONSTRUCTION_PNG)])
 
 
@@ -166,8 +184,12 @@ def coverage_weight(probe: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray,
     return weight, summed
 
 
-def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray) -> InformationScore:
-    """Fit half A of the photons, score on half B (the same split and score as Phase E's)."""
+def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray,
+                 starts: StartObjects | None) -> InformationScore:
+    """Fit half A of the photons, score on half B (the same split and score as Phase E's).
+
+    A PINN start is the PINN's prediction from half A alone: half B reaches neither the start nor the fit.
+    """
     from fly64_train.evaluation.information import STITCH_WEIGHT_CUT
     from fly64_train.evaluation.metrics import COUNT_SPLIT_FRACTION, information_score, split_counts
 
@@ -176,7 +198,8 @@ def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray
                                       fraction=COUNT_SPLIT_FRACTION, keys=keys)
     half: Reconstruction = reconstruct(counts_a.astype(np.float32), info.probe, info.ycoords, info.xcoords,
                                        truth.shape, info.intensity_scale, spec.engine,
-                                       photon_share=COUNT_SPLIT_FRACTION)
+                                       photon_share=COUNT_SPLIT_FRACTION,
+                                       start=None if starts is None else starts.half_a)
     # As for the PINN: pixels the scan did not reach are "not reconstructed" (NaN), not the flat start.
     recon = np.where(summed > STITCH_WEIGHT_CUT * summed.max(), half.object, np.nan)
     return information_score(recon, truth, counts_a, counts_b, probe=info.probe, ycoords=info.ycoords,

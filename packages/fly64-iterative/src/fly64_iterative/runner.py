@@ -21,6 +21,7 @@ from fly64_data.design import StudyDesign, get_study_design
 from fly64_iterative import __version__
 from fly64_iterative.engine import EngineConfig
 from fly64_iterative.job import JobRecord, JobSpec, run_job
+from fly64_iterative.pinn_start import OBJECT_START, PinnStart, locate_bundle
 from fly64_manifest import ManifestError, SkippedView, read_json, sha256_file, validate, write_json
 from fly64_manifest.loaders import OVERLAP_MANIFEST, RUN_MANIFEST
 from fly64_train.studies.inputs import check_file, read_manifest, read_phase_d
@@ -50,6 +51,9 @@ class IterativeRunConfig:
     """Replicate seeds: one job per cell and seed when several (Phase E's layout); one seed seeds the run."""
     information: bool = True
     """Also reconstruct from half A of the photons for the information score."""
+    pinn_start_root: Path | None = None
+    """A Phase E root: start each fit from the PINN of the same cell ("PINN + LSQML",
+    :mod:`fly64_iterative.pinn_start`); ``None``: from a flat object (the study's Phase F)."""
 
     def check(self) -> None:
         """Raise ValueError for a contradiction, naming it."""
@@ -91,11 +95,15 @@ def plan(cfg: IterativeRunConfig, design: StudyDesign | None = None) -> tuple[li
         if not isinstance(item, Located):
             continue
         seed = item.job.seed if item.job.seed is not None else (cfg.seeds[0] if cfg.seeds else cfg.engine.seed)
+        start = None
+        if cfg.pinn_start_root is not None:
+            bundle, digest = locate_bundle(Path(cfg.pinn_start_root), item.job)
+            start = PinnStart(bundle=bundle, sha256=digest, device=cfg.engine.device)
         specs.append(JobSpec(job=item.job, test_path=item.test_path,
                              job_dir=Path(cfg.artifact_root) / item.job.job_dir,
                              artifact_root=Path(cfg.artifact_root),
                              engine=replace(cfg.engine, seed=seed), ms_ssim_sigma=sigma,
-                             information=cfg.information))
+                             information=cfg.information, start=start))
     skips = {(s.dose, s.view, s.gridsize): s for s in found if isinstance(s, SkippedView)}
     return specs, list(skips.values())
 
@@ -208,10 +216,12 @@ def _finished(raw: dict[str, Any] | None, spec: JobSpec) -> bool:
     """A success with this run's engine settings whose recorded files are all still intact."""
     if raw is None or raw.get("status") != "success":
         return False
+    options = raw.get("engine_options") or {}
     same = (raw.get("engine"), raw.get("epochs"), raw.get("batch_size"), raw.get("noise_model"),
-            (raw.get("engine_options") or {}).get("random_seed"), raw.get("metrics", {}).get("information") is not None)
+            options.get("random_seed"), raw.get("metrics", {}).get("information") is not None,
+            options.get("pinn_bundle_sha256") if options.get("object_start") == OBJECT_START else None)
     wanted = (spec.engine.engine, spec.engine.epochs, spec.engine.batch_size, spec.engine.resolved_noise_model,
-              spec.engine.seed, spec.information)
+              spec.engine.seed, spec.information, None if spec.start is None else spec.start.sha256)
     if same != wanted:
         return False
     for rec in raw.get("artifacts") or ():

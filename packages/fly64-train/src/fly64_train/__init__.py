@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from fly64_train.training.config import TrainConfig
     from fly64_train.training.result import TrainResult
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _EXPORTS = {
     "BundleError": "fly64_train.bundle",

@@ -47,6 +47,23 @@ class _Halves:
         return (np.sqrt(counts_a / self.fraction) / self.info.intensity_scale).astype(np.float32)
 
 
+def half_a_prediction(model: LoadedModel, info: DatasetInfo, *, neighbor_count: int, grouping_seed: int,
+                      batch_size: int = 32, fraction: float = COUNT_SPLIT_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """The model's stitched object predicted from half A of each pattern's photons, and its summed weight.
+
+    What the information score scores on half B; also the start a "PINN + LSQML" fit of half A takes
+    (fly64_iterative.pinn_start), so neither sees half B. ``info`` is an opened split.
+    """
+    from fly64_train.evaluation.predict import predict_patches
+
+    halves = _Halves(info, fraction)
+    predicted = predict_patches(model, info, neighbor_count=neighbor_count, grouping_seed=grouping_seed,
+                                batch_size=batch_size, patterns=halves.seen)
+    shape = info.readers["objectGuess"].shape
+    weight = (np.abs(info.probe).astype(np.float64) ** 2) * model.support().astype(np.float64)
+    return model.stitch(predicted.patches, predicted.ycoords, predicted.xcoords, shape, weight)
+
+
 def model_information(model: LoadedModel, test_path: str | os.PathLike | DatasetInfo, *, neighbor_count: int,
                       grouping_seed: int, batch_size: int = 32,
                       fraction: float = COUNT_SPLIT_FRACTION, chunk: int = CHUNK) -> InformationScore:
@@ -59,16 +76,12 @@ def model_information(model: LoadedModel, test_path: str | os.PathLike | Dataset
     patterns are split and scored at a time.
     """
     from fly64_train.data.reader import dataset_of
-    from fly64_train.evaluation.predict import predict_patches
 
     info = dataset_of(test_path, model.gridsize, neighbor_count)  # an opened split is not opened again
     halves = _Halves(info, fraction)
-    predicted = predict_patches(model, info, neighbor_count=neighbor_count, grouping_seed=grouping_seed,
-                                batch_size=batch_size, patterns=halves.seen)
     truth = info.readers["objectGuess"].read_all()
-    weight = (np.abs(info.probe).astype(np.float64) ** 2) * model.support().astype(np.float64)
-    image, summed = model.stitch(predicted.patches, predicted.ycoords, predicted.xcoords, truth.shape, weight)
-    del predicted
+    image, summed = half_a_prediction(model, info, neighbor_count=neighbor_count, grouping_seed=grouping_seed,
+                                      batch_size=batch_size, fraction=fraction)
     chunks = [np.arange(start, min(start + chunk, info.n)) for start in range(0, info.n, chunk)]
     total_a = sum(float(halves(rows)[0].sum(dtype=np.float64)) for rows in chunks)
     amplitude = InformationScore.flat_constant(total_a, info.n, probe=info.probe,

@@ -1,0 +1,114 @@
+"""Phase E's PINN prediction as the iterative method's starting object ("PINN + LSQML").
+
+A network that maps one diffraction pattern to one object patch cannot know the patch's constant
+phase (no pattern depends on it), so phase structure wider than the probe is only pinned by the
+overlap between patterns, which an iterative fit uses and the PINN does not (docs/study.md, "Why
+LSQML wins phase at 1e5"). Starting the fit from the PINN's stitched prediction joins the two: the
+network's fast, dose-robust estimate, then the overlap constraint.
+
+The start is made from exactly the photons the fit sees: all of them for the scored reconstruction,
+half A for the information score's fit of half A (the PINN predicts from half A too), so half B
+never reaches the reconstruction it scores. The bundle is the one Phase E's training manifest records
+for the same cell (dose, view, gridsize, seed), checked against its recorded sha256.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fly64_train.data.reader import DatasetInfo
+    from fly64_train.studies.matrix import Job
+
+#: What the manifest's ``engine_options.object_start`` says of a fit started from the PINN.
+OBJECT_START = "pinn: Phase E's stitched prediction of the same photons; flat amplitude where no probe reached"
+
+
+@dataclass(frozen=True)
+class PinnStart:
+    """Where one job's starting object comes from: a Phase E bundle of the same cell."""
+
+    bundle: Path
+    """The Phase E job's ``wts.h5.zip``."""
+    sha256: str
+    """The bundle's digest as Phase E's training manifest recorded it; other bytes are refused."""
+    device: str = "cpu"
+    """Where the network predicts (the fly64-train device names; ``auto``: a GPU when present)."""
+
+    def check(self) -> None:
+        """Refuse a digest that is not 64 hex digits (the bundle itself is checked when read)."""
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            raise ValueError(f"{self.bundle}: recorded sha256 is not 64 lower-case hex digits: {self.sha256!r}")
+
+
+@dataclass(frozen=True)
+class StartObjects:
+    """The starting objects of one job's two fits, and what making them cost."""
+
+    full: np.ndarray
+    """Complex object from all of each pattern's photons (the scored fit starts here)."""
+    half_a: np.ndarray | None
+    """Complex object from half A of each pattern's photons (the information score's fit); ``None`` if not asked."""
+    predict_s: float
+    """Seconds to predict and stitch ``full`` (part of the method's reconstruction time)."""
+
+
+def locate_bundle(phase_e_root: Path, job: Job) -> tuple[Path, str]:
+    """The bundle and recorded digest of Phase E's successful job for ``job``'s cell.
+
+    Raises
+    ------
+    fly64_manifest.ManifestError
+        No training manifest, or no successful job of that dose, view, gridsize and seed in it.
+    """
+    from fly64_manifest import ManifestError, load_training_manifest
+
+    manifest = load_training_manifest(phase_e_root)
+    for trained in manifest.jobs:
+        if (float(trained.dose), trained.view, trained.gridsize, trained.seed) == (
+                float(job.dose), job.view, job.gridsize, job.seed):
+            if trained.status != "success" or trained.bundle_path is None or trained.bundle_sha256 is None:
+                raise ManifestError(f"{manifest.path}: the PINN of {job.label()} is {trained.status}, "
+                                    "so it cannot start the iterative fit")
+            return trained.bundle_path, trained.bundle_sha256
+    raise ManifestError(f"{manifest.path}: no PINN of {job.label()} to start the iterative fit from")
+
+
+def start_objects(start: PinnStart, info: DatasetInfo, *, half_a: bool) -> StartObjects:
+    """Predict and stitch ``info``'s split with the bundle's model (and from half A when ``half_a``)."""
+    from fly64_train.bundle import load_contents, read_bundle
+    from fly64_train.evaluation.evaluate import EvaluationConfig, grouping_for, reconstruct
+    from fly64_train.evaluation.information import half_a_prediction
+
+    contents = read_bundle(start.bundle, expected_sha256=start.sha256)
+    model = load_contents(contents, device=start.device)
+    cfg = grouping_for(contents.manifest, EvaluationConfig(information=False, device=start.device))
+    started = time.perf_counter()
+    image, summed, _, _ = reconstruct(model, info, cfg)
+    full = filled(image, summed)
+    predict_s = time.perf_counter() - started
+    half = None
+    if half_a:
+        half = filled(*half_a_prediction(model, info, neighbor_count=cfg.neighbor_count,
+                                                grouping_seed=cfg.grouping_seed, batch_size=cfg.batch_size))
+    return StartObjects(full=full, half_a=half, predict_s=predict_s)
+
+
+def filled(image: np.ndarray, summed: np.ndarray) -> np.ndarray:
+    """``image`` with the pixels no probe reached set to its mean amplitude, at its mean phase.
+
+    The same cut as the information score's (``STITCH_WEIGHT_CUT``): there the stitch has nothing,
+    and a fit cannot change pixels no probe lights either, so any finite value serves; the mean keeps
+    the start free of steps.
+    """
+    from fly64_train.evaluation.information import STITCH_WEIGHT_CUT
+    from fly64_train.evaluation.metrics import InformationScore
+
+    reached = summed > STITCH_WEIGHT_CUT * summed.max()
+    amplitude = float(np.mean(np.abs(image[reached]))) if reached.any() else 1.0
+    return InformationScore.filled(np.where(reached, image, np.nan), amplitude)
