@@ -193,17 +193,17 @@ def reconstruct(counts: np.ndarray, probe: np.ndarray, ycoords: np.ndarray, xcoo
             raise ValueError(f"the starting object must be a finite {tuple(object_shape)} array, got "
                              f"{start.shape}{'' if np.isfinite(start).all() else ' with non-finite values'}")
         first = start.astype(np.complex64)[None]
-    with _torch_globals(), _current_gpu(device):
+    with _torch_globals(), _current_gpu(device), warnings.catch_warnings():
+        # pty-chi converts grad-tracking tensors to numbers (its loss display each epoch, and its set-up
+        # of a non-flat start): torch warns each time, about pty-chi's code, not ours to act on.
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
         task = PtychographyTask(
             _options(cfg, device), diffraction_data=np.ascontiguousarray(counts, dtype=np.float32),
             object_data=first, probe_data=ptychi_probe(probe, intensity_scale, photon_share),
             probe_position_x_px=pos_x, probe_position_y_px=pos_y)
         _synchronise(device)
         started = time.perf_counter()
-        with warnings.catch_warnings():
-            # pty-chi's own loss display converts a grad-tracking tensor: one torch warning per epoch, ours to hide.
-            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
-            task.run()
+        task.run()
         _synchronise(device)
         wall_s = time.perf_counter() - started
         obj = task.get_data_to_cpu("object", as_numpy=True)[0].astype(np.complex64)
