@@ -167,3 +167,20 @@ def test_a_diverged_pinn_job_is_named_as_such_not_compared(study_copy, training_
     assert "| 10000 | baseline | no: PINN diverged | — |" in md
     assert "- dose 10000 baseline, PINN: diverged: loss is not finite at epoch 1" in md
     assert {r["pinn_state"] for r in _rows(study_copy) if r["dose"] == "10000.0"} == {"diverged"}
+
+
+def test_an_iterative_side_started_from_the_pinn_is_named_in_the_notes(study_copy, training_jobs, phase_f):
+    jobs = [phase_f.job(study_copy, j, noise=0.05) for j in training_jobs(study_copy)]
+    start = "pinn: Phase E's stitched prediction of the same photons"
+    jobs[0]["engine_options"] = {**jobs[0]["engine_options"], "object_start": start}
+    phase_f.write(study_copy, jobs)
+    assert _run(study_copy) == 0
+    notes = (study_copy / "compare" / "comparison.md").read_text().split("## Notes")[1]
+    assert f'1 of {len(jobs)} iterative jobs started from "{start}"' in notes and "PINN + LSQML" in notes
+    # Both methods are still compared (the note is not read as a phase that did not run).
+    assert "iterative not run" not in notes and "PINN not run" not in notes
+    # A flat start says nothing.
+    jobs[0]["engine_options"]["object_start"] = "flat (amplitude 1, phase 0)"
+    phase_f.write(study_copy, jobs)
+    assert _run(study_copy) == 0
+    assert "starting object" not in (study_copy / "compare" / "comparison.md").read_text()

@@ -13,7 +13,7 @@ from fly64_compare.cells import Cell, MethodCell, Replicate, collect
 from fly64_compare.run import CompareConfig, CompareResult, compare
 from fly64_compare.stats import Summary, Verdict, refine_verdict, summarize, verdict, verdict_among
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["Cell", "CompareConfig", "CompareResult", "MethodCell", "Replicate", "Summary", "Verdict",
            "__version__", "collect", "compare", "refine_verdict", "summarize", "verdict", "verdict_among"]

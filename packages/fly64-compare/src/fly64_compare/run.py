@@ -82,11 +82,29 @@ def load_inputs(cfg: CompareConfig) -> tuple[TrainingManifest | None, IterativeM
         notes.append(f"PINN not run: no {pinn_path}")
     if iter_path.is_file():
         iterative = load_iterative_manifest(iter_path)
+        notes += start_notes(iterative)
     else:
         notes.append(f"iterative not run: no {iter_path} (run `make iterative`)")
     if training is None and iterative is None:
         raise ManifestError(f"nothing to compare: neither {pinn_path} nor {iter_path} exists")
     return training, iterative, notes
+
+
+def start_notes(iterative: IterativeManifest) -> list[str]:
+    """One note per starting object other than flat that the iterative jobs record.
+
+    ``fly64-iterative --pinn-start`` fits from the PINN's prediction ("PINN + LSQML"): then the
+    "iterative" side of every table is that combined method, and the reader must be told.
+    """
+    starts: dict[str, int] = {}
+    for job in iterative.jobs:
+        start = (job.engine_options or {}).get("object_start")
+        if isinstance(start, str) and not start.startswith("flat"):
+            starts[start] = starts.get(start, 0) + 1
+    # Not "iterative ..." nor "PINN ...": those prefixes mark a phase that was not run (see compare()).
+    return [f"starting object: {count} of {len(iterative.jobs)} iterative jobs started from \"{start}\", not "
+            "from a flat object (`fly64-iterative --pinn-start`): their column is PINN + LSQML"
+            for start, count in starts.items()]
 
 
 def data_records(training: TrainingManifest | None, iterative: IterativeManifest | None) -> dict[str, str]:
