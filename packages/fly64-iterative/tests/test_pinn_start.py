@@ -45,11 +45,29 @@ def test_a_pinn_start_is_recorded_timed_and_verifies(tiny_study_data, phase_e, t
     assert job.wall_time_s == pytest.approx(options["pinn_predict_s"] + options["fit_s"], abs=1e-3)
     assert job.metrics["information"]["info"] is not None
     assert verify(out) == []
-    # A rerun with the same start is done already; one from a flat start is another method and runs.
+    # A rerun with the same start is done already; a flat start is another method, refused in this root.
     assert main(_args(tiny_study_data, out, "--view", "baseline", "--pinn-start", str(phase_e))) == 0
     assert load_iterative_manifest(out).jobs[0].raw == job.raw
-    assert main(_args(tiny_study_data, out, "--view", "baseline", "--no-information")) == 0
-    assert load_iterative_manifest(out).jobs[0].engine_options["object_start"] != OBJECT_START
+    assert main(_args(tiny_study_data, out, "--view", "baseline", "--no-information")) == 1
+    assert load_iterative_manifest(out).jobs[0].raw == job.raw
+
+
+def test_a_bundle_whose_bytes_differ_from_the_record_is_refused_before_anything_is_written(
+        tiny_study_data, phase_e, tmp_path, capsys):
+    import shutil
+
+    # Phase E's manifest names its data roots relative to itself: the copy sits beside the original.
+    copy = phase_e.with_name(phase_e.name + "_tampered")
+    shutil.copytree(phase_e, copy, dirs_exist_ok=True)
+    bundle = load_training_manifest(copy).job(float(TINY_DOSE), "baseline").bundle_path
+    with open(bundle, "ab") as fh:
+        fh.write(b"\0")
+    out = tmp_path / "phase_f_pinn"
+    capsys.readouterr()
+    assert main(_args(tiny_study_data, out, "--view", "baseline", "--pinn-start", str(copy))) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "wts.h5.zip" in err and "differs from the training manifest" in err
+    assert not out.exists()
 
 
 def test_a_cell_without_a_pinn_is_refused_before_anything_is_written(tiny_study_data, phase_e, tmp_path, capsys):

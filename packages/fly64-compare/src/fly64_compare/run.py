@@ -96,15 +96,15 @@ def start_notes(iterative: IterativeManifest) -> list[str]:
     ``fly64-iterative --pinn-start`` fits from the PINN's prediction ("PINN + LSQML"): then the
     "iterative" side of every table is that combined method, and the reader must be told.
     """
-    starts: dict[str, int] = {}
+    starts: dict[tuple[str, str], int] = {}
     for job in iterative.jobs:
         start = (job.engine_options or {}).get("object_start")
         if isinstance(start, str) and not start.startswith("flat"):
-            starts[start] = starts.get(start, 0) + 1
+            starts[start, job.engine] = starts.get((start, job.engine), 0) + 1
     # Not "iterative ..." nor "PINN ...": those prefixes mark a phase that was not run (see compare()).
     return [f"starting object: {count} of {len(iterative.jobs)} iterative jobs started from \"{start}\", not "
-            "from a flat object (`fly64-iterative --pinn-start`): their column is PINN + LSQML"
-            for start, count in starts.items()]
+            f"from a flat object (`fly64-iterative --pinn-start`): their column is PINN + {engine.upper()}"
+            for (start, engine), count in starts.items()]
 
 
 def data_records(training: TrainingManifest | None, iterative: IterativeManifest | None) -> dict[str, str]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from fly64_iterative.convention import counts_of
 from fly64_iterative.engine import EngineConfig, Reconstruction, reconstruct
-from fly64_iterative.pinn_start import OBJECT_START, PinnStart, StartObjects, start_objects
+from fly64_iterative.pinn_start import PinnStart, StartObjects, start_objects, start_options
 from fly64_manifest import ensure_dir, open_append, sha256_file
 from fly64_train.studies.job_log import job_logger
 from fly64_train.studies.matrix import Job
@@ -152,8 +152,8 @@ def _reconstruct_and_score(spec: JobSpec, log: logging.Logger) -> JobRecord:
     metrics.check()
     options = recon.options
     if starts is not None:
-        options = {**options, "object_start": OBJECT_START, "pinn_bundle_sha256": spec.start.sha256,
-                   "pinn_predict_s": round(starts.predict_s, 4), "fit_s": round(recon.wall_s, 4)}
+        options = {**options, **start_options(spec.start), "pinn_predict_s": round(starts.predict_s, 4),
+                   "fit_s": round(recon.wall_s, 4)}
     start_name = "" if starts is None else "PINN + "
     title = f"{spec.job.label()} (test split), {start_name}pty-chi {spec.engine.engine}"
     save_product(evaluation, spec.test_path, spec.job_dir / RECONSTRUCTION_H5, name=title)

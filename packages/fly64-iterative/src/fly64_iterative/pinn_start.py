@@ -58,13 +58,17 @@ class StartObjects:
     """Seconds to predict and stitch ``full`` (part of the method's reconstruction time)."""
 
 
-def locate_bundle(phase_e_root: Path, job: Job) -> tuple[Path, str]:
+def locate_bundle(phase_e_root: Path, job: Job, test_path: Path) -> tuple[Path, str]:
     """The bundle and recorded digest of Phase E's successful job for ``job``'s cell.
+
+    The PINN must have been scored on ``test_path`` itself: a Phase E root made from other Phase C
+    data would start the fit from a network that never saw this split's study.
 
     Raises
     ------
     fly64_manifest.ManifestError
-        No training manifest, or no successful job of that dose, view, gridsize and seed in it.
+        No training manifest, no successful job of that dose, view, gridsize and seed in it, or one
+        scored on another test split.
     """
     from fly64_manifest import ManifestError, load_training_manifest
 
@@ -75,8 +79,33 @@ def locate_bundle(phase_e_root: Path, job: Job) -> tuple[Path, str]:
             if trained.status != "success" or trained.bundle_path is None or trained.bundle_sha256 is None:
                 raise ManifestError(f"{manifest.path}: the PINN of {job.label()} is {trained.status}, "
                                     "so it cannot start the iterative fit")
+            if Path(trained.test_data_path).resolve() != Path(test_path).resolve():
+                raise ManifestError(f"{manifest.path}: the PINN of {job.label()} was scored on "
+                                    f"{trained.test_data_path}, not on {test_path}: another study's Phase E")
             return trained.bundle_path, trained.bundle_sha256
     raise ManifestError(f"{manifest.path}: no PINN of {job.label()} to start the iterative fit from")
+
+
+def check_bundle(start: PinnStart) -> None:
+    """The bundle is a file whose bytes are the recorded ones (before a run writes anything).
+
+    Raises
+    ------
+    fly64_manifest.ManifestError
+        Missing, or its sha256 differs from the training manifest's record.
+    """
+    from fly64_manifest import ManifestError, sha256_file
+
+    if not Path(start.bundle).is_file():
+        raise ManifestError(f"{start.bundle}: the PINN bundle the training manifest records is missing")
+    digest, _ = sha256_file(start.bundle)
+    if digest != start.sha256:
+        raise ManifestError(f"{start.bundle}: sha256 {digest} differs from the training manifest's {start.sha256}")
+
+
+def start_options(start: PinnStart) -> dict[str, str]:
+    """What ``engine_options`` records of a PINN start (also for a job that failed)."""
+    return {"object_start": OBJECT_START, "pinn_bundle_sha256": start.sha256}
 
 
 def start_objects(start: PinnStart, info: DatasetInfo, *, half_a: bool) -> StartObjects:

@@ -21,7 +21,7 @@ from fly64_data.design import StudyDesign, get_study_design
 from fly64_iterative import __version__
 from fly64_iterative.engine import EngineConfig
 from fly64_iterative.job import JobRecord, JobSpec, run_job
-from fly64_iterative.pinn_start import OBJECT_START, PinnStart, locate_bundle
+from fly64_iterative.pinn_start import PinnStart, check_bundle, locate_bundle, start_options
 from fly64_manifest import ManifestError, SkippedView, read_json, sha256_file, validate, write_json
 from fly64_manifest.loaders import OVERLAP_MANIFEST, RUN_MANIFEST
 from fly64_train.studies.inputs import check_file, read_manifest, read_phase_d
@@ -97,7 +97,7 @@ def plan(cfg: IterativeRunConfig, design: StudyDesign | None = None) -> tuple[li
         seed = item.job.seed if item.job.seed is not None else (cfg.seeds[0] if cfg.seeds else cfg.engine.seed)
         start = None
         if cfg.pinn_start_root is not None:
-            bundle, digest = locate_bundle(Path(cfg.pinn_start_root), item.job)
+            bundle, digest = locate_bundle(Path(cfg.pinn_start_root), item.job, item.test_path)
             start = PinnStart(bundle=bundle, sha256=digest, device=cfg.engine.device)
         specs.append(JobSpec(job=item.job, test_path=item.test_path,
                              job_dir=Path(cfg.artifact_root) / item.job.job_dir,
@@ -137,9 +137,13 @@ def run_study(cfg: IterativeRunConfig, out: IO[str] | None = None, design: Study
     for spec in specs:
         spec.check()
     verify_test_splits(specs, Path(cfg.phase_c_root), Path(cfg.phase_d_root))
+    for spec in specs:
+        if spec.start is not None:
+            check_bundle(spec.start)
     root = Path(cfg.artifact_root)
     manifest_path = root / MANIFEST_NAME
     entries = _previous_entries(manifest_path)
+    _refuse_mixed_starts(manifest_path, entries, pinn=cfg.pinn_start_root is not None)
     ran: dict[tuple, JobRecord] = {}
     reused: list[Job] = []
     _write(cfg, manifest_path, entries, skipped)
@@ -174,7 +178,7 @@ def entry(spec: JobSpec, record: JobRecord, cfg: IterativeRunConfig) -> dict[str
         "job_dir": job.job_dir, "data_root": data_root,
         "test_data_path": Path(spec.test_path).relative_to(Path(root)).as_posix(),
         "status": record.status, "error": record.error,
-        "engine": spec.engine.engine, "engine_options": record.options or _settings(spec.engine),
+        "engine": spec.engine.engine, "engine_options": record.options or _settings(spec),
         "engine_version": _ptychi_version(),
         "epochs": spec.engine.epochs, "batch_size": spec.engine.batch_size,
         "noise_model": spec.engine.resolved_noise_model, "device": record.device,
@@ -188,10 +192,11 @@ def entry(spec: JobSpec, record: JobRecord, cfg: IterativeRunConfig) -> dict[str
     return doc
 
 
-def _settings(engine: EngineConfig) -> dict[str, Any]:
+def _settings(spec: JobSpec) -> dict[str, Any]:
+    """What a job that recorded no options of its own (it failed) was asked to run, its start included."""
     from fly64_iterative.engine import engine_options
 
-    return engine_options(engine)
+    return {**engine_options(spec.engine), **(start_options(spec.start) if spec.start is not None else {})}
 
 
 def _ptychi_version() -> str:
@@ -212,6 +217,15 @@ def _previous_entries(path: Path) -> dict[tuple, dict[str, Any]]:
     return {_key_of(raw): raw for raw in doc["jobs"]}
 
 
+def _refuse_mixed_starts(path: Path, entries: dict[tuple, dict[str, Any]], *, pinn: bool) -> None:
+    """One artifact root holds one method: flat-start LSQML or PINN + LSQML, never both."""
+    other = [raw for raw in entries.values()
+             if bool((raw.get("engine_options") or {}).get("pinn_bundle_sha256")) != pinn]
+    if other:
+        have, asked = ("flat-start", "PINN-start") if pinn else ("PINN-start", "flat-start")
+        raise ManifestError(f"{path}: holds {len(other)} {have} job(s); give the {asked} run its own --artifact-root")
+
+
 def _finished(raw: dict[str, Any] | None, spec: JobSpec) -> bool:
     """A success with this run's engine settings whose recorded files are all still intact."""
     if raw is None or raw.get("status") != "success":
@@ -219,7 +233,7 @@ def _finished(raw: dict[str, Any] | None, spec: JobSpec) -> bool:
     options = raw.get("engine_options") or {}
     same = (raw.get("engine"), raw.get("epochs"), raw.get("batch_size"), raw.get("noise_model"),
             options.get("random_seed"), raw.get("metrics", {}).get("information") is not None,
-            options.get("pinn_bundle_sha256") if options.get("object_start") == OBJECT_START else None)
+            options.get("pinn_bundle_sha256"))
     wanted = (spec.engine.engine, spec.engine.epochs, spec.engine.batch_size, spec.engine.resolved_noise_model,
               spec.engine.seed, spec.information, None if spec.start is None else spec.start.sha256)
     if same != wanted:

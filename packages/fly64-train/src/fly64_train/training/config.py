@@ -36,9 +36,12 @@ MAX_N_GROUPS = 10_000_000
 
 def _open_fraction(text: str) -> float:
     """argparse type: a number strictly between 0 and 1 (a factor that lowers a rate)."""
-    value = fraction_or_off(text)
-    if value is None:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}")
     return value
 
 
@@ -123,9 +126,11 @@ class TrainConfig:
         "(ReduceLROnPlateau; default: 0.5)", type=_open_fraction, metavar="F"))
     """Factor of ReduceLROnPlateau, in (0, 1)."""
     plateau_patience: int = field(default=2, metadata=option(
-        "learning-rate schedule: epochs without a lower validation loss before the rate drops "
-        "(default: 2; at least --max-epochs keeps the rate constant)", type=non_negative_int, metavar="N"))
-    """Patience (epochs) of ReduceLROnPlateau; a patience of ``max_epochs`` or more never lowers the rate."""
+        "learning-rate schedule: epochs without a lower validation loss that are tolerated; the rate drops "
+        "at the next one (default: 2; at least --max-epochs keeps the rate constant)", type=non_negative_int,
+        metavar="N"))
+    """Patience of ReduceLROnPlateau in torch's meaning (the rate drops at the ``N + 1``-th epoch without
+    improvement; the TensorFlow backend is given ``N + 1``); ``max_epochs`` or more never lowers the rate."""
     val_fraction: float = field(default=0.05, metadata=internal("model-selection split, the same for every job"))
     """Fraction of the groups held out for validation."""
     count_split: float | None = field(default=0.5, metadata=option(

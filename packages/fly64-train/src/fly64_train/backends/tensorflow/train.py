@@ -314,8 +314,11 @@ class TrainingJob:
             str(self.ckpt_dir / BEST_WEIGHTS), monitor=monitor, mode="min", save_best_only=True,
             save_weights_only=True,
             initial_value_threshold=state["best_loss"] if state and state.get("best_loss") is not None else None)
+        # Keras lowers the rate at the patience-th epoch without improvement, torch after it (num_bad_epochs >
+        # patience): + 1 gives --plateau-patience torch's meaning on both backends.
         plateau = ResumableReduceLROnPlateau(state["plateau"] if state else None, monitor=monitor, mode="min",
-                                             factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=0.0)
+                                             factor=cfg.plateau_factor, patience=cfg.plateau_patience + 1,
+                                             min_lr=0.0)
         last = LastCheckpoint(self.ckpt_dir, plateau, best, monitor)
         callbacks: list[keras.callbacks.Callback] = [self.clock, plateau, best, last]
         logger = self.build_logger(state is not None)
