@@ -35,12 +35,12 @@ MAX_N_GROUPS = 10_000_000
 
 
 def _open_fraction(text: str) -> float:
-    """argparse type: a number strictly between 0 and 1 (a factor that lowers a rate)."""
+    """argparse type: a number strictly between 0 and 1 (a factor that lowers a rate; no "off")."""
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1:
+        value = fraction_or_off(text)
+    except argparse.ArgumentTypeError:
+        value = None  # its message offers 0/off, which a factor does not take
+    if value is None:
         raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}")
     return value
 
