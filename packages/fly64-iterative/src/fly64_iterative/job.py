@@ -190,7 +190,7 @@ def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray
 
     A PINN start is the PINN's prediction from half A alone: half B reaches neither the start nor the fit.
     """
-    from fly64_train.evaluation.information import STITCH_WEIGHT_CUT
+    from fly64_train.evaluation.information import unreached_as_nan
     from fly64_train.evaluation.metrics import COUNT_SPLIT_FRACTION, information_score, split_counts
 
     keys = info.readers["scan_index"].read_all() if "scan_index" in info.readers else None
@@ -201,7 +201,7 @@ def _information(spec: JobSpec, info: Any, truth: np.ndarray, summed: np.ndarray
                                        photon_share=COUNT_SPLIT_FRACTION,
                                        start=None if starts is None else starts.half_a)
     # As for the PINN: pixels the scan did not reach are "not reconstructed" (NaN), not the flat start.
-    recon = np.where(summed > STITCH_WEIGHT_CUT * summed.max(), half.object, np.nan)
+    recon = unreached_as_nan(half.object, summed)
     return information_score(recon, truth, counts_a, counts_b, probe=info.probe, ycoords=info.ycoords,
                              xcoords=info.xcoords, intensity_scale=info.intensity_scale,
                              fraction=COUNT_SPLIT_FRACTION)

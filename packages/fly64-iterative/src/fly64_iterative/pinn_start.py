@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from fly64_manifest import TrainingManifest
     from fly64_train.data.reader import DatasetInfo
     from fly64_train.studies.matrix import Job
 
@@ -58,8 +59,8 @@ class StartObjects:
     """Seconds to predict and stitch ``full`` (part of the method's reconstruction time)."""
 
 
-def locate_bundle(phase_e_root: Path, job: Job, test_path: Path) -> tuple[Path, str]:
-    """The bundle and recorded digest of Phase E's successful job for ``job``'s cell.
+def locate_bundle(manifest: TrainingManifest, job: Job, test_path: Path) -> tuple[Path, str]:
+    """The bundle and recorded digest of Phase E's successful job for ``job``'s cell in ``manifest``.
 
     The PINN must have been scored on ``test_path`` itself: a Phase E root made from other Phase C
     data would start the fit from a network that never saw this split's study.
@@ -67,12 +68,11 @@ def locate_bundle(phase_e_root: Path, job: Job, test_path: Path) -> tuple[Path, 
     Raises
     ------
     fly64_manifest.ManifestError
-        No training manifest, no successful job of that dose, view, gridsize and seed in it, or one
-        scored on another test split.
+        No successful job of that dose, view, gridsize and seed in the manifest, or one scored on
+        another test split.
     """
-    from fly64_manifest import ManifestError, load_training_manifest
+    from fly64_manifest import ManifestError
 
-    manifest = load_training_manifest(phase_e_root)
     for trained in manifest.jobs:
         if (float(trained.dose), trained.view, trained.gridsize, trained.seed) == (
                 float(job.dose), job.view, job.gridsize, job.seed):
@@ -124,20 +124,20 @@ def start_objects(start: PinnStart, info: DatasetInfo, *, half_a: bool) -> Start
     half = None
     if half_a:
         half = filled(*half_a_prediction(model, info, neighbor_count=cfg.neighbor_count,
-                                                grouping_seed=cfg.grouping_seed, batch_size=cfg.batch_size))
+                                         grouping_seed=cfg.grouping_seed, batch_size=cfg.batch_size))
     return StartObjects(full=full, half_a=half, predict_s=predict_s)
 
 
 def filled(image: np.ndarray, summed: np.ndarray) -> np.ndarray:
     """``image`` with the pixels no probe reached set to its mean amplitude, at its mean phase.
 
-    The same cut as the information score's (``STITCH_WEIGHT_CUT``): there the stitch has nothing,
-    and a fit cannot change pixels no probe lights either, so any finite value serves; the mean keeps
-    the start free of steps.
+    The information score's cut (:func:`~fly64_train.evaluation.information.unreached_as_nan`): there the
+    stitch has nothing, and a fit cannot change pixels no probe lights either, so any finite value
+    serves; the mean keeps the start free of steps.
     """
-    from fly64_train.evaluation.information import STITCH_WEIGHT_CUT
+    from fly64_train.evaluation.information import unreached_as_nan
     from fly64_train.evaluation.metrics import InformationScore
 
-    reached = summed > STITCH_WEIGHT_CUT * summed.max()
-    amplitude = float(np.mean(np.abs(image[reached]))) if reached.any() else 1.0
-    return InformationScore.filled(np.where(reached, image, np.nan), amplitude)
+    reached = unreached_as_nan(image, summed)
+    amplitude = float(np.nanmean(np.abs(reached))) if np.isfinite(reached).any() else 1.0
+    return InformationScore.filled(reached, amplitude)

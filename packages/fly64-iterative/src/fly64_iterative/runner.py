@@ -22,7 +22,15 @@ from fly64_iterative import __version__
 from fly64_iterative.engine import EngineConfig
 from fly64_iterative.job import JobRecord, JobSpec, run_job
 from fly64_iterative.pinn_start import PinnStart, check_bundle, locate_bundle, start_options
-from fly64_manifest import ManifestError, SkippedView, read_json, sha256_file, validate, write_json
+from fly64_manifest import (
+    ManifestError,
+    SkippedView,
+    load_training_manifest,
+    read_json,
+    sha256_file,
+    validate,
+    write_json,
+)
 from fly64_manifest.loaders import OVERLAP_MANIFEST, RUN_MANIFEST
 from fly64_train.studies.inputs import check_file, read_manifest, read_phase_d
 from fly64_train.studies.matrix import BASELINE, Job, Located, build_matrix, filter_jobs, locate
@@ -90,14 +98,16 @@ def plan(cfg: IterativeRunConfig, design: StudyDesign | None = None) -> tuple[li
     jobs = filter_jobs(build_matrix(design, overlap, list(cfg.seeds) if cfg.seeds else None), cfg.doses, views)
     found = [locate(job, phase_c, phase_d, overlap) for job in jobs]
     sigma = float(design.metrics_config["ms_ssim_sigma"])
+    # Read once for every job (it is validated as a whole): the bundles a PINN start comes from.
+    trained = load_training_manifest(cfg.pinn_start_root) if cfg.pinn_start_root is not None else None
     specs = []
     for item in found:
         if not isinstance(item, Located):
             continue
         seed = item.job.seed if item.job.seed is not None else (cfg.seeds[0] if cfg.seeds else cfg.engine.seed)
         start = None
-        if cfg.pinn_start_root is not None:
-            bundle, digest = locate_bundle(Path(cfg.pinn_start_root), item.job, item.test_path)
+        if trained is not None:
+            bundle, digest = locate_bundle(trained, item.job, item.test_path)
             start = PinnStart(bundle=bundle, sha256=digest, device=cfg.engine.device)
         specs.append(JobSpec(job=item.job, test_path=item.test_path,
                              job_dir=Path(cfg.artifact_root) / item.job.job_dir,

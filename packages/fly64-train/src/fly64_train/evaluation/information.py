@@ -28,6 +28,15 @@ STITCH_WEIGHT_CUT = 1e-3
 CHUNK = 256
 
 
+def unreached_as_nan(image: np.ndarray, summed: np.ndarray) -> np.ndarray:
+    """``image`` with NaN where the stitch's summed weight is below :data:`STITCH_WEIGHT_CUT` of its maximum.
+
+    Those pixels hold nothing a scan reconstructed: the information score (and a fit started from the
+    image) treat them as not reconstructed.
+    """
+    return np.where(summed > STITCH_WEIGHT_CUT * summed.max(), image, np.nan)
+
+
 class _Halves:
     """Halves A and B of a test file's patterns, made from the file's rows on demand."""
 
@@ -86,8 +95,7 @@ def model_information(model: LoadedModel, test_path: str | os.PathLike | Dataset
     total_a = sum(float(halves(rows)[0].sum(dtype=np.float64)) for rows in chunks)
     amplitude = InformationScore.flat_constant(total_a, info.n, probe=info.probe,
                                                intensity_scale=info.intensity_scale, fraction=fraction)
-    objects = (InformationScore.filled(np.where(summed > STITCH_WEIGHT_CUT * summed.max(), image, np.nan),
-                                       amplitude),
+    objects = (InformationScore.filled(unreached_as_nan(image, summed), amplitude),
                np.full(truth.shape, amplitude, np.complex128), truth)
     totals = np.zeros(3)
     for rows in chunks:
