@@ -70,24 +70,40 @@ def _manifest_path(root: Path, name: str) -> Path:
     return root if root.is_file() else root / name
 
 
-def load_inputs(cfg: CompareConfig) -> tuple[TrainingManifest | None, IterativeManifest | None, list[str]]:
+@dataclass(frozen=True)
+class Inputs:
+    """The two phases' manifests as found, and why one is missing."""
+
+    training: TrainingManifest | None
+    """Phase E's manifest (``None``: the PINN was not run)."""
+    iterative: IterativeManifest | None
+    """Phase F's manifest (``None``: the iterative method was not run)."""
+    training_absent: str | None
+    """One line saying why ``training`` is ``None`` (``None`` when it is there)."""
+    iterative_absent: str | None
+    """One line saying why ``iterative`` is ``None``."""
+    notes: tuple[str, ...]
+    """Everything the comparison's notes should say of its inputs, the absences included."""
+
+
+def load_inputs(cfg: CompareConfig) -> Inputs:
     """Both manifests (``None`` where the phase was not run, with a note); ManifestError for a bad one."""
-    notes: list[str] = []
     training = iterative = None
+    training_absent = iterative_absent = None
     pinn_path = _manifest_path(Path(cfg.phase_e_root), TRAINING_MANIFEST)
     iter_path = _manifest_path(Path(cfg.phase_f_root), ITERATIVE_MANIFEST)
     if pinn_path.is_file():
         training = load_training_manifest(pinn_path)
     else:
-        notes.append(f"PINN not run: no {pinn_path}")
+        training_absent = f"PINN not run: no {pinn_path}"
     if iter_path.is_file():
         iterative = load_iterative_manifest(iter_path)
-        notes += start_notes(iterative)
     else:
-        notes.append(f"iterative not run: no {iter_path} (run `make iterative`)")
+        iterative_absent = f"iterative not run: no {iter_path} (run `make iterative`)"
     if training is None and iterative is None:
         raise ManifestError(f"nothing to compare: neither {pinn_path} nor {iter_path} exists")
-    return training, iterative, notes
+    notes = [n for n in (training_absent, iterative_absent) if n] + (start_notes(iterative) if iterative else [])
+    return Inputs(training, iterative, training_absent, iterative_absent, tuple(notes))
 
 
 def start_notes(iterative: IterativeManifest) -> list[str]:
@@ -101,7 +117,6 @@ def start_notes(iterative: IterativeManifest) -> list[str]:
         start = (job.engine_options or {}).get("object_start")
         if isinstance(start, str) and not start.startswith("flat"):
             starts[start, job.engine] = starts.get((start, job.engine), 0) + 1
-    # Not "iterative ..." nor "PINN ...": those prefixes mark a phase that was not run (see compare()).
     return [f"starting object: {count} of {len(iterative.jobs)} iterative jobs started from \"{start}\", not "
             f"from a flat object (`fly64-iterative --pinn-start`): their column is PINN + {engine.upper()}"
             for (start, engine), count in starts.items()]
@@ -135,10 +150,10 @@ def compare(cfg: CompareConfig) -> CompareResult:
         (one line naming the file); nothing is written then.
     """
     cfg.check()
-    training, iterative, notes = load_inputs(cfg)
-    pinn_absent = next((n for n in notes if n.startswith("PINN")), None)
-    iter_absent = next((n for n in notes if n.startswith("iterative")), None)
-    cells = collect(training, iterative, training_absent=pinn_absent, iterative_absent=iter_absent)
+    inputs = load_inputs(cfg)
+    training, iterative, notes = inputs.training, inputs.iterative, list(inputs.notes)
+    cells = collect(training, iterative, training_absent=inputs.training_absent,
+                    iterative_absent=inputs.iterative_absent)
     sources = [str(m.path) for m in (training, iterative) if m is not None]
     records = data_records(training, iterative)
     output = Path(cfg.output)
